@@ -1,0 +1,129 @@
+"""The one reader of the environment: ``REVIEWBOT_*`` variables and a ``.env`` file.
+
+The usual ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are honoured as fallbacks, so an
+environment already set up for vLLM, Ollama, LM Studio, llama.cpp, LiteLLM or OpenRouter works
+unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from reviewbot.errors import ConfigError
+from reviewbot.result import Severity
+
+DEFAULT_BASE_URL = "https://global-apis.com/v1"
+DEFAULT_MODEL = "qwen3-coder-30b"
+
+
+class PriceOverride(BaseSettings):
+    """A price set by the operator, USD per million tokens; either side may stay unknown."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    input: float | None = Field(default=None, ge=0)
+    output: float | None = Field(default=None, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Each field is ``REVIEWBOT_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REVIEWBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REVIEWBOT_API_KEY", "OPENAI_API_KEY"),
+        description="API key of the model endpoint (falls back to OPENAI_API_KEY).",
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        validation_alias=AliasChoices("REVIEWBOT_BASE_URL", "OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible API, up to and including /v1 (falls back to OPENAI_BASE_URL).",
+    )
+    model: str = Field(default=DEFAULT_MODEL, description="Model name the endpoint knows.")
+    context_window: int = Field(
+        default=32_768,
+        ge=2_048,
+        description="Context window of the model in tokens; requests are packed to fit inside it.",
+    )
+    max_output_tokens: int = Field(
+        default=4_096, ge=256, description="Tokens reserved for each answer (sent as max_tokens)."
+    )
+    concurrency: int = Field(default=4, ge=1, le=64, description="Model requests in flight at once.")
+    timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for one model answer.")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="Retries of a request after 429, 5xx or a timeout (honours Retry-After)."
+    )
+    disable_thinking: bool = Field(
+        default=True,
+        description="Ask thinking-capable models to answer without a reasoning phase (billed tokens).",
+    )
+    temperature: float = Field(default=0.1, ge=0, le=2, description="Sampling temperature.")
+    min_severity: Severity = Field(default=Severity.LOW, description="Findings below this severity are left out.")
+    max_findings: int = Field(default=30, ge=1, description="Most findings kept per review; the most severe win.")
+    include_nits: bool = Field(default=False, description="Also ask for style and naming remarks.")
+    max_cost: float | None = Field(
+        default=None, gt=0, description="Stop sending requests once the estimated cost in USD would pass this."
+    )
+    max_input_tokens: int | None = Field(
+        default=None, gt=0, description="Stop sending requests once the estimated prompt tokens would pass this."
+    )
+    max_file_lines: int = Field(
+        default=5_000, ge=1, description="Files with more changed lines than this are skipped as too large."
+    )
+    include: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated globs; when set, only matching files are reviewed."
+    )
+    exclude: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated globs of files never to review."
+    )
+    extra_instructions: str = Field(default="", description="Text appended to the reviewer's instructions.")
+    input_price: float | None = Field(
+        default=None, ge=0, description="Input price of the configured model, USD per million tokens."
+    )
+    output_price: float | None = Field(
+        default=None, ge=0, description="Output price of the configured model, USD per million tokens."
+    )
+    prices: dict[str, PriceOverride] = Field(
+        default_factory=dict,
+        description='JSON object of prices by model, e.g. {"my-model": {"input": 0.1, "output": 0.4}}.',
+    )
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _split_globs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL; use e.g. http://localhost:8000/v1")
+        return value.rstrip("/")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with command-line values on top.
+
+    A bad value raises :class:`ConfigError` naming the variable, never echoing a secret.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "REVIEWBOT_" + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None

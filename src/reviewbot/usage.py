@@ -1,0 +1,37 @@
+"""Token usage of model requests, as the endpoint reported it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens (and, where the endpoint says, dollars) spent by one or more requests.
+
+    ``cost_usd`` is the endpoint's own figure (OpenRouter sends ``usage.cost``); None when it
+    sent none. A sum of usages has a cost only if every part had one.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    requests: int = 0
+    cost_usd: float | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        if self.requests == 0:
+            cost = other.cost_usd
+        elif other.requests == 0:
+            cost = self.cost_usd
+        elif self.cost_usd is None or other.cost_usd is None:
+            cost = None
+        else:
+            cost = self.cost_usd + other.cost_usd
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            requests=self.requests + other.requests,
+            cost_usd=cost,
+        )

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+
+from reviewbot.diff import Side
+from reviewbot.findings import parse_reply
+from reviewbot.result import Category, Severity
+
+ONE = {
+    "path": "a.py",
+    "line": 3,
+    "start_line": None,
+    "side": "RIGHT",
+    "severity": "high",
+    "category": "bug",
+    "title": "Off by one",
+    "body": "The loop skips the last item.",
+    "quote": "for i in range(n - 1):",
+    "suggestion": None,
+}
+
+
+def test_reads_strict_json() -> None:
+    parsed = parse_reply(json.dumps({"findings": [ONE]}))
+    assert parsed.problem is None
+    assert [(f.path, f.line, f.severity, f.category) for f in parsed.findings] == [
+        ("a.py", 3, Severity.HIGH, Category.BUG)
+    ]
+
+
+def test_reads_json_in_a_code_fence_after_prose() -> None:
+    text = "Here is my review:\n```json\n" + json.dumps({"findings": [ONE]}) + "\n```\nThanks!"
+    assert len(parse_reply(text).findings) == 1
+
+
+def test_reads_json_embedded_in_prose_without_a_fence() -> None:
+    text = "Sure. " + json.dumps({"findings": [ONE]}) + " Let me know {if} you need more."
+    assert len(parse_reply(text).findings) == 1
+
+
+def test_reads_a_bare_list_and_ignores_a_think_block() -> None:
+    text = "<think>the answer is {not this}</think>" + json.dumps([ONE])
+    assert len(parse_reply(text).findings) == 1
+
+
+def test_maps_severity_and_category_synonyms_and_lowercase_sides() -> None:
+    item = dict(ONE, severity="Warning", category="logic", side="left")
+    finding = parse_reply(json.dumps({"findings": [item]})).findings[0]
+    assert (finding.severity, finding.category, finding.side) == (Severity.MEDIUM, Category.CORRECTNESS, Side.LEFT)
+
+
+def test_accepts_line_numbers_sent_as_strings() -> None:
+    finding = parse_reply(json.dumps({"findings": [dict(ONE, line="7", start_line="5")]})).findings[0]
+    assert (finding.start_line, finding.line) == (5, 7)
+
+
+def test_drops_and_counts_items_it_cannot_use() -> None:
+    items = [ONE, {"path": "a.py"}, dict(ONE, line=0), dict(ONE, title="", body=""), "text"]
+    parsed = parse_reply(json.dumps({"findings": items}))
+    assert len(parsed.findings) == 1
+    assert parsed.dropped == 4
+
+
+def test_reports_invalid_json_with_its_position() -> None:
+    parsed = parse_reply('{"findings": [{"path": "a.py", "line": 3,,}]}')
+    assert parsed.findings == ()
+    assert parsed.problem is not None
+    assert "invalid JSON" in parsed.problem
+    assert "column" in parsed.problem
+
+
+def test_reports_an_empty_reply() -> None:
+    assert parse_reply("  ").problem == "the reply was empty"
+
+
+def test_reports_json_without_a_findings_list() -> None:
+    assert parse_reply('{"verdict": "fine"}').problem == 'the JSON has no "findings" list'
+
+
+def test_an_empty_findings_list_is_a_valid_answer() -> None:
+    parsed = parse_reply('{"findings": []}')
+    assert (parsed.findings, parsed.problem) == ((), None)
+
+
+def test_keeps_the_indentation_of_a_suggestion() -> None:
+    finding = parse_reply(json.dumps({"findings": [dict(ONE, suggestion="    return x\n")]})).findings[0]
+    assert finding.suggestion == "    return x\n"
