@@ -17,7 +17,7 @@ def modified_file_diff(path: str = "app/service.py") -> str:
         "     if user is None:",
         "         return None",
         '+    token = request.headers["Authorization"]',
-        "+    query = \"SELECT * FROM users WHERE token = '\" + token + \"'\"",
+        '+    query = "SELECT * FROM users WHERE token = \'" + token + "\'"',
         "     result = db.execute(query)",
         "     return result",
         " ",

@@ -51,6 +51,7 @@ def test_an_unknown_input_price_makes_the_cost_unknown_and_says_how_to_set_it() 
     assert "cost unknown" in note
     assert "REVIEWBOT_INPUT_PRICE" in note
     assert "cost $0" not in note
+    assert "the known side alone is $0.000105" in note
 
 
 def test_the_endpoints_own_cost_wins() -> None:

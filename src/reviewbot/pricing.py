@@ -104,6 +104,7 @@ class CostReport:
     source: str  # "endpoint", "price table" or "unknown"
     missing: tuple[str, ...]  # the price sides we lacked: "input", "output"
     comparisons: tuple[Comparison, ...]
+    partial_usd: float | None = None  # when the cost is unknown: what the sides we do know come to
 
     @property
     def known(self) -> bool:
@@ -132,7 +133,13 @@ def cost_report(usage: Usage, model: str, table: PriceTable) -> CostReport:
         comparisons.append(
             Comparison(reference_price.label, reference_price.cost(usage.input_tokens, usage.output_tokens))
         )
+    partial = None
+    if source == "unknown" and price is not None:
+        known_input = usage.input_tokens if price.input is not None else 0
+        known_output = usage.output_tokens if price.output is not None else 0
+        partial = price.cost(known_input, known_output) or None
     return CostReport(
+        partial_usd=partial,
         model=model,
         usage=usage,
         usd=usd,
@@ -171,7 +178,8 @@ def cost_note(report: CostReport) -> str:
     else:
         sides = " and ".join(report.missing)
         hint = _price_hint(report.missing)
-        parts.append(f"cost unknown ({sides} price of {report.model} not known; set {hint})")
+        known = f"; the known side alone is {format_usd(report.partial_usd)}" if report.partial_usd else ""
+        parts.append(f"cost unknown ({sides} price of {report.model} not known{known}; set {hint})")
     comparisons = ", ".join(f"{c.label} {format_usd(c.usd)}" for c in report.comparisons)
     return "; ".join(parts) + f". The same tokens would have cost {comparisons}."
 

@@ -1,0 +1,219 @@
+"""The command line: the only place that prints or chooses an exit code.
+
+Exit codes: 0 done; 1 a finding at or above ``--fail-on``; 2 a usage, configuration or input
+error; 3 the model endpoint failed for every request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from reviewbot import __version__
+from reviewbot.diff import parse_diff
+from reviewbot.errors import InputError, ModelError, ReviewbotError
+from reviewbot.pricing import cost_report
+from reviewbot.prompt import ReviewContext
+from reviewbot.render import FORMATS, render_plan, render_result
+from reviewbot.result import ReviewResult, Severity
+from reviewbot.review import Prepared, Reply, ReviewOptions, execute, prepare
+from reviewbot.settings import Settings, load_settings
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_MODEL_FAILED = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reviewbot",
+        description="Review code changes with a cheap code model over any OpenAI-compatible endpoint.",
+    )
+    parser.add_argument("--version", action="version", version=f"reviewbot {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    review = commands.add_parser(
+        "review",
+        help="review a diff file, standard input, or a git revision range",
+        description="Review a unified diff and print the findings and what the review cost.",
+    )
+    source = review.add_mutually_exclusive_group()
+    source.add_argument("diff", nargs="?", help="diff file to review, or - for standard input")
+    source.add_argument("--git", metavar="RANGE", help="review `git diff RANGE`, e.g. main...HEAD")
+    review.add_argument("--format", "-f", choices=FORMATS, default="text", help="output format (default: text)")
+    review.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of stdout")
+    review.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent and what it would cost; call no model"
+    )
+    review.add_argument(
+        "--fail-on",
+        choices=[severity.value for severity in Severity],
+        metavar="SEVERITY",
+        help="exit with 1 if a finding is at least this severe (critical, high, medium, low, info)",
+    )
+    review.add_argument("--model", help="model name (REVIEWBOT_MODEL)")
+    review.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
+    review.add_argument("--concurrency", type=int, help="model requests in flight at once")
+    review.add_argument("--context-window", type=int, help="the model's context window in tokens")
+    review.add_argument(
+        "--min-severity",
+        choices=[severity.value for severity in Severity],
+        metavar="SEVERITY",
+        help="leave out findings below this severity",
+    )
+    review.add_argument("--max-findings", type=int, help="keep at most this many findings, most severe first")
+    review.add_argument("--include", action="append", metavar="GLOB", help="only review matching files (repeatable)")
+    review.add_argument("--exclude", action="append", metavar="GLOB", help="never review matching files (repeatable)")
+    review.add_argument("--max-cost", type=float, metavar="USD", help="stop planning requests past this cost")
+    review.add_argument("--nits", action="store_true", default=None, help="also ask for style and naming remarks")
+    review.add_argument("--title", default="", help="title of the change, shown to the model")
+    review.add_argument("--description", default="", help="description of the change, shown to the model")
+    review.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour in text output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _review(args)
+    except ModelError as exc:
+        print(f"reviewbot: {exc}", file=sys.stderr)
+        return EXIT_MODEL_FAILED
+    except ReviewbotError as exc:
+        print(f"reviewbot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("reviewbot: interrupted", file=sys.stderr)
+        return 130
+
+
+def _review(args: argparse.Namespace) -> int:
+    settings = load_settings(
+        model=args.model,
+        base_url=args.base_url,
+        concurrency=args.concurrency,
+        context_window=args.context_window,
+        min_severity=args.min_severity,
+        max_findings=args.max_findings,
+        include=args.include,
+        exclude=args.exclude,
+        max_cost=args.max_cost,
+        include_nits=args.nits,
+    )
+    data = _read_diff(args)
+    diff = parse_diff(data)
+    options = ReviewOptions.from_settings(settings)
+    prepared = prepare(diff, options, ReviewContext(title=args.title, description=args.description))
+    color = _use_color(args)
+    if args.dry_run:
+        _emit(args, render_plan(prepared, args.format, color=color))
+        return EXIT_OK
+    progress = _Progress(sys.stderr) if args.format == "text" and sys.stderr.isatty() else None
+    result = asyncio.run(_run(prepared, settings, progress))
+    cost = cost_report(result.usage, result.model, options.prices)
+    _emit(args, render_result(result, args.format, cost=cost, color=color))
+    if result.all_requests_failed:
+        return EXIT_MODEL_FAILED
+    if args.fail_on and any(finding.severity.at_least(Severity(args.fail_on)) for finding in result.findings):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+async def _run(prepared: Prepared, settings: Settings, progress: _Progress | None) -> ReviewResult:
+    # Imported here so a dry run never loads the HTTP client stack.
+    from reviewbot.llm import ModelClient
+
+    if not prepared.plan.requests:
+        return await execute(prepared, _NoModel())
+    async with ModelClient.from_settings(settings) as client:
+        try:
+            return await execute(prepared, client, progress.update if progress else None)
+        finally:
+            if progress is not None:
+                progress.clear()
+
+
+class _NoModel:
+    """Stands in for the model when nothing needs reviewing, so no key is needed."""
+
+    async def complete(  # pragma: no cover - never called: there is no request to send
+        self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str = "review"
+    ) -> Reply:
+        raise AssertionError("no request was planned")
+
+
+class _Progress:
+    """A one-line progress display on a terminal."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def update(self, done: int, total: int) -> None:
+        self._stream.write(f"\rreviewbot: reviewed {done} of {total} part{'s' if total != 1 else ''}…")
+        self._stream.flush()
+
+    def clear(self) -> None:
+        self._stream.write("\r\033[K")
+        self._stream.flush()
+
+
+def _read_diff(args: argparse.Namespace) -> bytes:
+    if args.git:
+        return _git_diff(args.git)
+    if args.diff in (None, "-"):
+        if args.diff is None and sys.stdin.isatty():
+            raise InputError("no diff given: pass a diff file, - for standard input, or --git RANGE")
+        return sys.stdin.buffer.read()
+    path = Path(args.diff)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(
+            f"{args.diff} does not exist; pass a diff file, - for standard input, or --git RANGE"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {args.diff}: {exc.strerror}") from exc
+
+
+def _git_diff(revisions: str) -> bytes:
+    # -M finds renames like GitHub does; --full-index and no colour keep the output parseable.
+    command = ["git", "diff", "-M", "--full-index", "--no-color", "--no-ext-diff", revisions, "--"]
+    try:
+        completed = subprocess.run(command, capture_output=True, check=False, timeout=120)
+    except FileNotFoundError:
+        raise InputError("git is not installed or not on PATH; pass a diff file instead") from None
+    except subprocess.TimeoutExpired:
+        raise InputError(f"`git diff {revisions}` took longer than 120 s") from None
+    if completed.returncode != 0:
+        message = completed.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        detail = message[0] if message else f"exit code {completed.returncode}"
+        raise InputError(f"`git diff {revisions}` failed: {detail}")
+    return completed.stdout
+
+
+def _use_color(args: argparse.Namespace) -> bool:
+    if args.format != "text" or args.output:
+        return False
+    if args.color != "auto":
+        return bool(args.color == "always")
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _emit(args: argparse.Namespace, text: str) -> None:
+    if not text.endswith("\n"):
+        text += "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the console script
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The command line, run in-process against the fake endpoint on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fake_openai import FakeOpenAI, Reply
+from fixtures_path import FIXTURE_DIFFS, SAMPLE_DIFFS
+from reviewbot.cli import main
+
+LEEWAY = SAMPLE_DIFFS / "sample_leeway.diff"
+BUG = {
+    "path": "src/itsdangerous/timed.py",
+    "line": 155,
+    "start_line": None,
+    "side": "RIGHT",
+    "severity": "high",
+    "category": "bug",
+    "title": "Negative leeway check is inverted",
+    "body": "`age < self.leeway` rejects every fresh signature; compare against `-self.leeway`.",
+    "quote": "if age < self.leeway:",
+    "suggestion": "            if age < -self.leeway:",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No settings leak in from the machine: no keys, no .env file in the working directory."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("REVIEWBOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def endpoint(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    monkeypatch.setenv("REVIEWBOT_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("REVIEWBOT_API_KEY", "sk-cli-test")
+    monkeypatch.setenv("REVIEWBOT_MAX_RETRIES", "0")
+    return fake_openai
+
+
+def test_dry_run_shows_the_plan_without_a_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(LEEWAY), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "uv.lock" in out
+    assert "lock file" in out
+    assert "GPT-4o $" in out
+
+
+def test_dry_run_json_holds_the_exact_messages(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(LEEWAY), "--dry-run", "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["schema"] == "reviewbot.plan/1"
+    assert len(plan["requests"]) == 1
+    assert plan["messages"][0][0]["role"] == "system"
+    assert "155 +            if age < self.leeway:" in plan["messages"][0][1]["content"]
+
+
+def test_a_real_run_without_a_key_names_the_variable_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(LEEWAY)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reviewbot: no API key")
+    assert "REVIEWBOT_API_KEY" in err
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown", "sarif", "github"])
+def test_prints_the_review_in_every_format(endpoint: FakeOpenAI, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    endpoint.push(Reply.json({"findings": [BUG]}))
+    assert main(["review", str(LEEWAY), "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert "Negative leeway check is inverted" in out
+    if fmt in ("json", "sarif"):
+        json.loads(out)
+    if fmt == "text":
+        assert "\033[" not in out
+
+
+def test_fail_on_exits_1_when_a_finding_is_severe_enough(endpoint: FakeOpenAI) -> None:
+    endpoint.push(Reply.json({"findings": [BUG]}), Reply.json({"findings": [BUG]}))
+    assert main(["review", str(LEEWAY), "--fail-on", "critical", "-f", "json", "-o", "out.json"]) == 0
+    assert main(["review", str(LEEWAY), "--fail-on", "high", "-f", "json", "-o", "out.json"]) == 1
+    assert json.loads(Path("out.json").read_text("utf-8"))["findings"][0]["line"] == 155
+
+
+def test_exits_3_when_every_request_failed(endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]) -> None:
+    endpoint.set_default(lambda body: Reply.status(503))
+    assert main(["review", str(LEEWAY)]) == 3
+    assert "could not be reviewed" in capsys.readouterr().out
+
+
+def test_a_refused_key_exits_3_without_printing_the_key(
+    endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint.set_default(lambda body: Reply.status(401))
+    assert main(["review", str(LEEWAY)]) == 3
+    captured = capsys.readouterr()
+    assert "sk-cli-test" not in captured.out + captured.err
+    assert "REVIEWBOT_API_KEY" in captured.err
+
+
+def test_reads_the_diff_from_standard_input(endpoint: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(LEEWAY.read_bytes())))
+    assert main(["review", "-", "-f", "json", "-o", "out.json"]) == 0
+    assert json.loads(Path("out.json").read_text("utf-8"))["usage"]["requests"] == 1
+
+
+def test_a_malformed_diff_exits_2_naming_the_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.diff"
+    bad.write_text("diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n-a\n+b\n", encoding="utf-8")
+    assert main(["review", str(bad), "--dry-run"]) == 2
+    assert "line 6" in capsys.readouterr().err
+
+
+def test_text_that_is_not_a_diff_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n", encoding="utf-8")
+    assert main(["review", str(notes)]) == 2
+    assert "not a unified diff" in capsys.readouterr().err
+
+
+def test_a_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", "nope.diff"]) == 2
+    assert "nope.diff does not exist" in capsys.readouterr().err
+
+
+def test_an_empty_diff_is_nothing_to_review(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.diff"
+    empty.write_bytes(b"")
+    assert main(["review", str(empty), "-f", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["findings"], result["requests_planned"]) == ([], 0)
+
+
+def test_a_diff_with_only_skipped_files_needs_no_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(FIXTURE_DIFFS / "bat-f8b6a009cbb7.diff")]) == 0
+    assert "binary file" in capsys.readouterr().out
+
+
+def test_reviews_a_git_revision_range(endpoint: FakeOpenAI, tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "app.py").write_text("def f(x):\n    return x\n", encoding="utf-8")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    (tmp_path / "app.py").write_text("def f(x):\n    return x / 0\n", encoding="utf-8")
+    git("commit", "-qam", "two")
+    endpoint.push(Reply.json({"findings": [dict(BUG, path="app.py", line=2, quote="return x / 0")]}))
+    assert main(["review", "--git", "HEAD~1..HEAD", "-f", "json", "-o", "out.json"]) == 0
+    assert [f["line"] for f in json.loads(Path("out.json").read_text("utf-8"))["findings"]] == [2]
+    assert "2 +    return x / 0" in endpoint.requests[0].body["messages"][1]["content"]
+
+
+def test_a_bad_revision_range_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
+    assert main(["review", "--git", "nope..HEAD"]) == 2
+    assert "git diff nope..HEAD` failed" in capsys.readouterr().err
+
+
+def test_a_bad_setting_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REVIEWBOT_CONCURRENCY", "lots")
+    assert main(["review", str(LEEWAY), "--dry-run"]) == 2
+    assert "REVIEWBOT_CONCURRENCY" in capsys.readouterr().err
+
+
+def test_max_cost_without_a_known_price_says_which_prices_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(LEEWAY), "--dry-run", "--max-cost", "0.01"]) == 2
+    assert "REVIEWBOT_INPUT_PRICE" in capsys.readouterr().err
+
+
+def test_the_console_script_runs_the_readme_quickstart() -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples" / "leeway.diff"
+    completed = subprocess.run(
+        [sys.executable, "-m", "reviewbot", "review", str(examples), "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "lock file" in completed.stdout

@@ -1,0 +1,418 @@
+"""The model client, with the real openai SDK talking to a fake endpoint over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+import openai
+import pytest
+
+from fake_openai import FakeOpenAI, Reply, TokenUsage
+from reviewbot.errors import ConfigError, ModelAuthError, ModelError
+from reviewbot.llm import ModelClient, ModelReply, strip_thinking
+from reviewbot.settings import Settings
+from reviewbot.usage import Usage
+
+KEY = "sk-test-0123456789abcdef"
+MESSAGES = [
+    {"role": "system", "content": "You review code."},
+    {"role": "user", "content": "Review this diff."},
+]
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"findings": {"type": "array", "items": {"type": "string"}}},
+    "required": ["findings"],
+    "additionalProperties": False,
+}
+FAST = {"retry-after-ms": "10"}
+
+
+def make_client(
+    base_url: str,
+    *,
+    api_key: str = KEY,
+    timeout: float = 5.0,
+    max_retries: int = 2,
+    concurrency: int = 4,
+    disable_thinking: bool = True,
+) -> ModelClient:
+    return ModelClient(
+        base_url=base_url,
+        api_key=api_key,
+        model="fake-model",
+        timeout=timeout,
+        max_retries=max_retries,
+        concurrency=concurrency,
+        max_output_tokens=512,
+        temperature=0.1,
+        disable_thinking=disable_thinking,
+    )
+
+
+def ask(base_url: str, *, calls: int = 1, **options: Any) -> list[ModelReply]:
+    """Make ``calls`` requests one after another with one client; return the replies."""
+
+    async def main() -> list[ModelReply]:
+        async with make_client(base_url, **options) as client:
+            return [await client.complete(MESSAGES, SCHEMA) for _ in range(calls)]
+
+    return asyncio.run(main())
+
+
+def ask_error(base_url: str, **options: Any) -> ModelError:
+    with pytest.raises(ModelError) as info:
+        ask(base_url, **options)
+    return info.value
+
+
+def response_formats(fake: FakeOpenAI) -> list[str]:
+    return [request.body.get("response_format", {}).get("type", "text") for request in fake.requests]
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- answers and usage ------------------------------------------------------------------------
+
+
+def test_a_json_reply_comes_back_with_its_usage(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.json({"findings": ["x"]}, usage=TokenUsage(prompt_tokens=120, completion_tokens=30)))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert reply.text == '{"findings": ["x"]}'
+    assert reply.usage == Usage(input_tokens=120, output_tokens=30, reasoning_tokens=0, requests=1, cost_usd=None)
+    assert reply.usage_reported
+    assert reply.response_format == "json_schema"
+    assert reply.finish_reason == "stop"
+    assert reply.seconds > 0
+
+
+def test_the_request_carries_the_model_settings_and_the_strict_schema(fake_openai: FakeOpenAI) -> None:
+    ask(fake_openai.base_url)
+
+    [request] = fake_openai.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.body["model"] == "fake-model"
+    assert request.body["messages"] == MESSAGES
+    assert request.body["temperature"] == 0.1
+    assert request.body["max_tokens"] == 512
+    assert "stream" not in request.body
+    assert request.body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "review", "schema": SCHEMA, "strict": True},
+    }
+
+
+def test_the_cost_the_endpoint_reports_is_kept(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.json({}, usage=TokenUsage(prompt_tokens=1000, completion_tokens=200, cost=0.00042)))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert reply.usage.cost_usd == pytest.approx(0.00042)
+
+
+def test_reasoning_tokens_are_counted(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.json({}, usage=TokenUsage(prompt_tokens=10, completion_tokens=90, reasoning_tokens=70)))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert (reply.usage.output_tokens, reply.usage.reasoning_tokens) == (90, 70)
+
+
+def test_a_reply_without_usage_is_flagged_as_unreported(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.no_usage({"findings": []}))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert not reply.usage_reported
+    assert reply.usage == Usage(requests=1)
+    assert reply.text == '{"findings": []}'
+
+
+def test_think_blocks_are_stripped_from_the_answer(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.text('<think>\nThe diff adds a loop.\n</think>\n\n{"findings": []}', finish_reason="length"))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert reply.text == '{"findings": []}'
+    assert reply.finish_reason == "length"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("<think>a</think>answer", "answer"),
+        ("<think>a</think> one <think>b</think> two", "one  two"),
+        ("reasoning the template opened</think>\nanswer", "answer"),
+        ("<think>cut off while thinking", ""),
+        ("no thinking at all", "no thinking at all"),
+    ],
+)
+def test_strip_thinking_keeps_only_the_answer(content: str, expected: str) -> None:
+    assert strip_thinking(content) == expected
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply.raw({"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}),
+        Reply.text(None),
+        Reply.raw("not a completion"),
+    ],
+    ids=["no choices", "null content", "not an object"],
+)
+def test_an_empty_answer_is_a_model_error(fake_openai: FakeOpenAI, reply: Reply) -> None:
+    fake_openai.push(reply)
+
+    error = ask_error(fake_openai.base_url)
+
+    assert "the endpoint returned no answer" in str(error)
+
+
+# -- the structured-output ladder and the thinking switch ---------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_refused_json_schema_falls_back_to_json_object_and_later_requests_start_there(
+    fake_openai: FakeOpenAI, status: int
+) -> None:
+    fake_openai.push(Reply.error(status, "response_format json_schema is not supported"))
+
+    first, second = ask(fake_openai.base_url, calls=2)
+
+    assert response_formats(fake_openai) == ["json_schema", "json_object", "json_object"]
+    assert first.response_format == second.response_format == "json_object"
+
+
+def test_an_endpoint_refusing_both_json_modes_is_asked_in_plain_text(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(
+        Reply.error(400, "response_format json_schema is not supported"),
+        Reply.error(400, "response_format json_object is not supported"),
+        Reply.text("plain answer"),
+    )
+
+    first, second = ask(fake_openai.base_url, calls=2)
+
+    assert response_formats(fake_openai) == ["json_schema", "json_object", "text", "text"]
+    assert "response_format" not in fake_openai.requests[-1].body
+    assert (first.text, first.response_format, second.response_format) == ("plain answer", "text", "text")
+
+
+def test_a_bad_request_at_every_level_is_a_model_error_and_does_not_downgrade(fake_openai: FakeOpenAI) -> None:
+    too_long = "This model's maximum context length is 32768 tokens."
+    fake_openai.set_default(lambda body: Reply.error(400, too_long, error_code="context_length_exceeded"))
+
+    async def main() -> tuple[str, str]:
+        async with make_client(fake_openai.base_url) as client:
+            with pytest.raises(ModelError) as info:
+                await client.complete(MESSAGES, SCHEMA)
+            return str(info.value), client.response_format
+
+    message, level_after = asyncio.run(main())
+
+    assert response_formats(fake_openai) == ["json_schema", "json_object", "text"]
+    assert "HTTP 400" in message
+    assert too_long in message
+    assert level_after == "json_schema"
+
+
+def test_the_thinking_switch_is_sent_only_when_thinking_is_disabled(fake_openai: FakeOpenAI) -> None:
+    ask(fake_openai.base_url, disable_thinking=True)
+    ask(fake_openai.base_url, disable_thinking=False)
+
+    with_switch, without_switch = fake_openai.requests
+    assert with_switch.body["chat_template_kwargs"] == {"enable_thinking": False}
+    assert "chat_template_kwargs" not in without_switch.body
+
+
+def test_a_refused_chat_template_kwargs_is_dropped_and_not_sent_again(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.error(400, "Unrecognized request argument supplied: chat_template_kwargs"))
+
+    first, second = ask(fake_openai.base_url, calls=2)
+
+    sent = ["chat_template_kwargs" in request.body for request in fake_openai.requests]
+    assert sent == [True, False, False]
+    assert response_formats(fake_openai) == ["json_schema", "json_schema", "json_schema"]
+    assert first.response_format == second.response_format == "json_schema"
+
+
+# -- retries and errors ------------------------------------------------------------------------
+
+
+def test_a_429_is_retried_after_the_retry_after_ms_delay(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.status(429, headers=FAST), Reply.json({"findings": []}))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert reply.text == '{"findings": []}'
+    assert len(fake_openai.requests) == 2
+    assert fake_openai.requests[1].headers["x-stainless-retry-count"] == "1"
+
+
+def test_a_retry_after_header_in_whole_seconds_is_honoured(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.status(429, headers={"retry-after": "1"}))
+
+    ask(fake_openai.base_url)
+
+    first, retry = fake_openai.requests
+    assert retry.received_at - first.received_at >= 0.95
+
+
+def test_a_500_is_retried_and_the_retry_succeeds(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.status(500, headers=FAST), Reply.json({"ok": True}))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert reply.text == '{"ok": true}'
+    assert len(fake_openai.requests) == 2
+
+
+def test_a_lasting_500_becomes_a_model_error_after_the_retries(fake_openai: FakeOpenAI) -> None:
+    fake_openai.set_default(lambda body: Reply.status(500, headers=FAST))
+
+    error = ask_error(fake_openai.base_url, max_retries=1)
+
+    assert len(fake_openai.requests) == 2
+    assert "HTTP 500" in str(error)
+    assert not isinstance(error, ModelAuthError)
+    assert isinstance(error.__cause__, openai.InternalServerError)
+
+
+def test_a_lasting_429_becomes_a_model_error_naming_the_rate_limit(fake_openai: FakeOpenAI) -> None:
+    fake_openai.set_default(lambda body: Reply.status(429, headers=FAST))
+
+    error = ask_error(fake_openai.base_url, max_retries=1)
+
+    assert "429" in str(error)
+    assert "rate limit" in str(error)
+    assert isinstance(error.__cause__, openai.RateLimitError)
+
+
+def test_a_reply_slower_than_the_timeout_becomes_a_model_error(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.delay(2.0))
+    started = time.monotonic()
+
+    error = ask_error(fake_openai.base_url, timeout=0.3, max_retries=0)
+
+    assert time.monotonic() - started < 1.5
+    assert "timed out after 0.3 s" in str(error)
+    assert isinstance(error.__cause__, openai.APITimeoutError)
+
+
+def test_a_refused_key_is_a_model_auth_error_that_does_not_show_the_key(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.status(401))
+
+    error = ask_error(fake_openai.base_url)
+
+    assert isinstance(error, ModelAuthError)
+    assert "HTTP 401" in str(error)
+    assert fake_openai.base_url in str(error)
+    assert KEY in str(error.__cause__)  # the endpoint did echo it...
+    assert KEY not in str(error)  # ...but we do not
+    assert len(fake_openai.requests) == 1
+
+
+def test_an_endpoint_error_echoing_the_key_is_redacted(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.status(503, message="upstream refused {key}"))
+
+    error = ask_error(fake_openai.base_url, max_retries=0)
+
+    assert "HTTP 503: upstream refused ***" in str(error)
+    assert KEY not in str(error)
+
+
+def test_an_unknown_model_is_a_model_error_naming_the_model(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.status(404))
+
+    error = ask_error(fake_openai.base_url)
+
+    assert "'fake-model'" in str(error)
+    assert "may be unknown" in str(error)
+    assert len(fake_openai.requests) == 1
+
+
+def test_a_closed_port_is_a_model_error_naming_the_url() -> None:
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+
+    error = ask_error(base_url, max_retries=0)
+
+    assert f"could not connect to {base_url}" in str(error)
+    assert isinstance(error.__cause__, openai.APIConnectionError)
+
+
+# -- concurrency and settings ------------------------------------------------------------------
+
+
+def test_no_more_requests_than_the_concurrency_are_in_flight(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(*[Reply.delay(0.1)] * 6)
+
+    async def main() -> list[ModelReply]:
+        async with make_client(fake_openai.base_url, concurrency=2) as client:
+            return await asyncio.gather(*[client.complete(MESSAGES, SCHEMA) for _ in range(6)])
+
+    replies = asyncio.run(main())
+
+    assert len(replies) == 6
+    assert len(fake_openai.requests) == 6
+    assert fake_openai.max_in_flight == 2
+    assert max(reply.seconds for reply in replies) < 0.25  # the wait for a slot is not counted
+
+
+def test_from_settings_without_a_key_is_a_config_error() -> None:
+    settings = Settings(base_url="http://127.0.0.1:9/v1", api_key=None)
+
+    with pytest.raises(ConfigError, match=r"no API key: set REVIEWBOT_API_KEY \(or OPENAI_API_KEY\)") as info:
+        ModelClient.from_settings(settings)
+
+    assert "http://127.0.0.1:9/v1" in str(info.value)
+
+
+def test_from_settings_sends_the_configured_key_and_model(fake_openai: FakeOpenAI) -> None:
+    settings = Settings(base_url=fake_openai.base_url, api_key="sk-from-settings", model="qwen3-coder")
+
+    async def main() -> None:
+        async with ModelClient.from_settings(settings) as client:
+            await client.complete(MESSAGES, SCHEMA)
+
+    asyncio.run(main())
+
+    [request] = fake_openai.requests
+    assert request.headers["authorization"] == "Bearer sk-from-settings"
+    assert request.body["model"] == "qwen3-coder"
+
+
+# -- the fake itself speaks streaming ------------------------------------------------------------
+
+
+def test_the_fake_endpoint_streams_chunks_and_a_usage_chunk(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.text("a streamed answer that spans chunks", usage=TokenUsage(7, 9)))
+
+    async def main() -> tuple[str, openai.types.CompletionUsage | None]:
+        async with openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key=KEY, max_retries=0) as client:
+            stream = await client.chat.completions.create(
+                model="fake-model",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            text, usage = "", None
+            async for chunk in stream:
+                if chunk.choices:
+                    text += chunk.choices[0].delta.content or ""
+                usage = chunk.usage or usage
+            return text, usage
+
+    text, usage = asyncio.run(main())
+
+    assert text == "a streamed answer that spans chunks"
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens) == (7, 9)

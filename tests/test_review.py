@@ -1,0 +1,188 @@
+"""The whole engine against the fake endpoint over loopback, with the real openai client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+
+from fake_openai import FakeOpenAI, Reply, TokenUsage
+from fixtures_path import SAMPLE_DIFFS
+from reviewbot.diff import Side, parse_diff
+from reviewbot.errors import ModelAuthError
+from reviewbot.filters import FilterRules
+from reviewbot.llm import ModelClient
+from reviewbot.pricing import default_price_table
+from reviewbot.result import ReviewResult, Severity
+from reviewbot.review import Prepared, ReviewOptions, execute, prepare
+
+LEEWAY = SAMPLE_DIFFS / "sample_leeway.diff"
+LARGE = SAMPLE_DIFFS / "sample_large_trace.diff"
+
+
+def options(context_window: int = 32_768, **fields: Any) -> ReviewOptions:
+    return ReviewOptions(
+        model="qwen3-coder-30b",
+        context_window=context_window,
+        max_output_tokens=1_024,
+        rules=FilterRules(),
+        prices=default_price_table(),
+        **fields,
+    )
+
+
+def run(server: FakeOpenAI, prepared: Prepared, *, max_retries: int = 0, key: str = "sk-test") -> ReviewResult:
+    async def go() -> ReviewResult:
+        async with ModelClient(
+            base_url=server.base_url,
+            api_key=key,
+            model="qwen3-coder-30b",
+            timeout=5,
+            max_retries=max_retries,
+            concurrency=3,
+            max_output_tokens=1_024,
+            temperature=0.1,
+            disable_thinking=True,
+        ) as client:
+            return await execute(prepared, client)
+
+    return asyncio.run(go())
+
+
+def finding(path: str, line: int, quote: str = "", **fields: Any) -> dict[str, Any]:
+    base = {
+        "path": path,
+        "line": line,
+        "start_line": None,
+        "side": "RIGHT",
+        "severity": "high",
+        "category": "bug",
+        "title": "Call before the docstring",
+        "body": "The call makes the docstring a plain string expression.",
+        "quote": quote,
+        "suggestion": None,
+    }
+    base.update(fields)
+    return base
+
+
+def test_reviews_the_sample_change_and_places_the_finding_on_its_line(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(
+        Reply.json(
+            {"findings": [finding("src/itsdangerous/timed.py", 155, "if age < self.leeway:", severity="medium")]},
+            usage=TokenUsage(prompt_tokens=2_000, completion_tokens=120),
+        )
+    )
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+    assert [(f.path, f.line, f.side, f.severity) for f in result.findings] == [
+        ("src/itsdangerous/timed.py", 155, Side.RIGHT, Severity.MEDIUM)
+    ]
+    assert [skipped.path for skipped in result.skipped] == ["uv.lock"]
+    assert (result.usage.input_tokens, result.usage.output_tokens, result.usage.requests) == (2_000, 120, 1)
+    body = fake_openai.requests[0].body
+    assert body["model"] == "qwen3-coder-30b"
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+    user = body["messages"][1]["content"]
+    assert "155 +            if age < self.leeway:" in user
+    assert "L148 -            if age < 0:" in user
+    assert "uv.lock" not in user
+
+
+def test_asks_once_more_when_the_answer_is_not_json_and_counts_it(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(
+        Reply.text('{"findings": [{"path": "x", "line": 1,,}]}', usage=TokenUsage(100, 10)),
+        Reply.json({"findings": [finding("CHANGES.rst", 8)]}, usage=TokenUsage(150, 20)),
+    )
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+    assert [(f.path, f.line) for f in result.findings] == [("CHANGES.rst", 8)]
+    assert result.repairs.invalid_json == 1
+    assert (result.usage.input_tokens, result.usage.output_tokens, result.usage.requests) == (250, 30, 2)
+    repair = fake_openai.requests[1].body["messages"]
+    assert repair[-2]["role"] == "assistant"
+    assert "invalid JSON" in repair[-1]["content"]
+
+
+def test_reports_a_request_whose_answer_stays_unreadable(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.text("I think it looks fine."), Reply.text("Still fine!"))
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+    assert result.findings == ()
+    assert len(result.failed) == 1
+    assert "not valid JSON twice" in result.failed[0].reason
+    assert {item.path for item in result.not_reviewed} == {
+        "CHANGES.rst",
+        "src/itsdangerous/timed.py",
+        "tests/test_itsdangerous/test_timed.py",
+    }
+    assert result.all_requests_failed
+
+
+def test_a_failed_request_is_reported_and_the_rest_of_the_review_still_comes_out(fake_openai: FakeOpenAI) -> None:
+    prepared = prepare(parse_diff(LARGE.read_bytes()), options(context_window=4_096))
+    assert len(prepared.plan.requests) >= 3
+    doomed = prepared.plan.requests[1].messages[1]["content"]
+
+    def answer(body: dict[str, Any]) -> Reply:
+        if body["messages"][1]["content"] == doomed:
+            return Reply.status(500)
+        user = body["messages"][1]["content"]
+        path = re.search(r"^File: (\S+)", user, re.MULTILINE)
+        line = re.search(r"^(\d+) \+", user, re.MULTILINE)
+        assert path is not None
+        assert line is not None
+        return Reply.json({"findings": [finding(path.group(1), int(line.group(1)), title=f"t{line.group(1)}")]})
+
+    fake_openai.set_default(answer)
+    result = run(fake_openai, prepared)
+    assert [failure.index for failure in result.failed] == [1]
+    assert "500" in result.failed[0].reason
+    assert len(result.findings) == len(prepared.plan.requests) - 1
+    failed_paths = set(prepared.plan.requests[1].paths)
+    assert failed_paths <= {item.path for item in result.not_reviewed}
+    assert not result.all_requests_failed
+
+
+def test_a_line_off_the_diff_is_moved_or_kept_as_a_file_note(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(
+        Reply.json(
+            {
+                "findings": [
+                    finding("src/itsdangerous/timed.py", 161, "if age < self.leeway:", title="moved"),
+                    finding("src/itsdangerous/timed.py", 900, "nowhere()", title="note"),
+                    finding("not/in/the/diff.py", 3, title="dropped"),
+                ]
+            }
+        )
+    )
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+    placed = {f.title: f.line for f in result.findings}
+    assert placed == {"moved": 155, "note": None}
+    assert (result.repairs.moved, result.repairs.to_file_level, result.repairs.dropped) == (1, 1, 1)
+
+
+def test_a_refused_key_stops_the_review(fake_openai: FakeOpenAI) -> None:
+    fake_openai.set_default(lambda body: Reply.status(401))
+    prepared = prepare(parse_diff(LARGE.read_bytes()), options(context_window=4_096))
+    with pytest.raises(ModelAuthError) as caught:
+        run(fake_openai, prepared, key="sk-very-secret")
+    assert "sk-very-secret" not in str(caught.value)
+
+
+def test_retries_a_rate_limited_request_and_keeps_its_findings(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(
+        Reply.status(429, headers={"retry-after-ms": "20"}),
+        Reply.json({"findings": [finding("CHANGES.rst", 8)]}),
+    )
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()), max_retries=2)
+    assert len(result.findings) == 1
+    assert len(fake_openai.requests) == 2
+
+
+def test_sums_the_endpoints_own_cost(fake_openai: FakeOpenAI) -> None:
+    fake_openai.set_default(lambda body: Reply.json({"findings": []}, usage=TokenUsage(1_000, 50, cost=0.00021)))
+    prepared = prepare(parse_diff(LARGE.read_bytes()), options(context_window=4_096))
+    result = run(fake_openai, prepared)
+    assert result.usage.requests == len(prepared.plan.requests)
+    assert result.usage.cost_usd == pytest.approx(0.00021 * len(prepared.plan.requests))
