@@ -477,3 +477,18 @@ def test_rejects_a_hunk_shorter_than_its_header_before_the_next_file_naming_the_
 @pytest.mark.parametrize("blank", [b"", "", b"\n", "  \n\t\n", b"\r\n\r\n"])
 def test_reads_empty_or_blank_input_as_a_diff_without_files(blank: bytes | str) -> None:
     assert parse_diff(blank) == Diff(files=())
+
+
+def test_reads_a_path_that_itself_contains_space_b_slash() -> None:
+    text = (
+        "diff --git a/Plan b/notes.md b/Plan b/notes.md\n"
+        "index 1111111..2222222 100644\n"
+        "--- a/Plan b/notes.md\t\n"
+        "+++ b/Plan b/notes.md\t\n"
+        "@@ -1 +1 @@\n"
+        "-x\n"
+        "+see Plan b/notes.md\n"
+    )
+    (file,) = parse_diff(text).files
+    assert (file.old_path, file.new_path) == ("Plan b/notes.md", "Plan b/notes.md")
+    assert file.hunks[0].lines[1].text == "see Plan b/notes.md"

@@ -162,6 +162,7 @@ def parse_diff(data: str | bytes) -> Diff:
     text = decode(data) if isinstance(data, bytes) else data
     if not text.strip():
         return Diff(files=())
+    text = _protect_ambiguous_names(text)
     counter = _LineCounter(text)
     try:
         patch = PatchSet(counter)
@@ -257,7 +258,27 @@ def _status(
 def _clean_path(raw: str | None) -> str | None:
     if raw is None or raw == "/dev/null":
         return None
-    return strip_prefix(unquote_c_style(raw.rstrip("\r")))
+    return strip_prefix(unquote_c_style(raw.rstrip("\r"))).replace(_HIDDEN_B, " b/")
+
+
+# A name holding " b/" ("Plan b/notes.md") makes "diff --git a/X b/X" ambiguous, and unidiff
+# splits it at the wrong place. Text diffs never contain NUL, so inside such a name " b/" is
+# written with one until the name is read back.
+_AMBIGUOUS_HEADER = re.compile(r"^diff --git a/(.* b/.*) b/\1$", re.MULTILINE)
+_HIDDEN_B = " b\0/"
+
+
+def _protect_ambiguous_names(text: str) -> str:
+    if " b/" not in text or _AMBIGUOUS_HEADER.search(text) is None:
+        return text
+    for name in {match.group(1) for match in _AMBIGUOUS_HEADER.finditer(text)}:
+        hidden = name.replace(" b/", _HIDDEN_B)
+        quoted = re.escape(name)
+        # Header lines only; a code line that mentions the name stays as it is.
+        literal = hidden.replace("\\", "\\\\")  # re.sub templates read backslashes as escapes
+        text = re.sub(f"^diff --git a/{quoted} b/{quoted}$", f"diff --git a/{literal} b/{literal}", text, flags=re.M)
+        text = re.sub(f"^(--- a/|\\+\\+\\+ b/){quoted}(?=\t|\r?$)", f"\\g<1>{literal}", text, flags=re.M)
+    return text
 
 
 def _convert_hunk(hunk: object) -> Hunk:
