@@ -8,6 +8,7 @@ and context lines, old-file numbers on the LEFT side for removed lines).
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 from collections.abc import Iterator
@@ -164,19 +165,27 @@ def parse_diff(data: str | bytes) -> Diff:
         return Diff(files=())
     text = _protect_ambiguous_names(text)
     counter = _LineCounter(text)
+    # Parsing builds two objects per diff line and frees nothing until it is done, so the
+    # cyclic collector would rescan them again and again for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         patch = PatchSet(counter)
+        files = tuple(_convert_file(patched) for patched in patch)
     except UnidiffParseError as exc:
         raise DiffError(
             f"line {counter.number} of the diff is malformed ({_describe(exc)}): {_shorten(counter.line)}"
         ) from exc
-    if not len(patch):
+    finally:
+        if collecting:
+            gc.enable()
+    if not files:
         first = next(line for line in text.splitlines() if line.strip())
         raise DiffError(
             f"the input is not a unified diff: line 1 reads {_shorten(first)}; "
             "pass the output of `git diff` or a .diff/.patch file"
         )
-    return Diff(files=tuple(_convert_file(patched) for patched in patch))
+    return Diff(files=files)
 
 
 def _describe(exc: UnidiffParseError) -> str:
@@ -284,6 +293,7 @@ def _protect_ambiguous_names(text: str) -> str:
 def _convert_hunk(hunk: object) -> Hunk:
     lines: list[DiffLine] = []
     append = lines.append
+    new_line = tuple.__new__
     for line in hunk:  # type: ignore[attr-defined]
         kind = line.line_type
         # Skip "\ No newline at end of file" (it belongs to the line before it) and the blank
@@ -295,7 +305,8 @@ def _convert_hunk(hunk: object) -> Hunk:
             text = text[:-1]
         if text.endswith("\r"):
             text = text[:-1]
-        append(DiffLine(kind, text, line.source_line_no, line.target_line_no))
+        # tuple.__new__ skips NamedTuple's Python-level constructor: this runs once per diff line.
+        append(new_line(DiffLine, (kind, text, line.source_line_no, line.target_line_no)))
     return Hunk(
         old_start=hunk.source_start,  # type: ignore[attr-defined]
         old_length=hunk.source_length,  # type: ignore[attr-defined]

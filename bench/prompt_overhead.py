@@ -1,0 +1,113 @@
+"""Prompt tokens planned for a review, against the tokens of the diff text they review.
+
+Over the fixture diffs (``tests/data/diffs``, ``tests/data/samples``) with more than 200 changed
+lines: the estimated prompt tokens of every planned request (default options, a 32,768-token
+window) divided by the estimated tokens of the raw diff sections, ``diff --git`` header through
+the last hunk, of the files the filters kept. Skipped files (lock files, deletions, binaries)
+are in neither side, so they cannot flatter the ratio; the ratio against the whole diff text is
+printed beside it. Target: at most 1.35 over all the diffs together.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from _paths import FIXTURE_DIFFS, SAMPLE_DIFFS
+from _report import Result, emit
+from _synth import count_changed
+from reviewbot.diff import decode, parse_diff
+from reviewbot.filters import FilterRules
+from reviewbot.pricing import default_price_table
+from reviewbot.prompt import ReviewContext, build_messages
+from reviewbot.review import ReviewOptions, prepare
+from reviewbot.tokens import estimate_messages, estimate_tokens
+
+TARGET = 1.35
+MIN_CHANGED = 200
+OPTIONS = ReviewOptions(
+    model="qwen3-coder-30b",
+    context_window=32_768,
+    max_output_tokens=4_096,
+    rules=FilterRules(),
+    prices=default_price_table(),
+)
+_FILE_START = re.compile(r"^diff --git ", re.MULTILINE)  # "^" after "\n" only, as git splits lines
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    name: str
+    changed: int
+    kept: int
+    files: int
+    requests: int
+    prompt_tokens: int
+    kept_tokens: int
+    whole_tokens: int
+
+
+def sections(text: str) -> list[str]:
+    """The diff text of each file, in order: from its ``diff --git`` line up to the next one."""
+    starts = [match.start() for match in _FILE_START.finditer(text)]
+    return [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
+def measure(path: Path) -> Row:
+    text = decode(path.read_bytes())
+    diff = parse_diff(text)
+    prepared = prepare(diff, OPTIONS)
+    parts = sections(text)
+    assert len(parts) == len(diff.files), f"{path.name}: {len(parts)} sections for {len(diff.files)} files"
+    kept_ids = {id(file) for file in prepared.reviewable}
+    kept_text = "".join(part for part, file in zip(parts, diff.files, strict=True) if id(file) in kept_ids)
+    return Row(
+        name=path.stem,
+        changed=count_changed(text),
+        kept=len(prepared.reviewable),
+        files=len(diff.files),
+        requests=len(prepared.plan.requests),
+        prompt_tokens=sum(request.estimated_tokens for request in prepared.plan.requests),
+        kept_tokens=estimate_tokens(kept_text) if kept_text else 0,
+        whole_tokens=estimate_tokens(text),
+    )
+
+
+def ratio(numerator: int, denominator: int) -> str:
+    return f"{numerator / denominator:6.3f}" if denominator else "     —"
+
+
+def main() -> None:
+    paths = sorted([*FIXTURE_DIFFS.glob("*.diff"), *SAMPLE_DIFFS.glob("*.diff")])
+    rows = [row for row in map(measure, paths) if row.changed > MIN_CHANGED]
+    fixed = estimate_messages(
+        build_messages(context=ReviewContext(), sections=[], include_nits=False, extra_instructions="")
+    )
+    print(f"{len(rows)} of {len(paths)} fixture diffs have more than {MIN_CHANGED} changed lines\n")
+    header = f"{'diff':<24} {'changed':>7} {'kept':>7} {'reqs':>4} {'prompt tok':>10} {'kept tok':>9} "
+    print(header + f"{'÷ kept':>7} {'÷ whole':>7}")
+    for row in rows:
+        print(
+            f"{row.name:<24} {row.changed:>7,} {f'{row.kept}/{row.files}':>7} {row.requests:>4} "
+            f"{row.prompt_tokens:>10,} {row.kept_tokens:>9,} {ratio(row.prompt_tokens, row.kept_tokens):>7} "
+            f"{ratio(row.prompt_tokens, row.whole_tokens):>7}"
+        )
+    prompt = sum(row.prompt_tokens for row in rows)
+    kept = sum(row.kept_tokens for row in rows)
+    whole = sum(row.whole_tokens for row in rows)
+    requests = sum(row.requests for row in rows)
+    print(
+        f"{'total':<24} {sum(row.changed for row in rows):>7,} {'':>7} {requests:>4} {prompt:>10,} {kept:>9,} "
+        f"{ratio(prompt, kept):>7} {ratio(prompt, whole):>7}"
+    )
+    print(
+        f"\nfixed part of every request (instructions, fences, message overhead): {fixed:,} tokens; "
+        f"{requests} requests spend {requests * fixed:,} of the {prompt:,}; the diff as rendered "
+        f"for the model costs {(prompt - requests * fixed) / kept:.3f}× its raw text"
+    )
+    emit(Result("prompt_overhead", "prompt tokens / kept diff tokens", prompt / kept, TARGET))
+
+
+if __name__ == "__main__":
+    main()
