@@ -195,3 +195,21 @@ def test_the_console_script_runs_the_readme_quickstart() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "lock file" in completed.stdout
+
+
+def test_max_cost_with_known_prices_leaves_out_what_does_not_fit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REVIEWBOT_INPUT_PRICE", "1.0")
+    monkeypatch.setenv("REVIEWBOT_OUTPUT_PRICE", "2.0")
+    monkeypatch.setenv("REVIEWBOT_MAX_OUTPUT_TOKENS", "1024")
+    large = SAMPLE_DIFFS / "sample_large_trace.diff"
+    args = ["review", str(large), "--dry-run", "-f", "json", "--context-window", "4096", "--max-cost", "0.01"]
+    assert main(args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["requests"]
+    assert plan["not_reviewed"]
+    assert {item["reason"] for item in plan["not_reviewed"]} == {
+        "the cost cap of $0.0100 (REVIEWBOT_MAX_COST) was reached"
+    }
+    assert plan["totals"]["estimated_cost"]["Qwen3-Coder-30B"] <= 0.01
