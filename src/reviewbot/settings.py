@@ -7,6 +7,7 @@ unchanged.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -98,14 +99,61 @@ class Settings(BaseSettings):
         description='JSON object of prices by model, e.g. {"my-model": {"input": 0.1, "output": 0.4}}.',
     )
 
-    @field_validator("include", "exclude", mode="before")
+    # -- the GitHub App service -------------------------------------------------------------
+    github_app_id: str | None = Field(default=None, description="The GitHub App's ID (from its settings page).")
+    github_private_key_path: Path | None = Field(
+        default=None, description="Path of the App's private key (.pem) downloaded from its settings page."
+    )
+    github_private_key: SecretStr | None = Field(
+        default=None, description="The App's private key itself (PEM text), instead of a path."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="The App's webhook secret; deliveries without a valid signature get 401."
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub REST API base URL; for GitHub Enterprise Server use https://HOST/api/v3.",
+    )
+    github_app_slug: str | None = Field(
+        default=None, description="The App's slug, for `@slug review` commands (asked of GitHub when unset)."
+    )
+    github_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REVIEWBOT_GITHUB_TOKEN", "GITHUB_TOKEN"),
+        description="A personal token for `reviewbot review --pr` (falls back to GITHUB_TOKEN).",
+    )
+    database_url: str = Field(
+        default="sqlite:///reviewbot.db", description="Where deliveries, jobs and reviews are kept (SQLite file)."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `reviewbot serve` listens on.")
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("REVIEWBOT_PORT", "PORT"),
+        description="Port `reviewbot serve` listens on (falls back to PORT).",
+    )
+    max_comments: int = Field(
+        default=25, ge=1, le=100, description="Most inline comments in one GitHub review; the rest go in its body."
+    )
+    review_drafts: bool = Field(default=False, description="Also review draft pull requests.")
+    allowed_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated models a repository may choose in .github/reviewbot.toml.",
+    )
+    job_attempts: int = Field(default=5, ge=1, le=50, description="Attempts at a review job before it is given up.")
+    job_lease_seconds: int = Field(
+        default=600, ge=30, description="How long a worker holds a job before another may take it over."
+    )
+
+    @field_validator("include", "exclude", "allowed_models", mode="before")
     @classmethod
     def _split_globs(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("base_url")
+    @field_validator("base_url", "github_api_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
