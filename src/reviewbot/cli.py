@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from reviewbot import __version__
 from reviewbot.diff import parse_diff
@@ -22,7 +22,7 @@ from reviewbot.pricing import cost_report
 from reviewbot.prompt import ReviewContext
 from reviewbot.render import FORMATS, render_plan, render_result
 from reviewbot.result import ReviewResult, Severity
-from reviewbot.review import Prepared, Reply, ReviewOptions, execute, prepare
+from reviewbot.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.settings import Settings, load_settings
 
 EXIT_OK = 0
@@ -131,22 +131,13 @@ async def _run(prepared: Prepared, settings: Settings, progress: _Progress | Non
     from reviewbot.llm import ModelClient
 
     if not prepared.plan.requests:
-        return await execute(prepared, _NoModel())
+        return await execute(prepared, None)
     async with ModelClient.from_settings(settings) as client:
         try:
             return await execute(prepared, client, progress.update if progress else None)
         finally:
             if progress is not None:
                 progress.clear()
-
-
-class _NoModel:
-    """Stands in for the model when nothing needs reviewing, so no key is needed."""
-
-    async def complete(  # pragma: no cover - never called: there is no request to send
-        self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str = "review"
-    ) -> Reply:
-        raise AssertionError("no request was planned")
 
 
 class _Progress:

@@ -142,12 +142,17 @@ class _Outcome:
     failure: str | None
 
 
-async def execute(prepared: Prepared, client: Completer, on_progress: ProgressCallback | None = None) -> ReviewResult:
+async def execute(
+    prepared: Prepared, client: Completer | None, on_progress: ProgressCallback | None = None
+) -> ReviewResult:
     """Send the planned requests (the client bounds concurrency) and assemble the review.
 
     A request that fails after the client's retries is reported and its lines listed as not
     reviewed; the rest of the review still comes out. A refused API key stops everything.
+    ``client`` may be None when the plan has no requests (everything was skipped).
     """
+    if client is None and prepared.plan.requests:
+        raise ValueError("execute() needs a model client when the plan has requests")
     options = prepared.options
     schema = findings_schema(options.include_nits)
     total = len(prepared.plan.requests)
@@ -155,6 +160,7 @@ async def execute(prepared: Prepared, client: Completer, on_progress: ProgressCa
 
     async def one(request: PlannedRequest) -> _Outcome:
         nonlocal done
+        assert client is not None
         outcome = await _ask(client, request, schema)
         done += 1
         if on_progress is not None:
