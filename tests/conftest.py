@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+import uvicorn
+from starlette.types import ASGIApp
 
+from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI
+from reviewbot.app import create_app
+from reviewbot.settings import Settings
+from reviewbot.store import Store, open_store
+
+WEBHOOK_SECRET = "test-webhook-secret"
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +35,68 @@ def fake_openai(openai_server: FakeOpenAI) -> FakeOpenAI:
     """The session's fake server with an empty script and no recorded requests."""
     openai_server.reset()
     return openai_server
+
+
+@contextmanager
+def serve(app: ASGIApp, timeout: float = 10.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http="h11", loop="asyncio", lifespan="off", log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+
+
+@dataclass
+class WebhookServer:
+    """The App's web side on loopback, with its store and the number of wake-ups it sent."""
+
+    url: str
+    store: Store
+    secret: bytes
+    wakeups: list[float] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> Callable[[ASGIApp], AbstractContextManager[str]]:
+    """``with serve_app(app) as url:`` serves another app for one test."""
+    return serve
+
+
+@pytest.fixture(scope="session")
+def webhook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    """``create_app`` over a temporary SQLite store, signed with ``WEBHOOK_SECRET``, for the session."""
+    path: Path = tmp_path_factory.mktemp("webhooks") / "reviewbot.db"
+    store = open_store(f"sqlite:///{path}")
+    settings = Settings(webhook_secret=WEBHOOK_SECRET, github_app_slug="review-bot", review_drafts=False)
+    wakeups: list[float] = []
+    app = create_app(settings, store, on_enqueued=lambda: wakeups.append(time.monotonic()))
+    with serve(app) as url:
+        yield WebhookServer(url, store, WEBHOOK_SECRET.encode(), wakeups)
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def github_server() -> Iterator[FakeGitHub]:
+    """One fake GitHub REST API on loopback for the whole session, with its own App key."""
+    with FakeGitHub() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_github(github_server: FakeGitHub) -> FakeGitHub:
+    """The session's fake GitHub with no pull requests, files, reviews, faults or requests."""
+    github_server.reset()
+    return github_server

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import IO
 
 from reviewbot import __version__
 from reviewbot.diff import parse_diff
-from reviewbot.errors import InputError, ModelError, ReviewbotError
+from reviewbot.errors import ConfigError, InputError, ModelError, ReviewbotError
 from reviewbot.pricing import cost_report
 from reviewbot.prompt import ReviewContext
 from reviewbot.render import FORMATS, render_plan, render_result
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = review.add_mutually_exclusive_group()
     source.add_argument("diff", nargs="?", help="diff file to review, or - for standard input")
     source.add_argument("--git", metavar="RANGE", help="review `git diff RANGE`, e.g. main...HEAD")
+    source.add_argument("--pr", metavar="OWNER/REPO#N", help="review a pull request on GitHub (needs GITHUB_TOKEN)")
+    review.add_argument("--post", action="store_true", help="with --pr: post the review as the token's user")
     review.add_argument("--format", "-f", choices=FORMATS, default="text", help="output format (default: text)")
     review.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of stdout")
     review.add_argument(
@@ -75,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--title", default="", help="title of the change, shown to the model")
     review.add_argument("--description", default="", help="description of the change, shown to the model")
     review.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour in text output")
+    serve = commands.add_parser(
+        "serve",
+        help="run the GitHub App: the webhook server and the review worker",
+        description="Receive GitHub webhooks and post one review per pull-request head commit.",
+    )
+    serve.add_argument("--host", help="address to listen on (REVIEWBOT_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (REVIEWBOT_PORT or PORT, default 8000)")
+    serve.add_argument("--no-worker", action="store_true", help="only receive webhooks; run no reviews here")
     return parser
 
 
@@ -82,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "serve":
+            return _serve(args)
         return _review(args)
     except ModelError as exc:
         print(f"reviewbot: {exc}", file=sys.stderr)
@@ -92,6 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("reviewbot: interrupted", file=sys.stderr)
         return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from reviewbot.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings(host=args.host, port=args.port)
+    serve(settings, host=settings.host, port=settings.port, worker=not args.no_worker)
+    return EXIT_OK
 
 
 def _review(args: argparse.Namespace) -> int:
@@ -107,11 +129,15 @@ def _review(args: argparse.Namespace) -> int:
         max_cost=args.max_cost,
         include_nits=args.nits,
     )
+    color = _use_color(args)
+    if args.pr:
+        return _review_pull_request(args, settings, color)
+    if args.post:
+        raise ConfigError("--post works with --pr only")
     data = _read_diff(args)
     diff = parse_diff(data)
     options = ReviewOptions.from_settings(settings)
     prepared = prepare(diff, options, ReviewContext(title=args.title, description=args.description))
-    color = _use_color(args)
     if args.dry_run:
         _emit(args, render_plan(prepared, args.format, color=color))
         return EXIT_OK
@@ -119,11 +145,31 @@ def _review(args: argparse.Namespace) -> int:
     result = asyncio.run(_run(prepared, settings, progress))
     cost = cost_report(result.usage, result.model, options.prices)
     _emit(args, render_result(result, args.format, cost=cost, color=color))
+    return _exit_code(args, result)
+
+
+def _exit_code(args: argparse.Namespace, result: ReviewResult) -> int:
     if result.all_requests_failed:
         return EXIT_MODEL_FAILED
     if args.fail_on and any(finding.severity.at_least(Severity(args.fail_on)) for finding in result.findings):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bool) -> int:
+    from reviewbot.remote import review_pull_request
+
+    remote = asyncio.run(review_pull_request(settings, args.pr, dry_run=args.dry_run, post=args.post))
+    if remote.result is None:
+        _emit(args, render_plan(remote.prepared, args.format, color=color))
+        return EXIT_OK
+    cost = cost_report(remote.result.usage, remote.result.model, remote.prepared.options.prices)
+    _emit(args, render_result(remote.result, args.format, cost=cost, color=color))
+    for problem in remote.config.problems:
+        print(f"reviewbot: {problem}", file=sys.stderr)
+    if remote.posted_review_id is not None:
+        print(f"reviewbot: posted review {remote.posted_review_id} on {remote.pull.html_url}", file=sys.stderr)
+    return _exit_code(args, remote.result)
 
 
 async def _run(prepared: Prepared, settings: Settings, progress: _Progress | None) -> ReviewResult:

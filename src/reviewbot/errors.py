@@ -4,8 +4,15 @@
     ├── ConfigError        a setting or option has a bad value
     ├── DiffError          the input is not a unified diff
     ├── InputError         a file, revision range or stdin could not be read
-    └── ModelError         the model endpoint failed for a request
-        └── ModelAuthError the endpoint refused our credentials
+    ├── ModelError         the model endpoint failed for a request
+    │   └── ModelAuthError the endpoint refused our credentials
+    ├── StoreError         the database could not be used
+    └── GitHubError        GitHub's API failed or refused a request
+        ├── GitHubAuthError      bad credentials or missing permission
+        ├── GitHubNotFound       404
+        ├── GitHubRateLimited    primary or secondary rate limit; carries retry_after
+        ├── GitHubUnprocessable  422, e.g. a review comment off the diff
+        └── GitHubTransient      5xx, timeouts, connection errors: worth retrying
 
 Library errors are re-raised as one of these (``raise ... from exc``) and turned into an exit
 code or an HTTP status only at the edge (the CLI, the webhook).
@@ -34,3 +41,50 @@ class ModelError(ReviewbotError):
 
 class ModelAuthError(ModelError):
     """The model endpoint refused the API key; retrying cannot help."""
+
+
+class StoreError(ReviewbotError):
+    """The database that keeps deliveries, jobs and reviews failed or is closed."""
+
+
+class GitHubError(ReviewbotError):
+    """A GitHub API request failed. ``status`` is the HTTP status, None when none came back.
+
+    Messages name the request (method and path) and GitHub's own words, never a token or key.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class GitHubAuthError(GitHubError):
+    """GitHub refused our credentials or their permissions (401, or 403 that is no rate limit)."""
+
+
+class GitHubNotFound(GitHubError):
+    """The repository, pull request, file or review does not exist, or is hidden from us (404)."""
+
+
+class GitHubRateLimited(GitHubError):
+    """A primary or secondary rate limit; ``retry_after`` is how many seconds GitHub asks us to wait."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class GitHubUnprocessable(GitHubError):
+    """GitHub refused the request's content (422), e.g. a review comment on a line off the diff.
+
+    ``github_message`` is GitHub's ``message`` and ``errors`` its ``errors``, each as text.
+    """
+
+    def __init__(self, message: str, *, github_message: str, errors: tuple[str, ...] = (), status: int = 422) -> None:
+        super().__init__(message, status=status)
+        self.github_message = github_message
+        self.errors = errors
+
+
+class GitHubTransient(GitHubError):
+    """A failure worth retrying later: 5xx, a timeout, or a broken connection."""

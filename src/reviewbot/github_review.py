@@ -26,15 +26,16 @@ _FINGERPRINT_PATTERN = re.compile(r"<!-- reviewbot:fingerprint=([0-9a-f]{16}) --
 
 
 @dataclass(frozen=True, slots=True)
-class InlineComment:
-    """One comment of a review, in the fields GitHub's create-review endpoint takes."""
+class ReviewComment:
+    """An inline comment to post, in the fields GitHub's create-review endpoint takes: one line,
+    or the lines ``start_line``..``line`` of one hunk. ``fingerprint`` stays on our side."""
 
     path: str
     body: str
     line: int
-    side: str
+    side: Side
     start_line: int | None = None
-    start_side: str | None = None
+    start_side: Side | None = None
     fingerprint: str = ""
 
 
@@ -43,7 +44,7 @@ class ReviewDraft:
     """What to post: the body, the inline comments, and every fingerprint the review covers."""
 
     body: str
-    comments: tuple[InlineComment, ...]
+    comments: tuple[ReviewComment, ...]
     fingerprints: frozenset[str]
     new_findings: int
 
@@ -109,7 +110,7 @@ def build_review(
     )
 
 
-def _comment(finding: Finding, print_: str) -> InlineComment:
+def _comment(finding: Finding, print_: str) -> ReviewComment:
     assert finding.line is not None
     lines = [f"**{finding.severity.upper()}** · {finding.category} — {' '.join(finding.title.split())}"]
     if finding.body.strip():
@@ -118,13 +119,13 @@ def _comment(finding: Finding, print_: str) -> InlineComment:
         lines += ["", *fence(finding.suggestion.rstrip("\n"), "suggestion")]
     lines += ["", f"<!-- reviewbot:fingerprint={print_} -->"]
     ranged = finding.start_line is not None
-    return InlineComment(
+    return ReviewComment(
         path=finding.path,
         body=_clip("\n".join(lines)),
         line=finding.line,
-        side=finding.side.value,
+        side=finding.side,
         start_line=finding.start_line if ranged else None,
-        start_side=finding.side.value if ranged else None,
+        start_side=finding.side if ranged else None,
         fingerprint=print_,
     )
 

@@ -143,7 +143,9 @@ class Settings(BaseSettings):
     )
     job_attempts: int = Field(default=5, ge=1, le=50, description="Attempts at a review job before it is given up.")
     job_lease_seconds: int = Field(
-        default=600, ge=30, description="How long a worker holds a job before another may take it over."
+        default=60,
+        ge=2,
+        description="Seconds a worker's claim on a job lasts without renewal; a dead worker's job restarts after it.",
     )
 
     @field_validator("include", "exclude", "allowed_models", mode="before")

@@ -1,0 +1,85 @@
+"""``reviewbot serve``: the webhook server and the review worker in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+
+from reviewbot.app import create_app
+from reviewbot.errors import ConfigError
+from reviewbot.service import ReviewService
+from reviewbot.settings import Settings
+from reviewbot.store import Store, open_store
+from reviewbot.worker import Worker
+
+log = logging.getLogger("reviewbot.server")
+# How long shutdown waits for reviews in progress; a job cut off here is taken over later.
+_STOP_GRACE_SECONDS = 20.0
+
+
+def check_service_settings(settings: Settings) -> None:
+    """Refuse to start without what every review needs, naming the variable to set."""
+    missing = []
+    if not settings.github_app_id:
+        missing.append("REVIEWBOT_GITHUB_APP_ID (the App ID from the App's settings page)")
+    if settings.github_private_key is None and settings.github_private_key_path is None:
+        missing.append("REVIEWBOT_GITHUB_PRIVATE_KEY_PATH (the App's .pem file)")
+    if settings.webhook_secret is None:
+        missing.append("REVIEWBOT_WEBHOOK_SECRET (the App's webhook secret)")
+    if settings.api_key is None:
+        missing.append("REVIEWBOT_API_KEY (the model endpoint's key)")
+    if missing:
+        raise ConfigError("cannot serve the GitHub App without " + "; ".join(missing))
+    if settings.github_private_key_path is not None and not settings.github_private_key_path.is_file():
+        raise ConfigError(
+            f"REVIEWBOT_GITHUB_PRIVATE_KEY_PATH={settings.github_private_key_path} does not exist; "
+            "point it at the App's .pem file"
+        )
+
+
+def build_app(settings: Settings, store: Store, *, worker: bool = True) -> Starlette:
+    """The ASGI app; with ``worker``, the review worker runs alongside it for its lifetime."""
+    if not worker:
+        return create_app(settings, store)
+    service = ReviewService(settings, store)
+    runner = Worker(
+        store,
+        service.handle,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_attempts,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop), name="reviewbot-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(task, _STOP_GRACE_SECONDS)
+            except TimeoutError:
+                log.warning("reviews still running at shutdown; their jobs will be taken over after the lease")
+
+    return create_app(settings, store, on_enqueued=runner.wake, lifespan=lifespan)
+
+
+def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> None:
+    """Run until interrupted (SIGINT/SIGTERM stop it cleanly)."""
+    check_service_settings(settings)
+    store = open_store(settings.database_url)
+    try:
+        app = build_app(settings, store, worker=worker)
+        config = uvicorn.Config(app, host=host, port=port, proxy_headers=True, log_level="info", access_log=False)
+        uvicorn.Server(config).run()
+    finally:
+        store.close()

@@ -1,0 +1,219 @@
+"""One review job, start to finish: the GitHub App's counterpart of ``reviewbot review``.
+
+The order matters for the guarantees GitHub users see:
+1. a review job for a head that moved on is dropped (the newer push has its own job);
+2. a review of ours already on the PR for this head (a worker died after posting) ends the job;
+3. a stale pending review of ours, which would block posting, is deleted;
+4. the rules come from the base branch, so a PR cannot change how it is reviewed;
+5. only commits new since the last reviewed head are reviewed, anchored on the PR's diff;
+6. the head is checked again before posting, and findings already on the PR are left out;
+7. a POST that may have landed is checked for before it is retried.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+import anyio
+
+from reviewbot.diff import parse_diff
+from reviewbot.errors import GitHubRateLimited, GitHubTransient, GitHubUnprocessable, ModelError
+from reviewbot.github import GitHubClient, PostedReview, PullRequest
+from reviewbot.github_review import (
+    ReviewContextInfo,
+    ReviewDraft,
+    build_review,
+    fingerprints_in,
+    head_marker_of,
+)
+from reviewbot.incremental import restrict_to_changes
+from reviewbot.llm import ModelClient
+from reviewbot.pricing import cost_report
+from reviewbot.prompt import ReviewContext
+from reviewbot.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
+from reviewbot.result import ReviewResult
+from reviewbot.review import ReviewOptions, execute, prepare
+from reviewbot.settings import Settings
+from reviewbot.store import Job, Store
+from reviewbot.worker import JobOutcome, TransientJobError
+
+log = logging.getLogger("reviewbot.service")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+GitHubFactory = Callable[[int], AbstractAsyncContextManager[GitHubClient]]
+ModelFactory = Callable[[Settings], AbstractAsyncContextManager[ModelClient]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    review_id: int
+    draft: ReviewDraft
+
+
+class ReviewService:
+    """Turns a review job into exactly one posted review (or a reason not to post one)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        github: GitHubFactory | None = None,
+        model: ModelFactory | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._github = github or (lambda installation: GitHubClient.for_installation(settings, installation))
+        self._model = model or ModelClient.from_settings
+
+    async def handle(self, job: Job) -> JobOutcome:
+        async with self._github(job.installation_id) as github:
+            try:
+                return await self._review(github, job)
+            except GitHubRateLimited as exc:
+                raise TransientJobError(str(exc), retry_after=exc.retry_after) from exc
+            except (GitHubTransient, ModelError) as exc:
+                raise TransientJobError(str(exc)) from exc
+
+    async def _review(self, github: GitHubClient, job: Job) -> JobOutcome:
+        pr = await github.get_pull(job.repo, job.pr_number)
+        if pr.state != "open":
+            return JobOutcome.dropped("the pull request is closed")
+        command = job.trigger == "command"
+        head = pr.head_sha
+        if job.head_sha and job.head_sha != head and not command:
+            return JobOutcome.dropped(f"head {job.head_sha[:7]} is stale; {head[:7]} is newer")
+
+        me = await github.viewer_login()
+        ours = [review for review in await github.list_reviews(pr.repo, pr.number) if review.user_login == me]
+        if not command and (landed := _review_for_head(ours, head)) is not None:
+            await _in_thread(self._store.record_review, pr.repo, pr.number, head, landed.id, [])
+            return JobOutcome.done(f"review {landed.id} for {head[:7]} was already posted")
+        for pending in (review for review in ours if review.state == "PENDING"):
+            await github.delete_pending_review(pr.repo, pr.number, pending.id)
+
+        config = parse_repo_config(
+            await github.get_file(pr.repo, CONFIG_PATH, pr.base_ref), self._settings.allowed_models
+        )
+        if not config.enabled:
+            return JobOutcome.dropped(f"reviews are turned off in {CONFIG_PATH}")
+        drafts_wanted = config.review_drafts if config.review_drafts is not None else self._settings.review_drafts
+        if pr.draft and not drafts_wanted and not command:
+            return JobOutcome.dropped("the pull request is a draft")
+
+        result, info = await self._run_engine(github, job, pr, config)
+        if result.all_requests_failed:
+            reasons = "; ".join(sorted({failure.reason for failure in result.failed}))
+            raise TransientJobError(f"every model request failed: {reasons}")
+
+        current = await github.get_pull(pr.repo, pr.number)
+        if current.head_sha != head:
+            return JobOutcome.dropped(f"head moved on to {current.head_sha[:7]} during the review")
+        posted = await self._post(github, pr, result, info, config, ours, me)
+        await _in_thread(
+            self._store.record_review, pr.repo, pr.number, head, posted.review_id, sorted(posted.draft.fingerprints)
+        )
+        return JobOutcome.done(
+            f"posted review {posted.review_id} with {len(posted.draft.comments)} comments for {head[:7]}"
+        )
+
+    async def _run_engine(
+        self, github: GitHubClient, job: Job, pr: PullRequest, config: RepoConfig
+    ) -> tuple[ReviewResult, ReviewContextInfo]:
+        fetched = await github.get_pull_diff(pr)
+        diff = parse_diff(fetched.text)
+        incremental_base = None
+        if not job.full_review and job.trigger != "command":
+            last = await _in_thread(self._store.last_reviewed_head, pr.repo, pr.number)
+            if last and last != pr.head_sha:
+                changes = await github.compare_diff(pr.repo, last, pr.head_sha)
+                # None: the old head is gone (a force-push); the whole PR is reviewed again.
+                if changes is not None:
+                    diff = restrict_to_changes(diff, parse_diff(changes))
+                    incremental_base = last
+        options = apply_repo_config(ReviewOptions.from_settings(self._settings), config)
+        prepared = prepare(diff, options, ReviewContext(title=pr.title, description=pr.body))
+        model_settings = self._settings.model_copy(update={"model": options.model})
+        if prepared.plan.requests:
+            async with self._model(model_settings) as client:
+                result = await execute(prepared, client)
+        else:
+            result = await execute(prepared, None)
+        info = ReviewContextInfo(
+            head_sha=pr.head_sha,
+            incremental_base=incremental_base,
+            files_reviewed=len(prepared.reviewable),
+            config_problems=config.problems,
+            omitted=fetched.omitted,
+        )
+        return result, info
+
+    async def _post(
+        self,
+        github: GitHubClient,
+        pr: PullRequest,
+        result: ReviewResult,
+        info: ReviewContextInfo,
+        config: RepoConfig,
+        ours: list[PostedReview],
+        me: str,
+    ) -> _Posted:
+        known = set(await _in_thread(self._store.known_fingerprints, pr.repo, pr.number))
+        comments = await github.list_review_comments(pr.repo, pr.number)
+        known |= fingerprints_in(comment.body for comment in comments if comment.user_login == me)
+        known |= fingerprints_in(review.body for review in ours)
+        options = ReviewOptions.from_settings(self._settings)
+        draft = build_review(
+            result,
+            cost_report(result.usage, result.model, options.prices),
+            info,
+            known_fingerprints=known,
+            max_comments=config.max_comments or self._settings.max_comments,
+        )
+        try:
+            review_id = await github.create_review(
+                pr.repo,
+                pr.number,
+                commit_id=pr.head_sha,
+                body=draft.body,
+                comments=draft.comments,
+            )
+        except GitHubUnprocessable as exc:
+            # Every anchor was checked, so this should not happen; if GitHub still refuses one,
+            # the findings must not be lost: post them in the body, which GitHub cannot refuse.
+            log.error("GitHub refused the review of %s#%s (%s); posting findings in the body", pr.repo, pr.number, exc)
+            review_id = await github.create_review(
+                pr.repo, pr.number, commit_id=pr.head_sha, body=_inline_into_body(draft), comments=[]
+            )
+        except (GitHubTransient, GitHubRateLimited):
+            # The POST may have landed even though the answer was lost: look before retrying.
+            landed = _review_for_head(
+                [r for r in await github.list_reviews(pr.repo, pr.number) if r.user_login == me], pr.head_sha
+            )
+            if landed is None:
+                raise
+            review_id = landed.id
+        return _Posted(review_id, draft)
+
+
+async def _in_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a store call off the event loop: SQLite blocks."""
+    return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
+
+
+def _review_for_head(reviews: list[PostedReview], head: str) -> PostedReview | None:
+    for review in reviews:
+        if review.state != "PENDING" and head_marker_of(review.body) == head:
+            return review
+    return None
+
+
+def _inline_into_body(draft: ReviewDraft) -> str:
+    listed = "\n\n".join(f"`{c.path}:{c.line}`\n\n{c.body}" for c in draft.comments)
+    return f"{draft.body}\n\n<details><summary>Inline comments</summary>\n\n{listed}\n\n</details>"

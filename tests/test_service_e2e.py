@@ -1,0 +1,281 @@
+"""The GitHub App end to end: `reviewbot serve` as a real process, fake GitHub and model on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fake_github import FakeGitHub
+from fake_openai import FakeOpenAI, Reply
+from fixtures_path import SAMPLE_DIFFS, WEBHOOKS
+from reviewbot.store import open_store
+from reviewbot.webhooks import sign
+
+REPO = "Codertocat/Hello-World"
+NUMBER = 2
+HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+BASE = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
+NEW_HEAD = "1111111111111111111111111111111111111111"
+LEEWAY = (SAMPLE_DIFFS / "sample_leeway.diff").read_text("utf-8")
+BUG = {
+    "path": "src/itsdangerous/timed.py",
+    "line": 155,
+    "start_line": None,
+    "side": "RIGHT",
+    "severity": "high",
+    "category": "bug",
+    "title": "Clock-skew check rejects fresh signatures",
+    "body": "Compare against the negative leeway.",
+    "quote": "if age < self.leeway:",
+    "suggestion": "            if age < -self.leeway:",
+}
+RANGE = dict(BUG, line=34, start_line=32, title="Validate leeway", quote="self.leeway = leeway", suggestion=None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Service:
+    url: str
+    database: Path
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    secret: bytes
+
+    def deliver(self, event: str, payload: dict[str, Any], delivery: str, *, signature: str | None = None) -> int:
+        body = json.dumps(payload).encode()
+        headers = {
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": signature or sign(self.secret, body),
+            "Content-Type": "application/json",
+        }
+        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=10).status_code
+
+
+def start_service(github: FakeGitHub, model: FakeOpenAI, database: Path, port: int | None = None) -> Service:
+    port = port or free_port()
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("REVIEWBOT_", "OPENAI_"))},
+        "REVIEWBOT_GITHUB_APP_ID": str(github.app_id),
+        "REVIEWBOT_GITHUB_PRIVATE_KEY": github.private_key_pem,
+        "REVIEWBOT_GITHUB_API_URL": github.api_url,
+        "REVIEWBOT_WEBHOOK_SECRET": github.webhook_secret,
+        "REVIEWBOT_API_KEY": "sk-e2e",
+        "REVIEWBOT_BASE_URL": model.base_url,
+        "REVIEWBOT_MAX_RETRIES": "0",
+        "REVIEWBOT_DATABASE_URL": f"sqlite:///{database}",
+        "REVIEWBOT_JOB_LEASE_SECONDS": "3",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reviewbot", "serve", "--port", str(port)],
+        env=env,
+        cwd=database.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _healthy(url) or process.poll() is not None, 20, "the server to start")
+    if process.poll() is not None:
+        raise RuntimeError(process.stderr.read().decode() if process.stderr else "server exited")
+    return Service(url, database, process, env, github.webhook_secret.encode())
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def stop(service: Service) -> None:
+    if service.process.poll() is None:
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            service.process.wait(15)
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait(5)
+    if service.process.stderr:
+        service.process.stderr.close()
+
+
+@pytest.fixture
+def service(fake_github: FakeGitHub, fake_openai: FakeOpenAI, tmp_path: Path) -> Iterator[Service]:
+    running = start_service(fake_github, fake_openai, tmp_path / "reviewbot.db")
+    yield running
+    stop(running)
+
+
+def payload(name: str, **pull_changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((WEBHOOKS / "pull_request" / name).read_text("utf-8"))
+    data["pull_request"].update(pull_changes)
+    return data
+
+
+def answer_with(*findings: dict[str, Any]) -> Callable[[dict[str, Any]], Reply]:
+    def answer(body: dict[str, Any]) -> Reply:
+        shown = body["messages"][1]["content"]
+        return Reply.json({"findings": [f for f in findings if f["path"] in shown]})
+
+    return answer
+
+
+def reviews_on(github: FakeGitHub, head: str) -> int:
+    return github.review_count(REPO, NUMBER, head)
+
+
+def test_an_opened_pull_request_gets_one_review_with_anchored_comments_and_the_cost_note(
+    service: Service, fake_github: FakeGitHub, fake_openai: FakeOpenAI
+) -> None:
+    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE, title="Add leeway")
+    fake_openai.set_default(answer_with(BUG, RANGE))
+    assert service.deliver("pull_request", payload("opened.payload.json"), "d-opened-1") == 202
+    wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the review")
+    (review,) = fake_github.reviews(REPO, NUMBER)
+    assert review["state"] == "COMMENTED"
+    assert review["commit_id"] == HEAD
+    assert "request to qwen3-coder-30b" in review["body"]
+    assert "uv.lock" in review["body"]
+    placed = sorted((c["path"], c["line"], c.get("start_line")) for c in fake_github.comments(REPO, NUMBER))
+    assert placed == [("src/itsdangerous/timed.py", 34, 32), ("src/itsdangerous/timed.py", 155, None)]
+    assert any("```suggestion" in c["body"] for c in fake_github.comments(REPO, NUMBER))
+    assert "Add leeway" in fake_openai.requests[0].body["messages"][1]["content"]
+
+
+def test_the_same_delivery_five_times_at_once_gives_one_review(
+    service: Service, fake_github: FakeGitHub, fake_openai: FakeOpenAI
+) -> None:
+    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
+    fake_openai.set_default(answer_with(BUG))
+    body = payload("opened.payload.json")
+    with ThreadPoolExecutor(5) as pool:
+        statuses = list(pool.map(lambda _: service.deliver("pull_request", body, "d-same"), range(5)))
+    assert sorted(statuses) == [200, 200, 200, 200, 202]
+    wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the review")
+    store = open_store(f"sqlite:///{service.database}")
+    try:
+        wait_for(lambda: store.job_counts().get("done", 0) == 1, 10, "the job to finish")
+        assert sum(store.job_counts().values()) == 1
+    finally:
+        store.close()
+    assert reviews_on(fake_github, HEAD) == 1
+
+
+def test_a_push_gets_a_review_of_only_what_is_new(
+    service: Service, fake_github: FakeGitHub, fake_openai: FakeOpenAI
+) -> None:
+    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
+    fake_openai.set_default(answer_with(BUG))
+    assert service.deliver("pull_request", payload("opened.payload.json"), "d-first") == 202
+    wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the first review")
+
+    # The new commit touches only the test file; the model repeats its old finding anyway.
+    new_test = dict(BUG, path="tests/test_itsdangerous/test_timed.py", line=48, title="Sleeps in a test", quote="")
+    pushed = LEEWAY.replace("freeze.tick(timedelta(seconds=12))", "freeze.tick(timedelta(seconds=13))")
+    fake_github.add_pull(REPO, NUMBER, pushed, head_sha=NEW_HEAD, base_sha=BASE)
+    fake_github.set_compare(
+        REPO,
+        HEAD,
+        NEW_HEAD,
+        "diff --git a/tests/test_itsdangerous/test_timed.py b/tests/test_itsdangerous/test_timed.py\n"
+        "index 1111111..2222222 100644\n"
+        "--- a/tests/test_itsdangerous/test_timed.py\n+++ b/tests/test_itsdangerous/test_timed.py\n"
+        "@@ -48 +48 @@\n-        freeze.tick(timedelta(seconds=12))\n+        freeze.tick(timedelta(seconds=13))\n",
+    )
+    fake_openai.reset()
+    fake_openai.set_default(answer_with(BUG, new_test))
+    synchronize = payload("synchronize.payload.json", head={"sha": NEW_HEAD, "ref": "feature"})
+    synchronize["before"], synchronize["after"] = HEAD, NEW_HEAD
+    assert service.deliver("pull_request", synchronize, "d-push") == 202
+    wait_for(lambda: reviews_on(fake_github, NEW_HEAD) == 1, 30, "the second review")
+
+    sent = fake_openai.requests[0].body["messages"][1]["content"]
+    assert "tests/test_itsdangerous/test_timed.py" in sent
+    assert "src/itsdangerous/timed.py" not in sent
+    second = next(r for r in fake_github.reviews(REPO, NUMBER) if r["commit_id"] == NEW_HEAD)
+    assert "since `ec26c3e`" in second["body"]
+    lines = [(c["path"], c["line"]) for c in fake_github.comments(REPO, NUMBER) if c["commit_id"] == NEW_HEAD]
+    assert lines == [("tests/test_itsdangerous/test_timed.py", 48)]
+
+
+def test_forged_and_malformed_deliveries_are_refused_and_nothing_is_queued(
+    service: Service, fake_github: FakeGitHub
+) -> None:
+    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
+    body = payload("opened.payload.json")
+    assert service.deliver("pull_request", body, "d-forged", signature="sha256=" + "0" * 64) == 401
+    bad = httpx.post(
+        f"{service.url}/webhook",
+        content=b"{not json",
+        headers={
+            "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": "d-bad",
+            "X-Hub-Signature-256": sign(service.secret, b"{not json"),
+        },
+        timeout=10,
+    )
+    assert bad.status_code == 400
+    store = open_store(f"sqlite:///{service.database}")
+    try:
+        assert store.job_counts() == {} or sum(store.job_counts().values()) == 0
+        assert not store.has_delivery("d-forged")
+    finally:
+        store.close()
+    assert fake_github.requests == []
+
+
+def test_a_server_killed_mid_review_posts_the_review_exactly_once_after_restart(
+    fake_github: FakeGitHub, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
+    fake_openai.set_default(lambda body: Reply.delay(30, then=answer_with(BUG)(body)))
+    first = start_service(fake_github, fake_openai, tmp_path / "reviewbot.db")
+    try:
+        assert first.deliver("pull_request", payload("opened.payload.json"), "d-kill") == 202
+        wait_for(lambda: len(fake_openai.requests) == 1, 30, "the model request")
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(10)
+    finally:
+        stop(first)
+    assert reviews_on(fake_github, HEAD) == 0
+
+    fake_openai.set_default(answer_with(BUG))
+    second = start_service(fake_github, fake_openai, tmp_path / "reviewbot.db")
+    try:
+        wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 40, "the review after the restart")
+        store = open_store(f"sqlite:///{second.database}")
+        try:
+            wait_for(lambda: store.job_counts().get("done", 0) == 1, 10, "the job to finish")
+        finally:
+            store.close()
+        assert reviews_on(fake_github, HEAD) == 1
+        assert len(fake_github.comments(REPO, NUMBER)) == 1
+    finally:
+        stop(second)

@@ -1,0 +1,347 @@
+"""The durable store: migrations, delivery dedup, job coalescing, leases, retries, reviews."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reviewbot.errors import ConfigError, StoreError
+from reviewbot.store import SCHEMA_VERSION, JobRequest, Store, open_store
+
+REPO = "octo/widgets"
+
+
+def request(
+    head: str = "a" * 40, *, pr: int = 7, full: bool = False, trigger: str = "pull_request.synchronize"
+) -> JobRequest:
+    return JobRequest(
+        installation_id=42,
+        repo=REPO,
+        pr_number=pr,
+        head_sha=head,
+        base_sha="b" * 40,
+        full_review=full,
+        trigger=trigger,
+    )
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "reviewbot.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{db_path}")
+    yield opened
+    opened.close()
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+
+def test_a_relative_url_opens_a_file_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///relative.db")
+    store.close()
+    assert (tmp_path / "relative.db").is_file()
+
+
+def test_an_absolute_url_has_four_slashes(db_path: Path) -> None:
+    assert str(db_path).startswith("/")
+    store = open_store(f"sqlite:///{db_path}")
+    store.close()
+    assert db_path.is_file()
+
+
+def test_an_in_memory_store_works_from_several_threads() -> None:
+    store = open_store("sqlite://:memory:")
+    threads = [
+        threading.Thread(target=store.record_delivery, args=(f"d{n}", "pull_request", "opened", 42, REPO, request()))
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(store.list_jobs()) == 1
+    store.close()
+
+
+@pytest.mark.parametrize("url", ["postgres://localhost/reviewbot", "sqlite://", "sqlite:///", "reviewbot.db"])
+def test_an_unsupported_url_is_a_config_error_naming_the_variable(url: str) -> None:
+    with pytest.raises(ConfigError, match="REVIEWBOT_DATABASE_URL"):
+        open_store(url)
+
+
+def test_a_file_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="REVIEWBOT_DATABASE_URL"):
+        open_store(f"sqlite:///{tmp_path}/missing/dir/reviewbot.db")
+
+
+def test_migrations_run_once_and_reopening_keeps_the_data(db_path: Path) -> None:
+    first = open_store(f"sqlite:///{db_path}")
+    assert first.schema_version() == SCHEMA_VERSION
+    first.record_delivery("d1", "pull_request", "opened", 42, REPO, request())
+    first.close()
+    second = open_store(f"sqlite:///{db_path}")
+    assert second.schema_version() == SCHEMA_VERSION
+    assert second.has_delivery("d1")
+    assert len(second.list_jobs()) == 1
+    second.close()
+    with sqlite3.connect(db_path) as conn:
+        versions = conn.execute("SELECT version FROM schema_version").fetchall()
+    assert versions == [(version,) for version in range(1, SCHEMA_VERSION + 1)]
+
+
+def test_a_database_from_a_newer_release_is_refused(db_path: Path) -> None:
+    open_store(f"sqlite:///{db_path}").close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(ConfigError, match="newer"):
+        open_store(f"sqlite:///{db_path}")
+
+
+def test_the_database_is_in_wal_mode(store: Store, db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_closed_store_raises_store_error(store: Store) -> None:
+    store.ping()
+    store.close()
+    with pytest.raises(StoreError):
+        store.ping()
+    with pytest.raises(StoreError):
+        store.record_delivery("d1", "ping", None, None, None)
+
+
+# -- deliveries and coalescing ---------------------------------------------------------------
+
+
+def test_a_redelivered_id_is_recognised_and_queues_nothing(store: Store) -> None:
+    assert store.record_delivery("d1", "pull_request", "opened", 42, REPO, request())
+    assert not store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("c" * 40))
+    jobs = store.list_jobs()
+    assert [job.head_sha for job in jobs] == ["a" * 40]
+
+
+def test_a_delivery_without_a_job_is_still_recorded(store: Store) -> None:
+    assert store.record_delivery("d1", "star", "created", None, REPO)
+    assert store.has_delivery("d1")
+    assert store.list_jobs() == []
+
+
+def test_a_newer_push_updates_the_queued_job_instead_of_adding_one(store: Store) -> None:
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("a" * 40, full=True))
+    store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request("c" * 40, full=False))
+    [job] = store.list_jobs()
+    assert job.head_sha == "c" * 40
+    assert job.full_review is True
+    assert job.trigger == "pull_request.synchronize"
+    assert job.state == "queued"
+
+
+def test_a_command_stays_a_command_when_a_push_coalesces_into_it(store: Store) -> None:
+    store.record_delivery("d1", "issue_comment", "created", 42, REPO, request("", full=True, trigger="command"))
+    store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
+    [job] = store.list_jobs()
+    assert (job.trigger, job.head_sha, job.full_review) == ("command", "c" * 40, True)
+
+
+def test_other_pull_requests_get_their_own_jobs(store: Store) -> None:
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(pr=1))
+    store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(pr=2))
+    assert sorted(job.pr_number for job in store.list_jobs()) == [1, 2]
+
+
+def test_a_push_while_a_job_runs_queues_a_second_job(store: Store) -> None:
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("a" * 40))
+    running = store.claim_job("w1", 60)
+    assert running is not None
+    store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
+    states = [(job.head_sha[0], job.state) for job in store.list_jobs()]
+    assert states == [("a", "running"), ("c", "queued")]
+    queued = store.list_jobs()[-1]
+    assert store.newer_job_exists(REPO, 7, "a" * 40, after_job_id=running.id)
+    assert not store.newer_job_exists(REPO, 7, "c" * 40, after_job_id=queued.id)
+
+
+def test_an_older_job_sent_back_to_the_queue_is_not_newer_work(store: Store) -> None:
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("a" * 40))
+    old = store.claim_job("w1", 60)
+    assert old is not None
+    store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
+    store.retry_job(old.id, "w1", "boom", 0, 5)
+    new = store.list_jobs()[-1]
+    assert not store.newer_job_exists(REPO, 7, "c" * 40, after_job_id=new.id)
+    assert store.newer_job_exists(REPO, 7, "a" * 40, after_job_id=old.id)
+
+
+def test_eight_threads_recording_the_same_delivery_make_one_delivery_and_one_job(db_path: Path) -> None:
+    stores = [open_store(f"sqlite:///{db_path}") for _ in range(2)]
+    start = threading.Barrier(8)
+    results: list[bool] = []
+
+    def deliver(store: Store) -> None:
+        start.wait(5)
+        results.append(store.record_delivery("same", "pull_request", "opened", 42, REPO, request()))
+
+    threads = [threading.Thread(target=deliver, args=(stores[n % 2],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == [False] * 7 + [True]
+    assert len(stores[0].list_jobs()) == 1
+    for store in stores:
+        store.close()
+
+
+def test_concurrent_pushes_to_one_pull_request_coalesce_into_one_job(store: Store) -> None:
+    start = threading.Barrier(6)
+
+    def deliver(n: int) -> None:
+        start.wait(5)
+        store.record_delivery(f"d{n}", "pull_request", "synchronize", 42, REPO, request(f"{n}" * 40))
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(store.list_jobs()) == 1
+
+
+# -- claiming, leases, retries ---------------------------------------------------------------
+
+
+def test_claiming_takes_the_oldest_due_job_and_counts_an_attempt(store: Store) -> None:
+    now = time.time()
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(pr=1), now=now)
+    store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(pr=2), now=now)
+    job = store.claim_job("w1", 60, now=now)
+    assert job is not None
+    assert (job.pr_number, job.state, job.attempts, job.lease_owner) == (1, "running", 1, "w1")
+    assert job.lease_until == pytest.approx(now + 60)
+    second = store.claim_job("w2", 60, now=now)
+    assert second is not None
+    assert second.pr_number == 2
+    assert store.claim_job("w3", 60, now=now) is None
+
+
+def test_a_job_whose_lease_expired_is_taken_over(store: Store) -> None:
+    now = time.time()
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    first = store.claim_job("dead-worker", 60, now=now)
+    assert first is not None
+    assert store.claim_job("w2", 60, now=now + 59) is None
+    taken = store.claim_job("w2", 60, now=now + 61)
+    assert taken is not None
+    assert (taken.id, taken.lease_owner, taken.attempts) == (first.id, "w2", 2)
+    assert not store.heartbeat(first.id, "dead-worker", 60)
+    assert not store.finish_job(first.id, "dead-worker", "done")
+    assert store.finish_job(taken.id, "w2", "done")
+
+
+def test_a_heartbeat_extends_the_lease(store: Store) -> None:
+    now = time.time()
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    job = store.claim_job("w1", 60, now=now)
+    assert job is not None
+    assert store.heartbeat(job.id, "w1", 60, now=now + 50)
+    assert store.claim_job("w2", 60, now=now + 100) is None
+    assert store.claim_job("w2", 60, now=now + 111) is not None
+
+
+def test_an_expired_job_out_of_attempts_is_failed_instead_of_run_again(store: Store) -> None:
+    now = time.time()
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    job = store.claim_job("w1", 60, now=now, max_attempts=1)
+    assert job is not None
+    assert store.claim_job("w2", 60, now=now + 61, max_attempts=1) is None
+    failed = store.get_job(job.id)
+    assert failed is not None
+    assert failed.state == "failed"
+    assert failed.last_error is not None
+    assert "lease expired" in failed.last_error
+
+
+def test_a_retried_job_waits_for_its_backoff_and_then_fails_after_max_attempts(store: Store) -> None:
+    now = time.time()
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    job = store.claim_job("w1", 60, now=now)
+    assert job is not None
+    assert store.retry_job(job.id, "w1", "rate limited", 30, 2, now=now) == "queued"
+    assert store.claim_job("w1", 60, now=now + 29) is None
+    again = store.claim_job("w1", 60, now=now + 31)
+    assert again is not None
+    assert (again.attempts, again.last_error) == (2, "rate limited")
+    assert store.retry_job(again.id, "w1", "still rate limited", 30, 2, now=now + 31) == "failed"
+    final = store.get_job(job.id)
+    assert final is not None
+    assert (final.state, final.last_error) == ("failed", "still rate limited")
+    assert store.claim_job("w1", 60, now=now + 1000) is None
+
+
+def test_retrying_a_job_whose_lease_was_lost_changes_nothing(store: Store) -> None:
+    now = time.time()
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    job = store.claim_job("w1", 60, now=now)
+    assert job is not None
+    assert store.claim_job("w2", 60, now=now + 61) is not None
+    assert store.retry_job(job.id, "w1", "boom", 0, 5, now=now + 62) == "running"
+    current = store.get_job(job.id)
+    assert current is not None
+    assert current.lease_owner == "w2"
+
+
+def test_a_dropped_job_keeps_its_reason_and_counts_are_by_state(store: Store) -> None:
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(pr=1))
+    store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(pr=2))
+    job = store.claim_job("w1", 60)
+    assert job is not None
+    assert store.finish_job(job.id, "w1", "dropped", "head is stale")
+    dropped = store.get_job(job.id)
+    assert dropped is not None
+    assert (dropped.state, dropped.last_error, dropped.lease_until) == ("dropped", "head is stale", None)
+    assert store.job_counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0, "dropped": 1}
+
+
+def test_a_job_cannot_finish_as_failed(store: Store) -> None:
+    with pytest.raises(ValueError, match="done"):
+        store.finish_job(1, "w1", "failed")  # type: ignore[arg-type]
+
+
+# -- reviews and installations ---------------------------------------------------------------
+
+
+def test_reviews_are_remembered_per_head_with_their_fingerprints(store: Store) -> None:
+    assert store.review_for(REPO, 7, "a" * 40) is None
+    assert store.last_reviewed_head(REPO, 7) is None
+    store.record_review(REPO, 7, "a" * 40, 1001, ["f1", "f2"], now=100.0)
+    store.record_review(REPO, 7, "c" * 40, 1002, ["f2", "f3"], now=200.0)
+    store.record_review(REPO, 8, "d" * 40, 1003, ["f9"], now=300.0)
+    assert store.review_for(REPO, 7, "a" * 40) == 1001
+    assert store.last_reviewed_head(REPO, 7) == "c" * 40
+    assert store.known_fingerprints(REPO, 7) == {"f1", "f2", "f3"}
+    assert store.known_fingerprints(REPO, 8) == {"f9"}
+
+
+def test_installations_and_their_repositories_are_tracked(store: Store) -> None:
+    store.upsert_installation(5, "octo", ["octo/a", "octo/b"])
+    store.set_installation_repos(5, added=["octo/c"], removed=["octo/a"])
+    assert store.installation_repos(5) == {"octo/b", "octo/c"}
+    assert store.set_installation_suspended(5, True)
+    installation = store.installation(5)
+    assert installation is not None
+    assert (installation.account, installation.suspended) == ("octo", True)
+    store.remove_installation(5)
+    assert store.installation(5) is None
+    assert store.installation_repos(5) == set()
+    assert not store.set_installation_suspended(5, False)

@@ -1,0 +1,321 @@
+"""Signature checks and event routing, with real GitHub payloads from tests/data."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures_path import WEBHOOKS
+from reviewbot.store import JobRequest, open_store
+from reviewbot.webhooks import (
+    Ignored,
+    InstallationChange,
+    PayloadError,
+    Router,
+    WebhookOptions,
+    is_review_command,
+    router,
+    sign,
+    verify_signature,
+)
+
+# GitHub's documented test vector ("Validating webhook deliveries").
+DOCS_SECRET = b"It's a Secret to Everybody"
+DOCS_PAYLOAD = b"Hello, World!"
+DOCS_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+
+HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+BASE = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
+OPTIONS = WebhookOptions(review_drafts=False, app_slug="review-bot")
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((WEBHOOKS / name).read_text(encoding="utf-8"))
+    return data
+
+
+def pull_request(action: str = "opened", **changes: Any) -> dict[str, Any]:
+    """The real ``pull_request`` payload with ``action`` and ``pull_request`` fields replaced."""
+    name = "synchronize" if action == "synchronize" else "opened"
+    payload = load(f"pull_request/{name}.payload.json")
+    payload["action"] = action
+    payload["pull_request"].update(changes)
+    return payload
+
+
+def comment(body: str, *, on_pull_request: bool = True, association: str = "OWNER") -> dict[str, Any]:
+    payload = load("issue_comment/created.with-installation.payload.json")
+    if on_pull_request:
+        payload["issue"]["pull_request"] = {"url": payload["issue"]["url"].replace("/issues/", "/pulls/")}
+    payload["comment"]["body"] = body
+    payload["comment"]["author_association"] = association
+    return payload
+
+
+def as_bot(payload: dict[str, Any]) -> dict[str, Any]:
+    payload = copy.deepcopy(payload)
+    payload["sender"]["type"] = "Bot"
+    return payload
+
+
+# -- signatures ------------------------------------------------------------------------------
+
+
+def test_githubs_documented_test_vector_verifies() -> None:
+    assert verify_signature(DOCS_SECRET, DOCS_PAYLOAD, DOCS_SIGNATURE)
+    assert sign(DOCS_SECRET, DOCS_PAYLOAD) == DOCS_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha256=" + "0" * 64,
+        DOCS_SIGNATURE.removeprefix("sha256="),
+        "sha1=" + "0" * 40,
+        DOCS_SIGNATURE.upper(),
+        DOCS_SIGNATURE + "00",
+        "sha256=ünïcode",
+    ],
+)
+def test_a_missing_wrong_or_sha1_signature_is_invalid(header: str | None) -> None:
+    assert not verify_signature(DOCS_SECRET, DOCS_PAYLOAD, header)
+
+
+def test_a_signature_of_another_body_or_under_another_secret_is_invalid() -> None:
+    assert not verify_signature(DOCS_SECRET, DOCS_PAYLOAD + b" ", DOCS_SIGNATURE)
+    assert not verify_signature(b"another secret", DOCS_PAYLOAD, DOCS_SIGNATURE)
+    assert not verify_signature(b"", DOCS_PAYLOAD, sign(b"", DOCS_PAYLOAD))
+
+
+def test_the_real_payload_fixtures_are_present() -> None:
+    names = sorted(str(path.relative_to(WEBHOOKS)) for path in Path(WEBHOOKS).rglob("*.json"))
+    assert "pull_request/opened.payload.json" in names
+    assert "MIT" in (WEBHOOKS / "README.md").read_text(encoding="utf-8")
+
+
+# -- pull_request ----------------------------------------------------------------------------
+
+
+def test_an_opened_pull_request_queues_a_full_review_of_its_head() -> None:
+    outcome = router.dispatch("pull_request", pull_request("opened"), OPTIONS)
+    assert outcome == JobRequest(
+        installation_id=1,
+        repo="Codertocat/Hello-World",
+        pr_number=2,
+        head_sha=HEAD,
+        base_sha=BASE,
+        full_review=True,
+        trigger="pull_request.opened",
+    )
+
+
+@pytest.mark.parametrize("action", ["reopened", "ready_for_review"])
+def test_reopened_and_ready_for_review_queue_full_reviews(action: str) -> None:
+    outcome = router.dispatch("pull_request", pull_request(action), OPTIONS)
+    assert isinstance(outcome, JobRequest)
+    assert outcome.full_review
+    assert outcome.trigger == f"pull_request.{action}"
+
+
+def test_a_push_to_the_pull_request_queues_an_incremental_review() -> None:
+    outcome = router.dispatch("pull_request", load("pull_request/synchronize.payload.json"), OPTIONS)
+    assert isinstance(outcome, JobRequest)
+    assert (outcome.full_review, outcome.trigger, outcome.head_sha) == (False, "pull_request.synchronize", HEAD)
+
+
+def test_a_draft_is_ignored_unless_drafts_are_reviewed() -> None:
+    draft = pull_request("opened", draft=True)
+    assert router.dispatch("pull_request", draft, OPTIONS) == Ignored("the pull request is a draft")
+    assert isinstance(router.dispatch("pull_request", draft, WebhookOptions(review_drafts=True)), JobRequest)
+
+
+def test_a_closed_pull_request_is_ignored() -> None:
+    outcome = router.dispatch("pull_request", pull_request("synchronize", state="closed"), OPTIONS)
+    assert outcome == Ignored("the pull request is closed")
+
+
+def test_a_push_by_a_bot_is_ignored() -> None:
+    outcome = router.dispatch("pull_request", as_bot(pull_request("synchronize")), OPTIONS)
+    assert outcome == Ignored("the sender is a bot")
+
+
+def test_an_edit_of_title_or_body_is_ignored() -> None:
+    payload = pull_request("edited")
+    payload["changes"] = {"title": {"from": "Old title"}}
+    outcome = router.dispatch("pull_request", payload, OPTIONS)
+    assert isinstance(outcome, Ignored)
+    assert "base" in outcome.reason
+
+
+def test_a_change_of_base_branch_queues_a_full_review() -> None:
+    payload = pull_request("edited")
+    payload["changes"] = {"base": {"ref": {"from": "develop"}, "sha": {"from": "1" * 40}}}
+    outcome = router.dispatch("pull_request", payload, OPTIONS)
+    assert isinstance(outcome, JobRequest)
+    assert (outcome.full_review, outcome.trigger) == (True, "pull_request.edited")
+
+
+def test_a_pull_request_delivery_without_an_installation_is_ignored() -> None:
+    payload = pull_request("opened")
+    del payload["installation"]
+    outcome = router.dispatch("pull_request", payload, OPTIONS)
+    assert isinstance(outcome, Ignored)
+    assert "installation" in outcome.reason
+
+
+@pytest.mark.parametrize("action", ["closed", "labeled", "assigned"])
+def test_other_pull_request_actions_are_ignored(action: str) -> None:
+    assert router.dispatch("pull_request", pull_request(action), OPTIONS) == Ignored(
+        f"pull_request.{action} is not handled"
+    )
+
+
+def test_a_payload_missing_a_required_field_is_a_payload_error() -> None:
+    payload = pull_request("opened")
+    del payload["pull_request"]["head"]
+    with pytest.raises(PayloadError, match="head"):
+        router.dispatch("pull_request", payload, OPTIONS)
+
+
+# -- review commands -------------------------------------------------------------------------
+
+
+def test_a_review_command_on_a_pull_request_queues_a_full_review_of_an_unknown_head() -> None:
+    outcome = router.dispatch("issue_comment", comment("/review"), OPTIONS)
+    assert outcome == JobRequest(
+        installation_id=1,
+        repo="Codertocat/Hello-World",
+        pr_number=1,
+        head_sha="",
+        base_sha="",
+        full_review=True,
+        trigger="command",
+    )
+
+
+def test_mentioning_the_app_with_review_is_a_command() -> None:
+    outcome = router.dispatch("issue_comment", comment("Thanks!\n@Review-Bot review please"), OPTIONS)
+    assert isinstance(outcome, JobRequest)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("/review", True),
+        ("  /review  ", True),
+        ("Looks odd.\r\n/review\r\n", True),
+        ("/REVIEW", True),
+        ("@review-bot review", True),
+        ("/reviewers please", False),
+        ("please /review", False),
+        ("> /review", False),
+        ("@someone-else review", False),
+        ("@review-bot reviewed", False),
+        ("", False),
+    ],
+)
+def test_what_counts_as_a_review_command(body: str, expected: bool) -> None:
+    assert is_review_command(body, "review-bot") is expected
+
+
+def test_only_slash_review_works_when_the_app_slug_is_unknown() -> None:
+    assert not is_review_command("@review-bot review", None)
+    assert is_review_command("/review", None)
+
+
+def test_a_command_on_a_plain_issue_is_ignored() -> None:
+    outcome = router.dispatch("issue_comment", comment("/review", on_pull_request=False), OPTIONS)
+    assert outcome == Ignored("the comment is on an issue, not a pull request")
+
+
+def test_an_ordinary_comment_is_ignored() -> None:
+    outcome = router.dispatch("issue_comment", load("issue_comment/created.with-installation.payload.json"), OPTIONS)
+    assert isinstance(outcome, Ignored)
+
+
+@pytest.mark.parametrize("association", ["CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "NONE"])
+def test_a_command_from_someone_without_write_access_is_ignored(association: str) -> None:
+    outcome = router.dispatch("issue_comment", comment("/review", association=association), OPTIONS)
+    assert isinstance(outcome, Ignored)
+    assert association in outcome.reason
+
+
+def test_a_command_from_a_bot_is_ignored() -> None:
+    outcome = router.dispatch("issue_comment", as_bot(comment("/review")), OPTIONS)
+    assert outcome == Ignored("the sender is a bot")
+
+
+def test_an_edited_comment_is_not_a_command() -> None:
+    payload = comment("/review")
+    payload["action"] = "edited"
+    assert router.dispatch("issue_comment", payload, OPTIONS) == Ignored("issue_comment.edited is not handled")
+
+
+# -- installations, ping, the router itself --------------------------------------------------
+
+
+def test_a_new_installation_is_recorded_with_its_repositories(tmp_path: Path) -> None:
+    outcome = router.dispatch("installation", load("installation/created.payload.json"), OPTIONS)
+    assert outcome == InstallationChange(
+        installation_id=957387, change="created", account="Codertocat", added=("Codertocat/Hello-World",)
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'i.db'}")
+    outcome.apply(store)
+    outcome.apply(store)  # a redelivery does no harm
+    assert store.installation_repos(957387) == {"Codertocat/Hello-World"}
+
+    for action, suspended in (("suspend", True), ("unsuspend", False)):
+        payload = load("installation/created.payload.json")
+        payload["action"] = action
+        change = router.dispatch("installation", payload, OPTIONS)
+        assert isinstance(change, InstallationChange)
+        change.apply(store)
+        installation = store.installation(957387)
+        assert installation is not None
+        assert installation.suspended is suspended
+
+    payload = load("installation/created.payload.json")
+    payload.update(
+        action="added",
+        repositories_added=[{"full_name": "Codertocat/Other"}],
+        repositories_removed=[{"full_name": "Codertocat/Hello-World"}],
+    )
+    change = router.dispatch("installation_repositories", payload, OPTIONS)
+    assert isinstance(change, InstallationChange)
+    change.apply(store)
+    assert store.installation_repos(957387) == {"Codertocat/Other"}
+
+    payload["action"] = "deleted"
+    change = router.dispatch("installation", payload, OPTIONS)
+    assert isinstance(change, InstallationChange)
+    change.apply(store)
+    assert store.installation(957387) is None
+    store.close()
+
+
+def test_ping_is_handled_with_nothing_to_do() -> None:
+    assert router.dispatch("ping", load("ping/payload.json")) is None
+
+
+def test_an_unknown_event_is_ignored() -> None:
+    assert router.dispatch("star", {"action": "created"}) == Ignored("star.created is not handled")
+    assert router.dispatch("push", {}) == Ignored("push is not handled")
+
+
+def test_a_router_refuses_two_handlers_for_one_event_and_action() -> None:
+    local = Router()
+
+    @local.register("push")
+    def first(payload: Any, options: WebhookOptions) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="already"):
+        local.register("push")(first)
+    assert local.handles("push", "anything")
+    assert not local.handles("star")

@@ -1,0 +1,266 @@
+"""The job loop against a real SQLite store: outcomes, retries, leases, wake-ups, two workers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reviewbot.store import Job, JobRequest, Store, open_store
+from reviewbot.worker import JobHandler, JobOutcome, TransientJobError, Worker, backoff_seconds
+
+REPO = "octo/widgets"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'worker.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    opened = open_store(db_url)
+    yield opened
+    opened.close()
+
+
+def enqueue(store: Store, pr: int = 1) -> int:
+    job = JobRequest(
+        installation_id=42,
+        repo=REPO,
+        pr_number=pr,
+        head_sha=f"{pr:040d}",
+        base_sha="b" * 40,
+        full_review=True,
+        trigger="pull_request.opened",
+    )
+    store.record_delivery(str(uuid.uuid4()), "pull_request", "opened", 42, REPO, job)
+    return store.list_jobs(pr_number=pr)[-1].id
+
+
+def make_worker(store: Store, handler: JobHandler, **overrides: float | str) -> Worker:
+    options: dict[str, float | str] = {
+        "worker_id": "w1",
+        "lease_seconds": 5.0,
+        "max_attempts": 3,
+        "poll_interval": 0.05,
+        "backoff_base": 0.01,
+    }
+    options.update(overrides)
+    return Worker(
+        store,
+        handler,
+        worker_id=str(options["worker_id"]),
+        lease_seconds=float(options["lease_seconds"]),
+        max_attempts=int(options["max_attempts"]),
+        poll_interval=float(options["poll_interval"]),
+        backoff_base=float(options["backoff_base"]),
+        concurrency=int(options.get("concurrency", 2)),
+    )
+
+
+async def run_until(workers: list[Worker], condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Run the workers until ``condition`` holds (checked every 10 ms), then stop them."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(worker.run(stop)) for worker in workers]
+    try:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the condition did not hold within {timeout} s")
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+
+def state_of(store: Store, job_id: int) -> Job:
+    job = store.get_job(job_id)
+    assert job is not None
+    return job
+
+
+def finished(store: Store, *job_ids: int) -> Callable[[], bool]:
+    return lambda: all(state_of(store, job_id).state in ("done", "dropped", "failed") for job_id in job_ids)
+
+
+def test_a_job_whose_handler_succeeds_is_done_with_its_note(store: Store) -> None:
+    job_id = enqueue(store)
+    seen: list[Job] = []
+
+    async def handler(job: Job) -> JobOutcome:
+        seen.append(job)
+        return JobOutcome.done("posted review 1")
+
+    asyncio.run(run_until([make_worker(store, handler)], finished(store, job_id)))
+    job = state_of(store, job_id)
+    assert (job.state, job.attempts, job.last_error) == ("done", 1, "posted review 1")
+    assert [job.id for job in seen] == [job_id]
+    assert seen[0].lease_owner == "w1"
+
+
+def test_a_dropped_job_keeps_the_reason(store: Store) -> None:
+    job_id = enqueue(store)
+
+    async def handler(job: Job) -> JobOutcome:
+        return JobOutcome.dropped("head is stale")
+
+    asyncio.run(run_until([make_worker(store, handler)], finished(store, job_id)))
+    assert (state_of(store, job_id).state, state_of(store, job_id).last_error) == ("dropped", "head is stale")
+
+
+def test_a_transient_error_twice_then_success_is_done_after_three_attempts(store: Store) -> None:
+    job_id = enqueue(store)
+    calls: list[int] = []
+
+    async def handler(job: Job) -> JobOutcome:
+        calls.append(job.attempts)
+        if len(calls) < 3:
+            raise TransientJobError("GitHub answered 502")
+        return JobOutcome.done()
+
+    asyncio.run(run_until([make_worker(store, handler, max_attempts=5)], finished(store, job_id)))
+    job = state_of(store, job_id)
+    assert (job.state, job.attempts) == ("done", 3)
+    assert calls == [1, 2, 3]
+
+
+def test_a_job_that_always_fails_is_failed_with_the_reason_after_max_attempts(store: Store) -> None:
+    job_id = enqueue(store)
+
+    async def handler(job: Job) -> JobOutcome:
+        raise RuntimeError("boom\nwith a second line")
+
+    asyncio.run(run_until([make_worker(store, handler, max_attempts=3)], finished(store, job_id)))
+    job = state_of(store, job_id)
+    assert (job.state, job.attempts) == ("failed", 3)
+    assert job.last_error is not None
+    assert job.last_error.startswith("RuntimeError: boom with a second line (at test_worker.py:")
+    assert "\n" not in job.last_error
+    assert len(job.last_error) <= 500
+
+
+def test_retry_after_from_the_handler_replaces_the_backoff(store: Store) -> None:
+    job_id = enqueue(store)
+
+    async def handler(job: Job) -> JobOutcome:
+        raise TransientJobError("rate limited", retry_after=120)
+
+    before = time.time()
+    asyncio.run(
+        run_until(
+            [make_worker(store, handler)],
+            lambda: state_of(store, job_id).state == "queued" and state_of(store, job_id).attempts == 1,
+        )
+    )
+    job = state_of(store, job_id)
+    assert job.last_error == "rate limited"
+    assert job.not_before >= before + 120
+
+
+def test_backoff_doubles_from_thirty_seconds_up_to_fifteen_minutes() -> None:
+    assert [backoff_seconds(attempt) for attempt in (1, 2, 3, 4, 5, 6, 7)] == [30, 60, 120, 240, 480, 900, 900]
+
+
+def test_the_heartbeat_keeps_the_lease_while_the_handler_runs_longer_than_it(store: Store) -> None:
+    job_id = enqueue(store)
+    stolen: list[Job | None] = []
+
+    async def handler(job: Job) -> JobOutcome:
+        await asyncio.sleep(0.7)  # more than twice the lease
+        stolen.append(await asyncio.to_thread(store.claim_job, "intruder", 5))
+        return JobOutcome.done()
+
+    worker = make_worker(store, handler, lease_seconds=0.3)
+    asyncio.run(run_until([worker], finished(store, job_id)))
+    assert stolen == [None]
+    assert (state_of(store, job_id).state, state_of(store, job_id).attempts) == ("done", 1)
+
+
+def test_a_worker_that_loses_its_lease_stops_the_job(store: Store) -> None:
+    job_id = enqueue(store)
+    started = threading.Event()
+    cancelled = threading.Event()
+
+    async def handler(job: Job) -> JobOutcome:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return JobOutcome.done()
+
+    def taken_over() -> bool:
+        if started.is_set() and state_of(store, job_id).lease_owner == "w1":
+            assert store.claim_job("thief", 60, now=time.time() + 1000) is not None
+        return cancelled.is_set()
+
+    asyncio.run(run_until([make_worker(store, handler, lease_seconds=0.3)], taken_over))
+    job = state_of(store, job_id)
+    assert (job.state, job.lease_owner) == ("running", "thief")
+
+
+def test_wake_starts_a_new_job_without_waiting_for_the_poll(store: Store) -> None:
+    done_ids: list[int] = []
+
+    async def handler(job: Job) -> JobOutcome:
+        done_ids.append(job.id)
+        return JobOutcome.done()
+
+    worker = make_worker(store, handler, poll_interval=60)
+
+    async def main() -> float:
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0.05)  # the worker found nothing and waits for the next poll
+        job_id = await asyncio.to_thread(enqueue, store)
+        sent = time.monotonic()
+        await asyncio.to_thread(worker.wake)  # from another thread, as the web handler may
+        while state_of(store, job_id).state != "done":
+            assert time.monotonic() - sent < 5, "the worker did not wake"
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return time.monotonic() - sent
+
+    assert asyncio.run(main()) < 5
+    assert len(done_ids) == 1
+
+
+def test_two_workers_on_one_database_never_run_the_same_job_at_once(db_url: str, store: Store) -> None:
+    job_ids = [enqueue(store, pr) for pr in range(1, 13)]
+    other = open_store(db_url)
+    lock = threading.Lock()
+    in_flight: set[int] = set()
+    overlaps: list[int] = []
+    runs: Counter[int] = Counter()
+
+    async def handler(job: Job) -> JobOutcome:
+        with lock:
+            if job.id in in_flight:
+                overlaps.append(job.id)
+            in_flight.add(job.id)
+            runs[job.id] += 1
+        await asyncio.sleep(0.02)
+        with lock:
+            in_flight.discard(job.id)
+        return JobOutcome.done(job.lease_owner)
+
+    workers = [
+        make_worker(store, handler, worker_id="w1", concurrency=3),
+        make_worker(other, handler, worker_id="w2", concurrency=3),
+    ]
+    asyncio.run(run_until(workers, finished(store, *job_ids)))
+    other.close()
+    assert overlaps == []
+    assert set(runs) == set(job_ids)
+    assert all(count == 1 for count in runs.values())
+    owners = {state_of(store, job_id).last_error for job_id in job_ids}
+    assert owners == {"w1", "w2"}
