@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -11,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.types import ASGIApp
 
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI
+from loopback import LoopbackServer
 from reviewbot.app import create_app
 from reviewbot.settings import Settings
 from reviewbot.store import Store, open_store
@@ -40,23 +38,12 @@ def fake_openai(openai_server: FakeOpenAI) -> FakeOpenAI:
 @contextmanager
 def serve(app: ASGIApp, timeout: float = 10.0) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http="h11", loop="asyncio", lifespan="off", log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
+    server = LoopbackServer("test-server")
+    server.start(app, timeout)
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield server.url
     finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
+        server.stop(timeout)
 
 
 @dataclass

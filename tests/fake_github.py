@@ -44,7 +44,6 @@ import fnmatch
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -55,7 +54,6 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
@@ -63,6 +61,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from loopback import LoopbackServer
 from reviewbot.diff import Diff, DiffFile, FileStatus, Side, parse_diff
 
 APP_SLUG: Final = "reviewbot-test"
@@ -305,9 +304,7 @@ class FakeGitHub:
         self.webhook_secret: str = "fake-webhook-secret-" + secrets.token_hex(8)
         self.port = 0
         self._tokens: dict[str, tuple[int, datetime]] = {}  # installation token → (installation, expiry)
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback = LoopbackServer("fake-github")
         self._clear()
 
     def _clear(self) -> None:
@@ -477,46 +474,11 @@ class FakeGitHub:
 
     def start(self, timeout: float = 10.0) -> None:
         """Serve in a background thread; return once the server accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app(),
-            http="h11",
-            loop="asyncio",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-github", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError("the fake GitHub server stopped while starting")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the fake GitHub server did not start within {timeout} s")
-            time.sleep(0.01)
+        self._loopback.start(self.app(), timeout)
+        self.port = self._loopback.port
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive() and self._server is not None:
-                self._server.force_exit = True
-                self._thread.join(timeout)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._loopback.stop(timeout)
 
     def __enter__(self) -> FakeGitHub:
         self.start()

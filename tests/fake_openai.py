@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -40,11 +39,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from loopback import LoopbackServer
 
 DEFAULT_MODEL: Final = "fake-model"
 
@@ -199,9 +199,7 @@ class FakeOpenAI:
         self._seconds_per_request = 0.0
         self._tokens_per_second: float | None = None
         self._counter = 0
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback = LoopbackServer("fake-openai")
         self.port = 0
 
     # -- the controller -------------------------------------------------------------------
@@ -258,46 +256,11 @@ class FakeOpenAI:
 
     def start(self, timeout: float = 10.0) -> None:
         """Serve in a background thread; return once the server accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app(),
-            http="h11",
-            loop="asyncio",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-openai", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError("the fake OpenAI server stopped while starting")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the fake OpenAI server did not start within {timeout} s")
-            time.sleep(0.01)
+        self._loopback.start(self.app(), timeout)
+        self.port = self._loopback.port
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive() and self._server is not None:
-                self._server.force_exit = True
-                self._thread.join(timeout)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._loopback.stop(timeout)
 
     def __enter__(self) -> FakeOpenAI:
         self.start()
