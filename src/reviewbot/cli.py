@@ -85,7 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (REVIEWBOT_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (REVIEWBOT_PORT or PORT, default 8000)")
-    serve.add_argument("--no-worker", action="store_true", help="only receive webhooks; run no reviews here")
     return parser
 
 
@@ -111,8 +110,11 @@ def _serve(args: argparse.Namespace) -> int:
     from reviewbot.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per HTTP call to GitHub or the model drowns the lines that matter.
+    for noisy in ("httpx", "httpx2", "openai", "githubkit"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings(host=args.host, port=args.port)
-    serve(settings, host=settings.host, port=settings.port, worker=not args.no_worker)
+    serve(settings, host=settings.host, port=settings.port)
     return EXIT_OK
 
 

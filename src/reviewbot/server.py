@@ -44,10 +44,8 @@ def check_service_settings(settings: Settings) -> None:
         )
 
 
-def build_app(settings: Settings, store: Store, *, worker: bool = True) -> Starlette:
-    """The ASGI app; with ``worker``, the review worker runs alongside it for its lifetime."""
-    if not worker:
-        return create_app(settings, store)
+def build_app(settings: Settings, store: Store) -> Starlette:
+    """The ASGI app, with the review worker running alongside it for its lifetime."""
     service = ReviewService(settings, store)
     runner = Worker(
         store,
@@ -73,12 +71,12 @@ def build_app(settings: Settings, store: Store, *, worker: bool = True) -> Starl
     return create_app(settings, store, on_enqueued=runner.wake, lifespan=lifespan)
 
 
-def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> None:
+def serve(settings: Settings, *, host: str, port: int) -> None:
     """Run until interrupted (SIGINT/SIGTERM stop it cleanly)."""
     check_service_settings(settings)
     store = open_store(settings.database_url)
     try:
-        app = build_app(settings, store, worker=worker)
+        app = build_app(settings, store)
         config = uvicorn.Config(app, host=host, port=port, proxy_headers=True, log_level="info", access_log=False)
         uvicorn.Server(config).run()
     finally:

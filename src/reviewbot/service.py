@@ -35,6 +35,7 @@ from reviewbot.incremental import restrict_to_changes
 from reviewbot.llm import ModelClient
 from reviewbot.pricing import cost_report
 from reviewbot.prompt import ReviewContext
+from reviewbot.render.text import plural
 from reviewbot.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
 from reviewbot.result import ReviewResult
 from reviewbot.review import ReviewOptions, execute, prepare
@@ -120,7 +121,7 @@ class ReviewService:
             self._store.record_review, pr.repo, pr.number, head, posted.review_id, sorted(posted.draft.fingerprints)
         )
         return JobOutcome.done(
-            f"posted review {posted.review_id} with {len(posted.draft.comments)} comments for {head[:7]}"
+            f"posted review {posted.review_id} with {plural(len(posted.draft.comments), 'comment')} for {head[:7]}"
         )
 
     async def _run_engine(
