@@ -1,8 +1,8 @@
 """The web side of the GitHub App: ``POST /webhook``, ``GET /healthz`` and ``GET /readyz``.
 
 A delivery is checked (size, signature, headers, JSON), routed, and recorded with its job in the
-store in one transaction before it is answered, so an answered delivery is never lost; the review
-itself happens later in the worker. Every answer is JSON:
+store before it is answered (in one transaction with the deliveries that arrived alongside it),
+so an answered delivery is never lost; the review itself happens later in the worker. Every answer is JSON:
 
 =====================================  ======  ==================================================
 case                                   status  body
@@ -37,8 +37,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reviewbot.errors import StoreError
+from reviewbot.recorder import DeliveryRecorder
 from reviewbot.settings import Settings
-from reviewbot.store import JobRequest, Store
+from reviewbot.store import Delivery, JobRequest, Store
 from reviewbot.webhooks import (
     Ignored,
     InstallationChange,
@@ -98,6 +99,7 @@ class _Routes:
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else ""
         self._secret = secret.encode("utf-8")
         self._store = store
+        self._recorder = DeliveryRecorder(store)
         self._on_enqueued = on_enqueued
         self._router = router
         self._options = WebhookOptions.from_settings(settings)
@@ -142,7 +144,7 @@ class _Routes:
             log.warning("delivery %s: %s", delivery, exc)
             return _error(400, str(exc))
         try:
-            recorded = await anyio.to_thread.run_sync(self._record, delivery, event, payload, outcome)
+            recorded = await self._record(delivery, event, payload, outcome)
         except StoreError as exc:
             log.error("delivery %s: store unavailable: %s", delivery, exc)
             return _error(503, "store unavailable")
@@ -150,16 +152,23 @@ class _Routes:
         name = f"{event}.{action}" if isinstance(action, str) else event
         return self._answer(delivery, name, outcome, recorded)
 
-    def _record(self, delivery: str, event: str, payload: dict[str, Any], outcome: Outcome) -> _Recorded:
-        """In a worker thread: record the delivery and queue its job, or apply its change."""
+    async def _record(self, delivery: str, event: str, payload: dict[str, Any], outcome: Outcome) -> _Recorded:
+        """Record the delivery and queue its job, or apply its installation change."""
         facts = delivery_facts(payload)
         job = outcome if isinstance(outcome, JobRequest) else None
+        record = Delivery(delivery, event, facts.action, facts.installation_id, facts.repo, job)
         if isinstance(outcome, InstallationChange):
-            if self._store.has_delivery(delivery):
-                return _Recorded(duplicate=True, queued=False)
-            outcome.apply(self._store)  # idempotent, so a crash before the delivery is recorded is harmless
-        added = self._store.record_delivery(delivery, event, facts.action, facts.installation_id, facts.repo, job)
+            added = await anyio.to_thread.run_sync(self._apply_installation_change, record, outcome)
+        else:
+            added = await self._recorder.record(record)
         return _Recorded(duplicate=not added, queued=added and job is not None)
+
+    def _apply_installation_change(self, record: Delivery, change: InstallationChange) -> bool:
+        """In a worker thread; rare, so it is not grouped with the others."""
+        if self._store.has_delivery(record.id):
+            return False
+        change.apply(self._store)  # idempotent, so a crash before the delivery is recorded is harmless
+        return self._store.record_deliveries([record])[0]
 
     def _answer(self, delivery: str, name: str, outcome: Outcome, recorded: _Recorded) -> Response:
         if recorded.duplicate:

@@ -171,6 +171,8 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
         print(f"reviewbot: {problem}", file=sys.stderr)
     if remote.posted_review_id is not None:
         print(f"reviewbot: posted review {remote.posted_review_id} on {remote.pull.html_url}", file=sys.stderr)
+    elif args.post:
+        print("reviewbot: every model request failed; nothing was posted", file=sys.stderr)
     return _exit_code(args, remote.result)
 
 

@@ -61,10 +61,12 @@ async def review_pull_request(settings: Settings, ref: str, *, dry_run: bool, po
                 result = await execute(prepared, client)
         else:
             result = await execute(prepared, None)
-        if not post:
+        # A review of nothing (every model request failed) is not worth posting.
+        if not post or result.all_requests_failed:
             return RemoteReview(pull, prepared, config, result)
         me = await github.viewer_login()
         comments = await github.list_review_comments(repo, number)
+        reviews = await github.list_reviews(repo, number)
         draft = build_review(
             result,
             cost_report(result.usage, result.model, options.prices),
@@ -74,7 +76,8 @@ async def review_pull_request(settings: Settings, ref: str, *, dry_run: bool, po
                 config_problems=config.problems,
                 omitted=fetched.omitted,
             ),
-            known_fingerprints=fingerprints_in(c.body for c in comments if c.user_login == me),
+            known_fingerprints=fingerprints_in(c.body for c in comments if c.user_login == me)
+            | fingerprints_in(r.body for r in reviews if r.user_login == me),
             max_comments=config.max_comments or settings.max_comments,
         )
         review_id = await github.create_review(
