@@ -186,3 +186,25 @@ def test_sums_the_endpoints_own_cost(fake_openai: FakeOpenAI) -> None:
     result = run(fake_openai, prepared)
     assert result.usage.requests == len(prepared.plan.requests)
     assert result.usage.cost_usd == pytest.approx(0.00021 * len(prepared.plan.requests))
+
+
+def test_records_every_model_call_for_the_ledger(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(
+        Reply.text("not json", usage=TokenUsage(100, 10)),
+        Reply.json({"findings": []}, usage=TokenUsage(150, 20, cost=0.001)),
+    )
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+    assert [(c.request_index, c.outcome, c.usage.input_tokens, c.usage.output_tokens) for c in result.calls] == [
+        (0, "invalid_json", 100, 10),
+        (0, "ok", 150, 20),
+    ]
+    assert result.calls[1].usage.cost_usd == 0.001
+    assert all(c.model == "qwen3-coder-30b" and c.seconds >= 0 for c in result.calls)
+
+
+def test_records_a_failed_call_with_its_error(fake_openai: FakeOpenAI) -> None:
+    fake_openai.set_default(lambda body: Reply.status(500))
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+    assert [(c.outcome, c.usage.input_tokens) for c in result.calls] == [("error", 0)]
+    assert result.calls[0].error is not None
+    assert "500" in result.calls[0].error

@@ -126,6 +126,23 @@ class FailedRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelCall:
+    """One call to the model endpoint, for the cost ledger: what it used and how it ended.
+
+    ``outcome`` is "ok", "invalid_json" (answered, but not with readable JSON) or "error"
+    (failed after the client's retries; ``usage`` is then empty, as nothing was billed to us
+    that the endpoint reported).
+    """
+
+    request_index: int
+    model: str
+    usage: Usage
+    seconds: float
+    outcome: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewResult:
     """Everything one review produced."""
 
@@ -137,6 +154,7 @@ class ReviewResult:
     model: str
     requests_planned: int
     failed: tuple[FailedRequest, ...] = field(default=())
+    calls: tuple[ModelCall, ...] = field(default=())
 
     @property
     def all_requests_failed(self) -> bool:

@@ -7,6 +7,7 @@ the small :class:`Completer` protocol, so tests and benchmarks can hand it any e
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,11 +16,20 @@ from reviewbot.anchor import FileIndex, anchor_findings, build_indexes, finalize
 from reviewbot.diff import Diff, DiffFile
 from reviewbot.errors import ConfigError, ModelAuthError, ModelError
 from reviewbot.filters import FilterRules, select_files
-from reviewbot.findings import CandidateFinding, parse_reply
+from reviewbot.findings import CandidateFinding, ParsedReply, parse_reply
 from reviewbot.plan import Budget, Cap, Plan, PlannedRequest, PromptOptions, make_plan
 from reviewbot.pricing import PriceTable, default_price_table, format_usd
 from reviewbot.prompt import REPAIR_INSTRUCTION, ReviewContext, findings_schema
-from reviewbot.result import FailedRequest, Finding, NotReviewed, Repairs, ReviewResult, Severity, SkippedFile
+from reviewbot.result import (
+    FailedRequest,
+    Finding,
+    ModelCall,
+    NotReviewed,
+    Repairs,
+    ReviewResult,
+    Severity,
+    SkippedFile,
+)
 from reviewbot.settings import Settings
 from reviewbot.tokens import ESTIMATED_OUTPUT_TOKENS
 from reviewbot.usage import Usage
@@ -140,6 +150,7 @@ class _Outcome:
     usage: Usage
     repairs: Repairs
     failure: str | None
+    calls: tuple[ModelCall, ...]
 
 
 async def execute(
@@ -161,7 +172,7 @@ async def execute(
     async def one(request: PlannedRequest) -> _Outcome:
         nonlocal done
         assert client is not None
-        outcome = await _ask(client, request, schema)
+        outcome = await _ask(client, request, schema, options.model)
         done += 1
         if on_progress is not None:
             on_progress(done, total)
@@ -175,7 +186,9 @@ async def execute(
     repairs = Repairs()
     failed: list[FailedRequest] = []
     not_reviewed = list(prepared.plan.not_reviewed)
+    calls: list[ModelCall] = []
     for request, outcome in zip(prepared.plan.requests, outcomes, strict=True):
+        calls.extend(outcome.calls)
         usage += outcome.usage
         repairs += outcome.repairs
         if outcome.failure is not None:
@@ -201,6 +214,7 @@ async def execute(
         model=options.model,
         requests_planned=total,
         failed=tuple(failed),
+        calls=tuple(calls),
     )
 
 
@@ -216,30 +230,45 @@ async def _gather_or_cancel(jobs: Sequence[Any]) -> list[_Outcome]:
         raise
 
 
-async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any]) -> _Outcome:
+async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any], model: str) -> _Outcome:
+    calls: list[ModelCall] = []
+
+    async def call(messages: list[dict[str, str]]) -> tuple[Reply, ParsedReply]:
+        started = time.monotonic()
+        try:
+            reply = await client.complete(messages, schema)
+        except ModelError as exc:
+            calls.append(ModelCall(request.index, model, Usage(), time.monotonic() - started, "error", str(exc)))
+            raise
+        parsed = parse_reply(reply.text)
+        outcome = "ok" if parsed.problem is None else "invalid_json"
+        calls.append(ModelCall(request.index, model, reply.usage, time.monotonic() - started, outcome))
+        return reply, parsed
+
     messages = list(request.messages)
     try:
-        reply = await client.complete(messages, schema)
-        parsed = parse_reply(reply.text)
+        reply, parsed = await call(messages)
         usage = reply.usage
         if parsed.problem is None:
-            return _Outcome(parsed.findings, usage, Repairs(dropped=parsed.dropped), None)
+            return _Outcome(parsed.findings, usage, Repairs(dropped=parsed.dropped), None, tuple(calls))
         # One repair round: show the model its answer and what was wrong with it.
         retry = [
             *messages,
             {"role": "assistant", "content": reply.text},
             {"role": "user", "content": REPAIR_INSTRUCTION.format(problem=parsed.problem)},
         ]
-        second = await client.complete(retry, schema)
+        second, reparsed = await call(retry)
         usage += second.usage
-        reparsed = parse_reply(second.text)
         if reparsed.problem is None:
-            return _Outcome(reparsed.findings, usage, Repairs(dropped=reparsed.dropped, invalid_json=1), None)
-        return _Outcome((), usage, Repairs(invalid_json=2), f"the answer was not valid JSON twice ({reparsed.problem})")
+            repairs = Repairs(dropped=reparsed.dropped, invalid_json=1)
+            return _Outcome(reparsed.findings, usage, repairs, None, tuple(calls))
+        failure = f"the answer was not valid JSON twice ({reparsed.problem})"
+        return _Outcome((), usage, Repairs(invalid_json=2), failure, tuple(calls))
     except ModelAuthError:
         raise
     except ModelError as exc:
-        return _Outcome((), Usage(), Repairs(), str(exc))
+        usage = sum((c.usage for c in calls), Usage())
+        return _Outcome((), usage, Repairs(), str(exc), tuple(calls))
 
 
 def _request_indexes(request: PlannedRequest, indexes: dict[str, FileIndex]) -> dict[str, FileIndex]:
