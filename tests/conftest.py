@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.types import ASGIApp
 
+import databases
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI
 from loopback import LoopbackServer
@@ -19,6 +20,34 @@ from reviewbot.settings import Settings
 from reviewbot.store import Store, open_store
 
 WEBHOOK_SECRET = "test-webhook-secret"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of the test PostgreSQL server; skips the test (fails it under
+    REVIEWBOT_REQUIRE_POSTGRES=1) when the server cannot be reached."""
+    problem = databases.postgres_problem()
+    if problem is not None:
+        if databases.REQUIRE_POSTGRES:
+            pytest.fail(f"{problem} (and REVIEWBOT_REQUIRE_POSTGRES=1)")
+        pytest.skip(problem)
+    return databases.POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A store URL for a fresh, empty schema on the test PostgreSQL server, dropped afterwards."""
+    with databases.postgres_schema(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL for an empty database: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'reviewbot.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""The durable store: migrations, delivery dedup, job coalescing, leases, retries, reviews."""
+"""The durable store: migrations, delivery dedup, job coalescing, leases, retries, reviews.
+
+Every test taking ``store`` or ``database_url`` runs on SQLite and on PostgreSQL; what only
+PostgreSQL can show (many processes at once) is in test_postgres.py.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from databases import query
 from reviewbot.errors import ConfigError, StoreError
 from reviewbot.store import SCHEMA_VERSION, JobRequest, Store, open_store
 
@@ -36,8 +41,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{db_path}")
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(database_url)
     yield opened
     opened.close()
 
@@ -73,7 +78,7 @@ def test_an_in_memory_store_works_from_several_threads() -> None:
     store.close()
 
 
-@pytest.mark.parametrize("url", ["postgres://localhost/reviewbot", "sqlite://", "sqlite:///", "reviewbot.db"])
+@pytest.mark.parametrize("url", ["mysql://localhost/reviewbot", "sqlite://", "sqlite:///", "reviewbot.db"])
 def test_an_unsupported_url_is_a_config_error_naming_the_variable(url: str) -> None:
     with pytest.raises(ConfigError, match="REVIEWBOT_DATABASE_URL"):
         open_store(url)
@@ -84,30 +89,29 @@ def test_a_file_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None
         open_store(f"sqlite:///{tmp_path}/missing/dir/reviewbot.db")
 
 
-def test_migrations_run_once_and_reopening_keeps_the_data(db_path: Path) -> None:
-    first = open_store(f"sqlite:///{db_path}")
-    assert first.schema_version() == SCHEMA_VERSION
+def test_migrations_run_once_and_reopening_keeps_the_data(database_url: str) -> None:
+    first = open_store(database_url)
+    assert (first.schema_version(), first.migrated_from) == (SCHEMA_VERSION, 0)
     first.record_delivery("d1", "pull_request", "opened", 42, REPO, request())
     first.close()
-    second = open_store(f"sqlite:///{db_path}")
-    assert second.schema_version() == SCHEMA_VERSION
+    second = open_store(database_url)
+    assert (second.schema_version(), second.migrated_from) == (SCHEMA_VERSION, SCHEMA_VERSION)
     assert second.has_delivery("d1")
     assert len(second.list_jobs()) == 1
     second.close()
-    with sqlite3.connect(db_path) as conn:
-        versions = conn.execute("SELECT version FROM schema_version").fetchall()
+    versions = query(database_url, "SELECT version FROM schema_version ORDER BY version")
     assert versions == [(version,) for version in range(1, SCHEMA_VERSION + 1)]
 
 
-def test_a_database_from_a_newer_release_is_refused(db_path: Path) -> None:
-    open_store(f"sqlite:///{db_path}").close()
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", (SCHEMA_VERSION + 1,))
+def test_a_database_from_a_newer_release_is_refused(database_url: str) -> None:
+    open_store(database_url).close()
+    query(database_url, "INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", (SCHEMA_VERSION + 1,))
     with pytest.raises(ConfigError, match="newer"):
-        open_store(f"sqlite:///{db_path}")
+        open_store(database_url)
 
 
-def test_the_database_is_in_wal_mode(store: Store, db_path: Path) -> None:
+def test_the_database_is_in_wal_mode(db_path: Path) -> None:
+    open_store(f"sqlite:///{db_path}").close()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
@@ -183,8 +187,8 @@ def test_an_older_job_sent_back_to_the_queue_is_not_newer_work(store: Store) -> 
     assert store.newer_job_exists(REPO, 7, "a" * 40, after_job_id=old.id)
 
 
-def test_eight_threads_recording_the_same_delivery_make_one_delivery_and_one_job(db_path: Path) -> None:
-    stores = [open_store(f"sqlite:///{db_path}") for _ in range(2)]
+def test_eight_threads_recording_the_same_delivery_make_one_delivery_and_one_job(database_url: str) -> None:
+    stores = [open_store(database_url) for _ in range(2)]
     start = threading.Barrier(8)
     results: list[bool] = []
 
@@ -311,6 +315,27 @@ def test_a_dropped_job_keeps_its_reason_and_counts_are_by_state(store: Store) ->
     assert dropped is not None
     assert (dropped.state, dropped.last_error, dropped.lease_until) == ("dropped", "head is stale", None)
     assert store.job_counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0, "dropped": 1}
+
+
+def test_released_jobs_are_claimable_at_once_without_losing_an_attempt(store: Store) -> None:
+    now = time.time()
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(pr=1), now=now)
+    store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(pr=2), now=now)
+    mine = store.claim_job("stopping", 600, now=now)
+    other = store.claim_job("w2", 600, now=now)
+    assert mine is not None
+    assert other is not None
+    assert store.release_jobs("stopping", now=now + 1) == 1
+    released = store.get_job(mine.id)
+    assert released is not None
+    assert (released.state, released.attempts, released.lease_owner, released.lease_until) == ("queued", 0, None, None)
+    again = store.claim_job("w3", 600, now=now + 1)
+    assert again is not None
+    assert (again.id, again.attempts) == (mine.id, 1)
+    assert not store.heartbeat(mine.id, "stopping", 600)
+    untouched = store.get_job(other.id)
+    assert untouched is not None
+    assert (untouched.state, untouched.lease_owner) == ("running", "w2")
 
 
 def test_a_job_cannot_finish_as_failed(store: Store) -> None:

@@ -1,4 +1,4 @@
-"""The job loop against a real SQLite store: outcomes, retries, leases, wake-ups, two workers."""
+"""The job loop against a real store (SQLite and PostgreSQL): outcomes, retries, leases, wake-ups, two workers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,8 @@ REPO = "octo/widgets"
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'worker.db'}"
+def db_url(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture

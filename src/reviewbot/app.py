@@ -1,4 +1,4 @@
-"""The web side of the GitHub App: ``POST /webhook``, ``GET /healthz`` and ``GET /readyz``.
+"""The web side of the GitHub App: ``POST /webhook``, ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``.
 
 A delivery is checked (size, signature, headers, JSON), routed, and recorded with its job in the
 store before it is answered (in one transaction with the deliveries that arrived alongside it),
@@ -19,6 +19,8 @@ store unavailable                      503     ``{"error": "store unavailable"}`
 =====================================  ======  ==================================================
 
 A 503 makes GitHub list the delivery as failed, so it can be redelivered once the store is back.
+``GET /metrics`` is the Prometheus text format (see :mod:`reviewbot.metrics`); it is not
+authenticated, so keep it off the public route.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio.to_thread
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reviewbot import logs, metrics
 from reviewbot.errors import StoreError
 from reviewbot.recorder import DeliveryRecorder
 from reviewbot.settings import Settings
@@ -59,6 +63,13 @@ log = logging.getLogger("reviewbot.app")
 MAX_BODY_BYTES: Final = 25 * 1024 * 1024
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+#: The refusals by status, as in the table above.
+_REJECTIONS: Final[dict[int, metrics.RejectionReason]] = {
+    413: "too_large",
+    401: "signature",
+    400: "bad_request",
+    503: "store_unavailable",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,7 @@ def create_app(
             Route("/webhook", routes.webhook, methods=["POST"]),
             Route("/healthz", routes.healthz, methods=["GET"]),
             Route("/readyz", routes.readyz, methods=["GET"]),
+            Route("/metrics", routes.scrape, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
@@ -103,6 +115,7 @@ class _Routes:
         self._on_enqueued = on_enqueued
         self._router = router
         self._options = WebhookOptions.from_settings(settings)
+        self._metrics = metrics.scrape_registry(store.job_counts)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -115,7 +128,18 @@ class _Routes:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    async def scrape(self, request: Request) -> Response:
+        body = await anyio.to_thread.run_sync(generate_latest, self._metrics)  # the jobs gauge asks the store
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     async def webhook(self, request: Request) -> Response:
+        with logs.log_context(delivery=request.headers.get("x-github-delivery") or None):
+            response = await self._webhook(request)
+        if (reason := _REJECTIONS.get(response.status_code)) is not None:
+            metrics.observe_rejection(reason)
+        return response
+
+    async def _webhook(self, request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             return _error(413, "payload too large")
@@ -138,11 +162,14 @@ class _Routes:
             return _error(400, "the body is not JSON")
         if not isinstance(payload, dict):
             return _error(400, "the body is not a JSON object")
+        logs.bind(repo=delivery_facts(payload).repo)
         try:
             outcome = self._router.dispatch(event, payload, self._options)
         except PayloadError as exc:
             log.warning("delivery %s: %s", delivery, exc)
             return _error(400, str(exc))
+        if isinstance(outcome, JobRequest):
+            logs.bind(pr=outcome.pr_number, head=outcome.head_sha)
         try:
             recorded = await self._record(delivery, event, payload, outcome)
         except StoreError as exc:
@@ -150,6 +177,7 @@ class _Routes:
             return _error(503, "store unavailable")
         action = payload.get("action")
         name = f"{event}.{action}" if isinstance(action, str) else event
+        metrics.observe_delivery(event, _delivery_outcome(name, outcome, recorded))
         return self._answer(delivery, name, outcome, recorded)
 
     async def _record(self, delivery: str, event: str, payload: dict[str, Any], outcome: Outcome) -> _Recorded:
@@ -190,6 +218,17 @@ class _Routes:
         else:
             log.info("delivery %s %s: handled", delivery, name)
         return JSONResponse({"queued": recorded.queued, "delivery": delivery}, status_code=202)
+
+
+def _delivery_outcome(name: str, outcome: Outcome, recorded: _Recorded) -> metrics.DeliveryOutcome:
+    """What :meth:`_Routes._answer` does with a delivery, for the metrics (the same order of cases)."""
+    if recorded.duplicate:
+        return "duplicate"
+    if isinstance(outcome, Ignored):
+        return "ignored"
+    if name == "ping":
+        return "ping"
+    return "queued" if recorded.queued else "installation"
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from reviewbot import __version__
+from reviewbot import __version__, costs
 from reviewbot.diff import parse_diff
 from reviewbot.errors import ConfigError, InputError, ModelError, ReviewbotError
 from reviewbot.pricing import cost_report
@@ -85,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (REVIEWBOT_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (REVIEWBOT_PORT or PORT, default 8000)")
+    serve.add_argument(
+        "--no-worker", action="store_true", help="only receive webhooks; `reviewbot worker` processes run the reviews"
+    )
+    worker = commands.add_parser(
+        "worker",
+        help="run the review worker alone (beside `serve --no-worker`)",
+        description="Take review jobs from the database and post the reviews, until SIGTERM or SIGINT.",
+    )
+    worker.add_argument("--concurrency", type=int, default=2, metavar="N", help="reviews at once (default: 2)")
+    commands.add_parser(
+        "migrate",
+        help="create or update the database schema and print its version",
+        description="Bring the database at REVIEWBOT_DATABASE_URL to this release's schema.",
+    )
+    costs.add_parser(commands)
     return parser
 
 
@@ -94,6 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "worker":
+            return _worker(args)
+        if args.command == "migrate":
+            return _migrate()
+        if args.command == "costs":
+            return costs.run(args)
         return _review(args)
     except ModelError as exc:
         print(f"reviewbot: {exc}", file=sys.stderr)
@@ -107,14 +127,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from reviewbot.logs import configure_logging
     from reviewbot.server import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per HTTP call to GitHub or the model drowns the lines that matter.
-    for noisy in ("httpx", "httpx2", "openai", "githubkit"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings(host=args.host, port=args.port)
-    serve(settings, host=settings.host, port=settings.port)
+    configure_logging(settings)  # REVIEWBOT_LOG_FORMAT; secrets redacted
+    serve(settings, host=settings.host, port=settings.port, worker=not args.no_worker)
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from reviewbot.logs import configure_logging
+    from reviewbot.server import work
+
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, not {args.concurrency}")
+    settings = load_settings()
+    configure_logging(settings)
+    work(settings, concurrency=args.concurrency)
+    return EXIT_OK
+
+
+def _migrate() -> int:
+    from reviewbot.store import open_store
+
+    store = open_store(load_settings().database_url)  # opening migrates
+    try:
+        version, before = store.schema_version(), store.migrated_from
+    finally:
+        store.close()
+    change = f"migrated from version {before}" if before != version else "up to date"
+    print(f"schema version {version} ({change}) in {store.location}")
     return EXIT_OK
 
 

@@ -76,6 +76,7 @@ class ReviewContextInfo:
     files_reviewed: int = 0
     config_problems: tuple[str, ...] = ()
     omitted: tuple[tuple[str, str], ...] = ()  # files GitHub sent no patch for
+    notes: tuple[str, ...] = ()  # things the people on the PR should know, e.g. a budget that was not checked
 
 
 def build_review(
@@ -151,6 +152,7 @@ def _body(
     sections = [summary + "."]
     if info.config_problems:
         sections.append("**Configuration:**\n" + "\n".join(f"- {problem}" for problem in info.config_problems))
+    sections.extend(f"> [!NOTE]\n> {' '.join(note.split())}" for note in info.notes)
     if notes:
         sections.append("**Notes on files** (not placeable on a diff line):\n" + _listing(notes))
     if overflow:

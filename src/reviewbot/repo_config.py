@@ -12,6 +12,7 @@ apply and the problems are listed in the review body.
     review_drafts = false
     extra_instructions = "We target Python 3.9: flag newer syntax."
     model = "qwen3-coder-30b"          # only models the operator allows
+    monthly_budget = 20.0              # USD a calendar month; may only lower the operator's
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reviewbot.filters import FilterRules
+from reviewbot.pricing import format_usd
 from reviewbot.result import Severity
 from reviewbot.review import ReviewOptions
 
@@ -42,11 +44,18 @@ class RepoConfig:
     review_drafts: bool | None = None
     extra_instructions: str = ""
     model: str | None = None
+    monthly_budget: float | None = None  # USD per calendar month, never above the operator's per-repo budget
     problems: tuple[str, ...] = ()
 
 
-def parse_repo_config(raw: bytes | None, allowed_models: Sequence[str]) -> RepoConfig:
-    """Read the file's bytes (None when the repository has none) into a :class:`RepoConfig`."""
+def parse_repo_config(
+    raw: bytes | None, allowed_models: Sequence[str], *, repo_budget: float | None = None
+) -> RepoConfig:
+    """Read the file's bytes (None when the repository has none) into a :class:`RepoConfig`.
+
+    ``repo_budget`` is the operator's monthly budget per repository: ``monthly_budget`` may
+    only lower it; a higher one is a problem and is ignored.
+    """
     if raw is None:
         return RepoConfig()
     try:
@@ -64,6 +73,14 @@ def parse_repo_config(raw: bytes | None, allowed_models: Sequence[str]) -> RepoC
             values[key] = reader(value, allowed_models)
         except ValueError as exc:
             problems.append(f"{CONFIG_PATH}: {key} {exc}; the default applies")
+    budget = values.get("monthly_budget")
+    if budget is not None and repo_budget is not None and budget > repo_budget:
+        del values["monthly_budget"]
+        problems.append(
+            f"{CONFIG_PATH}: monthly_budget {format_usd(budget)} is above the operator's budget of"
+            f" {format_usd(repo_budget)} per repository (REVIEWBOT_MONTHLY_BUDGET_PER_REPO), which a repository"
+            " may only lower; the operator's budget applies"
+        )
     return dataclasses.replace(RepoConfig(**values), problems=tuple(problems))
 
 
@@ -131,6 +148,12 @@ def _model(value: object, allowed: Sequence[str]) -> str:
     return value
 
 
+def _budget(value: object, _: Sequence[str]) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"must be a positive amount of USD, not {value!r}")
+    return float(value)
+
+
 _READERS = {
     "enabled": _bool,
     "include": _globs,
@@ -140,4 +163,5 @@ _READERS = {
     "review_drafts": _bool,
     "extra_instructions": _instructions,
     "model": _model,
+    "monthly_budget": _budget,
 }

@@ -8,12 +8,18 @@ The order matters for the guarantees GitHub users see:
 5. only commits new since the last reviewed head are reviewed, anchored on the PR's diff;
 6. the head is checked again before posting, and findings already on the PR are left out;
 7. a POST that may have landed is checked for before it is retried.
+
+Before the model is called, the review's estimated cost is checked against the monthly budgets
+(:mod:`reviewbot.budgets`); over one, a note takes the review's place. Every model request made
+is written to the cost ledger (:mod:`reviewbot.ledger`), posted or not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -21,6 +27,7 @@ from typing import ParamSpec, TypeVar
 
 import anyio
 
+from reviewbot import budgets, ledger, metrics
 from reviewbot.diff import parse_diff
 from reviewbot.errors import GitHubRateLimited, GitHubTransient, GitHubUnprocessable, ModelError
 from reviewbot.github import GitHubClient, PostedReview, PullRequest
@@ -94,13 +101,16 @@ class ReviewService:
         me = await github.viewer_login()
         ours = [review for review in await github.list_reviews(pr.repo, pr.number) if review.user_login == me]
         if not command and (landed := _review_for_head(ours, head)) is not None:
-            await _in_thread(self._store.record_review, pr.repo, pr.number, head, landed.id, [])
+            if not budgets.is_budget_note(landed.body):  # a note is no review: its commits stay unreviewed
+                await _in_thread(self._store.record_review, pr.repo, pr.number, head, landed.id, [])
             return JobOutcome.done(f"review {landed.id} for {head[:7]} was already posted")
         for pending in (review for review in ours if review.state == "PENDING"):
             await github.delete_pending_review(pr.repo, pr.number, pending.id)
 
         config = parse_repo_config(
-            await github.get_file(pr.repo, CONFIG_PATH, pr.base_ref), self._settings.allowed_models
+            await github.get_file(pr.repo, CONFIG_PATH, pr.base_ref),
+            self._settings.allowed_models,
+            repo_budget=self._settings.monthly_budget_per_repo,
         )
         if not config.enabled:
             return JobOutcome.dropped(f"reviews are turned off in {CONFIG_PATH}")
@@ -108,7 +118,10 @@ class ReviewService:
         if pr.draft and not drafts_wanted and not command:
             return JobOutcome.dropped("the pull request is a draft")
 
-        result, info = await self._run_engine(github, job, pr, config)
+        try:
+            result, info = await self._run_engine(github, job, pr, config)
+        except _OverBudget as over:
+            return await self._post_budget_note(github, pr, over.check, me)
         if result.all_requests_failed:
             reasons = "; ".join(sorted({failure.reason for failure in result.failed}))
             raise TransientJobError(f"every model request failed: {reasons}")
@@ -140,20 +153,60 @@ class ReviewService:
                     incremental_base = last
         options = apply_repo_config(ReviewOptions.from_settings(self._settings), config)
         prepared = prepare(diff, options, ReviewContext(title=pr.title, description=pr.body))
+        budget = await _in_thread(
+            budgets.check_budgets,
+            self._store,
+            budgets.limits(self._settings, config),
+            installation_id=job.installation_id,
+            repo=pr.repo,
+            plan=prepared.plan,
+            model=options.model,
+            prices=options.prices,
+            now=time.time(),
+        )
+        if budget.exceeded is not None:
+            raise _OverBudget(budget)
         model_settings = self._settings.model_copy(update={"model": options.model})
         if prepared.plan.requests:
             async with self._model(model_settings) as client:
                 result = await execute(prepared, client)
         else:
             result = await execute(prepared, None)
+        # Recorded whether or not the review gets posted: the money was spent.
+        origin = dataclasses.replace(job, head_sha=pr.head_sha)
+        await _in_thread(ledger.record_calls, self._store, origin, result.calls, options.prices)
+        metrics.observe_model_calls(result.calls, options.prices)
         info = ReviewContextInfo(
             head_sha=pr.head_sha,
             incremental_base=incremental_base,
             files_reviewed=len(prepared.reviewable),
             config_problems=config.problems,
             omitted=fetched.omitted,
+            notes=(budgets.unchecked_note(budget, self._settings.model),) if budget.unchecked else (),
         )
         return result, info
+
+    async def _post_budget_note(
+        self, github: GitHubClient, pr: PullRequest, check: budgets.BudgetCheck, me: str
+    ) -> JobOutcome:
+        """Post the over-budget note as the head's one review (no model was called)."""
+        status = check.exceeded
+        assert status is not None
+        body = budgets.over_budget_body(check, status, pr.head_sha, repo_budget=self._settings.monthly_budget_per_repo)
+        try:
+            review_id = await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
+        except (GitHubTransient, GitHubRateLimited):
+            # As for a review: the POST may have landed though its answer was lost.
+            mine = [r for r in await github.list_reviews(pr.repo, pr.number) if r.user_login == me]
+            landed = _review_for_head(mine, pr.head_sha)
+            if landed is None:
+                raise
+            review_id = landed.id
+        # Not recorded as a reviewed head: once the budget allows, the next review covers these commits.
+        return JobOutcome.done(
+            f"over the {status.limit.scope} budget ({status.limit.setting}); posted note {review_id}"
+            f" instead of a review for {pr.head_sha[:7]}"
+        )
 
     async def _post(
         self,
@@ -201,6 +254,14 @@ class ReviewService:
                 raise
             review_id = landed.id
         return _Posted(review_id, draft)
+
+
+class _OverBudget(Exception):
+    """The review would pass a monthly budget: post a note instead (raised before the model is called)."""
+
+    def __init__(self, check: budgets.BudgetCheck) -> None:
+        super().__init__("over the monthly budget")
+        self.check = check
 
 
 async def _in_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

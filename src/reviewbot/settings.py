@@ -8,7 +8,7 @@ unchanged.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     max_input_tokens: int | None = Field(
         default=None, gt=0, description="Stop sending requests once the estimated prompt tokens would pass this."
     )
+    monthly_budget_per_installation: float | None = Field(
+        default=None,
+        gt=0,
+        description="USD one App installation may spend on reviews per calendar month (UTC); past it, a note instead.",
+    )
+    monthly_budget_per_repo: float | None = Field(
+        default=None,
+        gt=0,
+        description="USD one repository may spend on reviews per calendar month (UTC); a repo may only lower it.",
+    )
     max_file_lines: int = Field(
         default=5_000, ge=1, description="Files with more changed lines than this are skipped as too large."
     )
@@ -123,7 +133,8 @@ class Settings(BaseSettings):
         description="A personal token for `reviewbot review --pr` (falls back to GITHUB_TOKEN).",
     )
     database_url: str = Field(
-        default="sqlite:///reviewbot.db", description="Where deliveries, jobs and reviews are kept (SQLite file)."
+        default="sqlite:///reviewbot.db",
+        description="Where deliveries, jobs and reviews are kept: a SQLite file, or postgresql://… for replicas.",
     )
     host: str = Field(default="127.0.0.1", description="Address `reviewbot serve` listens on.")
     port: int = Field(
@@ -146,6 +157,16 @@ class Settings(BaseSettings):
         default=60,
         ge=2,
         description="Seconds a worker's claim on a job lasts without renewal; a dead worker's job restarts after it.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port `reviewbot worker` serves GET /metrics on (at REVIEWBOT_HOST); unset, it serves none.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log format of the service: `text`, or `json` (one object per line, with delivery, repo, pr, job).",
     )
 
     @field_validator("include", "exclude", "allowed_models", mode="before")

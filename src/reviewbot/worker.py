@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from reviewbot import logs, metrics
 from reviewbot.errors import StoreError
 from reviewbot.store import Job, Store
 
@@ -155,6 +157,8 @@ class Worker:
 
     async def _run_job(self, job: Job) -> None:
         label = _label(job)
+        started = time.monotonic()
+        logs.bind(job=job.id, repo=job.repo, pr=job.pr_number, head=job.head_sha or None)  # this task's lines
         work = asyncio.ensure_future(self._handler(job))
         try:
             lost = await self._supervise(job, work)
@@ -163,17 +167,21 @@ class Worker:
             raise
         if lost:
             log.warning("job %s %s: lease lost to another worker; stopped", job.id, label)
+            metrics.observe_review("lost", time.monotonic() - started)
             return
+        ended: metrics.ReviewOutcome
         try:
             outcome = work.result()
         except TransientJobError as exc:
             delay = exc.retry_after if exc.retry_after is not None else self._backoff(job.attempts)
-            await self._retry(job, label, _shorten(str(exc) or type(exc).__name__), delay)
+            ended = await self._retry(job, label, _shorten(str(exc) or type(exc).__name__), delay)
         except Exception as exc:
             log.debug("job %s raised", job.id, exc_info=True)
-            await self._retry(job, label, _describe(exc), self._backoff(job.attempts))
+            ended = await self._retry(job, label, _describe(exc), self._backoff(job.attempts))
         else:
             await self._finish(job, label, outcome)
+            ended = outcome.state
+        metrics.observe_review(ended, time.monotonic() - started)
 
     async def _supervise(self, job: Job, work: asyncio.Future[JobOutcome]) -> bool:
         """Wait for ``work``, extending the lease every third of it; True if the lease was lost."""
@@ -205,7 +213,8 @@ class Worker:
         else:
             log.warning("job %s %s: %s%s, but the lease was lost meanwhile", job.id, label, outcome.state, suffix)
 
-    async def _retry(self, job: Job, label: str, error: str, delay: float) -> None:
+    async def _retry(self, job: Job, label: str, error: str, delay: float) -> metrics.ReviewOutcome:
+        """Requeue the job or fail it; how the attempt ended."""
         delay = max(0.0, delay)
         try:
             state = await asyncio.to_thread(
@@ -213,18 +222,20 @@ class Worker:
             )
         except StoreError as exc:
             log.error("job %s %s: failed (%s) and could not be requeued: %s", job.id, label, error, exc)
-            return
+            return "retried"  # still running in the store: taken over once its lease runs out
         if state == "failed":
             log.error("job %s %s: failed after %d attempts: %s", job.id, label, job.attempts, error)
-        elif state == "queued":
+            return "failed"
+        if state == "queued":
             log.warning(
                 "job %s %s: attempt %d/%d failed, retrying in %.0f s: %s",
                 *(job.id, label, job.attempts, self._max_attempts, delay, error),
             )
             if delay < self._poll and self._loop is not None:
                 self._loop.call_later(delay, self.wake)
-        else:
-            log.warning("job %s %s: failed (%s); the lease was lost meanwhile", job.id, label, error)
+            return "retried"
+        log.warning("job %s %s: failed (%s); the lease was lost meanwhile", job.id, label, error)
+        return "lost"
 
     def _backoff(self, attempt: int) -> float:
         return backoff_seconds(attempt, self._backoff_base, self._backoff_cap)
