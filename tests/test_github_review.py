@@ -162,3 +162,25 @@ def test_the_body_stays_under_githubs_limit() -> None:
     assert len(draft.body) <= 65_536
     assert len(draft.body) <= MAX_BODY
     assert head_marker_of(draft.body) == HEAD
+
+
+def test_a_command_review_carries_its_job_so_a_restart_can_find_it() -> None:
+    from reviewbot.github_review import job_marker_of
+
+    draft = build_review(
+        result(),
+        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        ReviewContextInfo(head_sha=HEAD, job_id=41),
+        known_fingerprints=set(),
+        max_comments=10,
+    )
+    assert job_marker_of(draft.body) == 41
+    assert head_marker_of(draft.body) == HEAD
+    plain = build_review(
+        result(),
+        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        ReviewContextInfo(head_sha=HEAD),
+        known_fingerprints=set(),
+        max_comments=10,
+    )
+    assert job_marker_of(plain.body) is None

@@ -272,6 +272,27 @@ def test_a_review_command_on_a_draft_is_reviewed(harness: Harness) -> None:
     assert harness.placed() == [(TIMED, 155, None)]
 
 
+def test_a_review_command_reviews_an_already_reviewed_head_again_but_only_once_per_command(harness: Harness) -> None:
+    harness.run()
+    command = harness.job(head_sha="", trigger="command", full_review=True)
+
+    assert asyncio.run(harness.service.handle(command)).state == "done"
+    # The worker died before finishing the job: the same command job runs again.
+    assert asyncio.run(harness.service.handle(command)).state == "done"
+
+    assert harness.github.review_count(REPO, NUMBER, HEAD) == 2
+
+
+def test_a_lost_answer_to_a_command_review_is_found_by_its_job_marker(harness: Harness) -> None:
+    harness.run()
+    harness.github.push(Fault.succeed_then("POST", REVIEWS_PATH))
+
+    outcome = harness.run(head_sha="", trigger="command", full_review=True)
+
+    assert outcome.state == "done"
+    assert harness.github.review_count(REPO, NUMBER, HEAD) == 2
+
+
 # -- 4. .github/reviewbot.toml ------------------------------------------------------------------
 
 

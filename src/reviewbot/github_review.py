@@ -22,6 +22,8 @@ from reviewbot.result import Finding, ReviewResult
 MAX_BODY = 65_000
 HEAD_MARKER = "<!-- reviewbot:head={sha} -->"
 _HEAD_PATTERN = re.compile(r"<!-- reviewbot:head=([0-9a-f]{7,64}) -->")
+JOB_MARKER = "<!-- reviewbot:job={job} -->"
+_JOB_PATTERN = re.compile(r"<!-- reviewbot:job=(\d+) -->")
 _FINGERPRINT_PATTERN = re.compile(r"<!-- reviewbot:fingerprint=([0-9a-f]{16}) -->")
 
 
@@ -56,6 +58,12 @@ def fingerprint(finding: Finding) -> str:
     return hashlib.sha256(f"{finding.path}\n{title}\n{code}".encode()).hexdigest()[:16]
 
 
+def job_marker_of(body: str) -> int | None:
+    """The job that posted a review of ours, read back from its body."""
+    match = _JOB_PATTERN.search(body or "")
+    return int(match.group(1)) if match else None
+
+
 def head_marker_of(body: str) -> str | None:
     """The head SHA a review of ours was made for, read back from its body."""
     match = _HEAD_PATTERN.search(body or "")
@@ -77,6 +85,7 @@ class ReviewContextInfo:
     config_problems: tuple[str, ...] = ()
     omitted: tuple[tuple[str, str], ...] = ()  # files GitHub sent no patch for
     notes: tuple[str, ...] = ()  # things the people on the PR should know, e.g. a budget that was not checked
+    job_id: int | None = None  # set for /review commands, which may review a head again
 
 
 def build_review(
@@ -164,6 +173,10 @@ def _body(
         sections.append(left_out)
     sections.append(cost_note(cost))
     marker = HEAD_MARKER.format(sha=info.head_sha)
+    if info.job_id is not None:
+        # A /review command re-reviews a head on purpose; this tells a restarted worker whether
+        # the command's own review already went out.
+        marker += "\n" + JOB_MARKER.format(job=info.job_id)
     body = "\n\n".join(sections)
     if len(body) + len(marker) + 2 > MAX_BODY:
         body = body[: MAX_BODY - len(marker) - 40] + "\n\n… (cut to fit GitHub's limit)"

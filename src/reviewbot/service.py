@@ -37,6 +37,7 @@ from reviewbot.github_review import (
     build_review,
     fingerprints_in,
     head_marker_of,
+    job_marker_of,
 )
 from reviewbot.incremental import restrict_to_changes
 from reviewbot.llm import ModelClient
@@ -100,6 +101,8 @@ class ReviewService:
 
         me = await github.viewer_login()
         ours = [review for review in await github.list_reviews(pr.repo, pr.number) if review.user_login == me]
+        if command and (repeat := _review_for_job(ours, job.id)) is not None:
+            return JobOutcome.done(f"review {repeat.id} for /review job {job.id} was already posted")
         if not command and (landed := _review_for_head(ours, head)) is not None:
             if not budgets.is_budget_note(landed.body):  # a note is no review: its commits stay unreviewed
                 await _in_thread(self._store.record_review, pr.repo, pr.number, head, landed.id, [])
@@ -183,6 +186,7 @@ class ReviewService:
             config_problems=config.problems,
             omitted=fetched.omitted,
             notes=(budgets.unchecked_note(budget, self._settings.model),) if budget.unchecked else (),
+            job_id=job.id if job.trigger == "command" else None,
         )
         return result, info
 
@@ -247,8 +251,11 @@ class ReviewService:
             )
         except (GitHubTransient, GitHubRateLimited):
             # The POST may have landed even though the answer was lost: look before retrying.
-            landed = _review_for_head(
-                [r for r in await github.list_reviews(pr.repo, pr.number) if r.user_login == me], pr.head_sha
+            mine = [r for r in await github.list_reviews(pr.repo, pr.number) if r.user_login == me]
+            ours_before = {review.id for review in ours}
+            fresh = [review for review in mine if review.id not in ours_before]
+            landed = (
+                _review_for_job(fresh, info.job_id) if info.job_id is not None else _review_for_head(fresh, pr.head_sha)
             )
             if landed is None:
                 raise
@@ -267,6 +274,10 @@ class _OverBudget(Exception):
 async def _in_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a store call off the event loop: SQLite blocks."""
     return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
+
+
+def _review_for_job(reviews: list[PostedReview], job_id: int) -> PostedReview | None:
+    return next((review for review in reviews if job_marker_of(review.body) == job_id), None)
 
 
 def _review_for_head(reviews: list[PostedReview], head: str) -> PostedReview | None:
