@@ -168,6 +168,10 @@ class RetryPolicy:
 # -- the client -------------------------------------------------------------------------------
 
 
+# An App's slug never changes while it runs, and a client is made per job: ask GitHub once.
+_APP_SLUGS: dict[tuple[str, str], str] = {}
+
+
 class GitHubClient:
     """An async GitHub REST client for one App installation or one personal token.
 
@@ -175,10 +179,13 @@ class GitHubClient:
     :meth:`aclose` when done. Build it with :meth:`for_installation` or :meth:`with_token`.
     """
 
-    def __init__(self, github: GitHub[Any], *, is_app: bool, app_slug: str | None = None) -> None:
+    def __init__(
+        self, github: GitHub[Any], *, is_app: bool, app_slug: str | None = None, app_key: tuple[str, str] | None = None
+    ) -> None:
         self._github = github
         self._is_app = is_app
-        self._app_slug = app_slug
+        self._app_key = app_key
+        self._app_slug = app_slug or (_APP_SLUGS.get(app_key) if app_key else None)
         self._entered = False
 
     # -- construction ---------------------------------------------------------------------
@@ -208,7 +215,7 @@ class GitHubClient:
             **_options(api_url, retry, timeout),
             cache_strategy=_token_cache(api_url, settings.github_app_id, private_key),
         )
-        return cls(github, is_app=True, app_slug=settings.github_app_slug)
+        return cls(github, is_app=True, app_slug=settings.github_app_slug, app_key=(api_url, settings.github_app_id))
 
     @classmethod
     def with_token(
@@ -255,6 +262,8 @@ class GitHubClient:
             if not slug:
                 raise GitHubError("GET /app answered without the App's slug")
             self._app_slug = slug
+            if self._app_key is not None:
+                _APP_SLUGS[self._app_key] = slug
         return self._app_slug
 
     async def viewer_login(self) -> str:

@@ -83,6 +83,7 @@ def review_worker(settings: Settings, store: Store, *, concurrency: int = WORKER
         lease_seconds=settings.job_lease_seconds,
         max_attempts=settings.job_attempts,
         concurrency=concurrency,
+        poll_interval=settings.worker_poll_seconds,
     )
 
 

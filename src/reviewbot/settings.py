@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         description="Comma-separated models a repository may choose in .github/reviewbot.toml.",
     )
     job_attempts: int = Field(default=5, ge=1, le=50, description="Attempts at a review job before it is given up.")
+    worker_poll_seconds: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=60,
+        description="How often a worker looks for new jobs queued by another process (its own are started at once).",
+    )
     job_lease_seconds: int = Field(
         default=60,
         ge=2,
