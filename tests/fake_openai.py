@@ -307,9 +307,12 @@ class FakeOpenAI:
         self, request: Request, body: dict[str, Any], reply: Reply | None, default: Responder, number: int
     ) -> Response:
         delay = 0.0
-        if reply is None or reply.use_default:
-            delay = reply.delay_seconds if reply is not None else 0.0
-            reply = replace(default(body), delay_seconds=0.0)
+        if reply is None:
+            reply = default(body)
+        elif reply.use_default:
+            # Reply.delay(seconds) without a reply of its own: wait, then answer as the default would.
+            delay = reply.delay_seconds
+            reply = default(body)
         delay += reply.delay_seconds
         if reply.status_code >= 400 or reply.raw_body is not None:
             if delay and await _sleep_unless_disconnected(request, delay):

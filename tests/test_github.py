@@ -19,6 +19,7 @@ from githubkit.compat import type_validate_python
 from githubkit_schemas.v2026_03_10 import models
 from pydantic import SecretStr
 
+import reviewbot.github
 from builders import modified_file_diff
 from fake_github import (
     LINE_NOT_IN_DIFF,
@@ -241,9 +242,13 @@ def test_an_app_client_knows_its_slug_and_bot_login(fake_github: FakeGitHub) -> 
     async def who(github: GitHubClient) -> tuple[str, str]:
         return await github.app_slug(), await github.viewer_login()
 
+    reviewbot.github._APP_SLUGS.clear()  # other tests' clients already asked for this App's slug
     assert with_app(fake_github, who) == ("reviewbot-test", "reviewbot-test[bot]")
     app_request = fake_github.requests_to("GET", "/app")[0]
     assert app_request.headers["authorization"].startswith("Bearer ey")
+    # Later clients of the same App in this process do not ask again.
+    assert with_app(fake_github, who) == ("reviewbot-test", "reviewbot-test[bot]")
+    assert len(fake_github.requests_to("GET", "/app")) == 1
 
 
 def test_an_app_client_works_under_an_enterprise_server_api_prefix(fake_github: FakeGitHub) -> None:

@@ -213,13 +213,34 @@ def test_a_review_by_someone_else_carrying_the_head_marker_does_not_stop_ours(ha
 # -- 3. stale heads, closed and draft pull requests -------------------------------------------
 
 
-def test_a_job_for_a_head_that_moved_on_is_dropped_without_the_model(harness: Harness) -> None:
-    outcome = harness.run(head_sha=OLD_HEAD)
+def test_a_job_for_a_head_that_moved_on_is_dropped_when_the_newer_head_has_its_job(harness: Harness) -> None:
+    stale = harness.job(head_sha=OLD_HEAD)
+    newer = JobRequest(
+        installation_id=INSTALLATION,
+        repo=REPO,
+        pr_number=NUMBER,
+        head_sha=HEAD,
+        base_sha=BASE,
+        full_review=False,
+        trigger="pull_request.synchronize",
+    )
+    harness.store.record_delivery("d-newer", "pull_request", "synchronize", INSTALLATION, REPO, job=newer)
+
+    outcome = harness.run(stale)
 
     assert outcome.state == "dropped"
     assert "stale" in (outcome.note or "")
     assert harness.model.requests == []
     assert harness.github.reviews(REPO, NUMBER) == []
+
+
+def test_a_job_left_with_an_older_head_reviews_the_current_head_when_no_other_job_will(harness: Harness) -> None:
+    # Pushes recorded out of order left the only queued job with the older head.
+    outcome = harness.run(head_sha=OLD_HEAD)
+
+    assert outcome.state == "done"
+    assert harness.github.review_count(REPO, NUMBER, HEAD) == 1
+    assert harness.placed() == [(TIMED, 155, None)]
 
 
 def test_a_closed_pull_request_is_dropped(harness: Harness) -> None:

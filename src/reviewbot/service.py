@@ -60,6 +60,13 @@ ModelFactory = Callable[[Settings], AbstractAsyncContextManager[ModelClient]]
 
 
 @dataclass(frozen=True, slots=True)
+class _Start:
+    me: str  # the login our reviews appear under
+    ours: list[PostedReview]  # our reviews already on the pull request
+    adopted: bool  # the job was for an older head and reviews the current one instead
+
+
+@dataclass(frozen=True, slots=True)
 class _Posted:
     review_id: int
     draft: ReviewDraft
@@ -92,23 +99,10 @@ class ReviewService:
 
     async def _review(self, github: GitHubClient, job: Job) -> JobOutcome:
         pr = await github.get_pull(job.repo, job.pr_number)
-        if pr.state != "open":
-            return JobOutcome.dropped("the pull request is closed")
-        command = job.trigger == "command"
-        head = pr.head_sha
-        if job.head_sha and job.head_sha != head and not command:
-            return JobOutcome.dropped(f"head {job.head_sha[:7]} is stale; {head[:7]} is newer")
-
-        me = await github.viewer_login()
-        ours = [review for review in await github.list_reviews(pr.repo, pr.number) if review.user_login == me]
-        if command and (repeat := _review_for_job(ours, job.id)) is not None:
-            return JobOutcome.done(f"review {repeat.id} for /review job {job.id} was already posted")
-        if not command and (landed := _review_for_head(ours, head)) is not None:
-            if not budgets.is_budget_note(landed.body):  # a note is no review: its commits stay unreviewed
-                await _in_thread(self._store.record_review, pr.repo, pr.number, head, landed.id, [])
-            return JobOutcome.done(f"review {landed.id} for {head[:7]} was already posted")
-        for pending in (review for review in ours if review.state == "PENDING"):
-            await github.delete_pending_review(pr.repo, pr.number, pending.id)
+        start = await self._start(github, job, pr)
+        if isinstance(start, JobOutcome):
+            return start
+        command, head, me, ours, adopted = job.trigger == "command", pr.head_sha, start.me, start.ours, start.adopted
 
         config = parse_repo_config(
             await github.get_file(pr.repo, CONFIG_PATH, pr.base_ref),
@@ -132,6 +126,9 @@ class ReviewService:
         current = await github.get_pull(pr.repo, pr.number)
         if current.head_sha != head:
             return JobOutcome.dropped(f"head moved on to {current.head_sha[:7]} during the review")
+        if adopted and (landed := _review_for_head(await self._our_reviews(github, pr, me), head)) is not None:
+            # The newer head's own job may have run alongside this one and posted first.
+            return JobOutcome.done(f"review {landed.id} for {head[:7]} was posted by another job")
         posted = await self._post(github, pr, result, info, config, ours, me)
         await _in_thread(
             self._store.record_review, pr.repo, pr.number, head, posted.review_id, sorted(posted.draft.fingerprints)
@@ -139,6 +136,38 @@ class ReviewService:
         return JobOutcome.done(
             f"posted review {posted.review_id} with {plural(len(posted.draft.comments), 'comment')} for {head[:7]}"
         )
+
+    async def _start(self, github: GitHubClient, job: Job, pr: PullRequest) -> _Start | JobOutcome:
+        """Steps 1-3: whether this job should review at all, and a clear way for it if so."""
+        if pr.state != "open":
+            return JobOutcome.dropped("the pull request is closed")
+        command = job.trigger == "command"
+        head = pr.head_sha
+        adopted = bool(job.head_sha) and job.head_sha != head and not command
+        if adopted:
+            # The job for the newer head reviews it. But deliveries can arrive out of order, and a
+            # queued job may have taken the older of two heads: with no newer job, this one
+            # reviews the head the pull request has now, or that head would never be reviewed.
+            newer = await _in_thread(
+                self._store.newer_job_exists, pr.repo, pr.number, job.head_sha, after_job_id=job.id
+            )
+            if newer:
+                return JobOutcome.dropped(f"head {job.head_sha[:7]} is stale; a job for {head[:7]} is queued")
+
+        me = await github.viewer_login()
+        ours = await self._our_reviews(github, pr, me)
+        if command and (repeat := _review_for_job(ours, job.id)) is not None:
+            return JobOutcome.done(f"review {repeat.id} for /review job {job.id} was already posted")
+        if not command and (landed := _review_for_head(ours, head)) is not None:
+            if not budgets.is_budget_note(landed.body):  # a note is no review: its commits stay unreviewed
+                await _in_thread(self._store.record_review, pr.repo, pr.number, head, landed.id, [])
+            return JobOutcome.done(f"review {landed.id} for {head[:7]} was already posted")
+        for pending in (review for review in ours if review.state == "PENDING"):
+            await github.delete_pending_review(pr.repo, pr.number, pending.id)
+        return _Start(me, ours, adopted)
+
+    async def _our_reviews(self, github: GitHubClient, pr: PullRequest, me: str) -> list[PostedReview]:
+        return [review for review in await github.list_reviews(pr.repo, pr.number) if review.user_login == me]
 
     async def _run_engine(
         self, github: GitHubClient, job: Job, pr: PullRequest, config: RepoConfig
