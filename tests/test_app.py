@@ -98,13 +98,13 @@ def test_an_unhandled_event_is_answered_and_recorded_but_queues_nothing(webhook_
     assert webhook_server.store.list_jobs(repo="octo/starred") == []
 
 
-def test_a_draft_is_answered_as_ignored(webhook_server: WebhookServer) -> None:
+def test_a_draft_is_queued_so_the_repository_config_can_ask_for_its_review(webhook_server: WebhookServer) -> None:
     payload = load("pull_request/opened.payload.json")
     payload["pull_request"]["draft"] = True
     payload["number"] = payload["pull_request"]["number"] = number = next(_numbers)
     response = post(webhook_server, "pull_request", json.dumps(payload).encode())
-    assert (response.status_code, response.json()["ignored"]) == (200, "the pull request is a draft")
-    assert webhook_server.store.list_jobs(repo=REPO, pr_number=number) == []
+    assert (response.status_code, response.json()["queued"]) == (202, True)
+    assert len(webhook_server.store.list_jobs(repo=REPO, pr_number=number)) == 1
 
 
 def test_ping_is_answered_with_200(webhook_server: WebhookServer) -> None:

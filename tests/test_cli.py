@@ -165,6 +165,25 @@ def test_reviews_a_git_revision_range(endpoint: FakeOpenAI, tmp_path: Path) -> N
     assert "2 +    return x / 0" in endpoint.requests[0].body["messages"][1]["content"]
 
 
+def test_a_git_range_is_read_right_whatever_the_users_diff_prefix_settings(
+    endpoint: FakeOpenAI, tmp_path: Path
+) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    git("config", "diff.mnemonicPrefix", "true")
+    (tmp_path / "app.py").write_text("x = 1\n", encoding="utf-8")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    (tmp_path / "app.py").write_text("x = 2\n", encoding="utf-8")
+    git("commit", "-qam", "two")
+    assert main(["review", "--git", "HEAD~1..HEAD", "--dry-run", "-f", "json", "-o", "plan.json"]) == 0
+    assert [f["path"] for f in json.loads(Path("plan.json").read_text("utf-8"))["files"]] == ["app.py"]
+
+
 def test_a_bad_revision_range_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
     assert main(["review", "--git", "nope..HEAD"]) == 2

@@ -184,3 +184,24 @@ def test_a_command_review_carries_its_job_so_a_restart_can_find_it() -> None:
         max_comments=10,
     )
     assert job_marker_of(plain.body) is None
+
+
+def test_the_body_says_parts_failed_without_repeating_the_endpoints_errors() -> None:
+    from reviewbot.result import FailedRequest
+
+    secret_detail = "could not connect to http://10.0.0.5:8000/v1 (internal-host)"
+    failed = result(
+        failed=(FailedRequest(0, secret_detail),),
+        requests_planned=2,
+        not_reviewed=(NotReviewed("a.py", 1, 9, f"the model request failed: {secret_detail}"),),
+    )
+    draft = build_review(
+        failed,
+        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        ReviewContextInfo(head_sha=HEAD),
+        known_fingerprints=set(),
+        max_comments=10,
+    )
+    assert "1 of 2 parts could not be reviewed" in draft.body
+    assert "10.0.0.5" not in draft.body
+    assert "`a.py:1-9` — not reviewed: the model request failed" in draft.body

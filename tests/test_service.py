@@ -532,3 +532,16 @@ def test_the_review_body_reports_the_cost_and_the_head(harness: Harness) -> None
     assert "GPT-4o $" in body
     assert body.endswith(marker(HEAD))
     assert "uv.lock" in body  # the lock file is listed as not reviewed
+
+
+def test_a_review_github_refuses_twice_is_dropped_instead_of_paying_for_it_again(harness: Harness) -> None:
+    harness.github.push(
+        Fault.error("POST", REVIEWS_PATH, 422, message="Unprocessable Entity"),
+        Fault.error("POST", REVIEWS_PATH, 422, message="Unprocessable Entity"),
+    )
+
+    outcome = harness.run()
+
+    assert outcome.state == "dropped"
+    assert "refused the review twice" in (outcome.note or "")
+    assert harness.github.reviews(REPO, NUMBER) == []

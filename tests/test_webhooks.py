@@ -30,7 +30,7 @@ DOCS_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379
 
 HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 BASE = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
-OPTIONS = WebhookOptions(review_drafts=False, app_slug="review-bot")
+OPTIONS = WebhookOptions(app_slug="review-bot")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -129,10 +129,9 @@ def test_a_push_to_the_pull_request_queues_an_incremental_review() -> None:
     assert (outcome.full_review, outcome.trigger, outcome.head_sha) == (False, "pull_request.synchronize", HEAD)
 
 
-def test_a_draft_is_ignored_unless_drafts_are_reviewed() -> None:
+def test_a_draft_is_queued_for_the_worker_to_decide_by_the_repository_config() -> None:
     draft = pull_request("opened", draft=True)
-    assert router.dispatch("pull_request", draft, OPTIONS) == Ignored("the pull request is a draft")
-    assert isinstance(router.dispatch("pull_request", draft, WebhookOptions(review_drafts=True)), JobRequest)
+    assert isinstance(router.dispatch("pull_request", draft, OPTIONS), JobRequest)
 
 
 def test_a_closed_pull_request_is_ignored() -> None:

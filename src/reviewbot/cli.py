@@ -268,7 +268,19 @@ def _read_diff(args: argparse.Namespace) -> bytes:
 
 def _git_diff(revisions: str) -> bytes:
     # -M finds renames like GitHub does; --full-index and no colour keep the output parseable.
-    command = ["git", "diff", "-M", "--full-index", "--no-color", "--no-ext-diff", revisions, "--"]
+    command = [
+        "git",
+        "diff",
+        "-M",
+        "--full-index",
+        "--no-color",
+        "--no-ext-diff",
+        # The user's diff.mnemonicPrefix or diff.noprefix would change the a/ b/ prefixes we strip.
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+        revisions,
+        "--",
+    ]
     try:
         completed = subprocess.run(command, capture_output=True, check=False, timeout=120)
     except FileNotFoundError:

@@ -342,18 +342,23 @@ class GitHubClient:
 
     async def compare_diff(self, repo: str, base_sha: str, head_sha: str) -> str | None:
         """The diff ``base...head`` (what changed on head since it left base); None when GitHub
-        does not know one of the commits, e.g. after a force-push removed it (404), or finds the
-        diff too large to make (406)."""
+        does not know one of the commits, e.g. after a force-push removed it (404), or cannot make
+        the diff (406 too large, 5xx too slow)."""
         owner, name = _split_repo(repo)
         headers = {**_VERSION_HEADER, "Accept": DIFF_MEDIA_TYPE}
         try:
-            response = await self._call(
-                self._github.rest.repos.async_compare_commits(owner, name, f"{base_sha}...{head_sha}", headers=headers)
-            )
+            with _no_server_retry():
+                response = await self._call(
+                    self._github.rest.repos.async_compare_commits(
+                        owner, name, f"{base_sha}...{head_sha}", headers=headers
+                    )
+                )
         except GitHubNotFound:
             return None
         except GitHubError as exc:
-            if exc.status == 406:  # too large for a diff
+            # Too large for a diff (406), or too slow to make one (5xx, as for a PR's diff): the
+            # caller reviews the whole pull request instead.
+            if exc.status == 406 or (exc.status is not None and exc.status >= 500):
                 return None
             raise
         return decode(response.content)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from reviewbot.diff import Side
 from reviewbot.pricing import CostReport, cost_note
 from reviewbot.render.markdown import code_span, fence
-from reviewbot.render.text import failed_summary, line_span, plural
+from reviewbot.render.text import line_span, plural
 from reviewbot.result import Finding, ReviewResult
 
+_FAILED_REQUEST = "the model request failed"
 # GitHub refuses bodies over 65,536 characters; keep a margin for the markers.
 MAX_BODY = 65_000
 HEAD_MARKER = "<!-- reviewbot:head={sha} -->"
@@ -60,14 +61,15 @@ def fingerprint(finding: Finding) -> str:
 
 def job_marker_of(body: str) -> int | None:
     """The job that posted a review of ours, read back from its body."""
-    match = _JOB_PATTERN.search(body or "")
-    return int(match.group(1)) if match else None
+    found = _JOB_PATTERN.findall(body or "")
+    return int(found[-1]) if found else None
 
 
 def head_marker_of(body: str) -> str | None:
     """The head SHA a review of ours was made for, read back from its body."""
-    match = _HEAD_PATTERN.search(body or "")
-    return match.group(1) if match else None
+    # The last one: ours is appended at the very end, after any text the model wrote.
+    found = _HEAD_PATTERN.findall(body or "")
+    return found[-1] if found else None
 
 
 def fingerprints_in(bodies: Iterable[str]) -> set[str]:
@@ -166,8 +168,13 @@ def _body(
         sections.append("**Notes on files** (not placeable on a diff line):\n" + _listing(notes))
     if overflow:
         sections.append(f"**More findings** (past the cap of inline comments):\n{_listing(overflow)}")
-    if (failed := failed_summary(result)) is not None:
-        sections.append(f"> [!WARNING]\n> {' '.join(failed.splitlines())}")
+    if result.failed:
+        # The reasons name the endpoint and echo its errors: they go to the service log, not the PR.
+        total = max(result.requests_planned, len(result.failed))
+        sections.append(
+            f"> [!WARNING]\n> {len(result.failed)} of {total} parts could not be reviewed: the model endpoint "
+            "failed for them (the service log has the details); their lines are listed below."
+        )
     left_out = _left_out(result, info.omitted)
     if left_out:
         sections.append(left_out)
@@ -199,7 +206,8 @@ def _left_out(result: ReviewResult, omitted: Sequence[tuple[str, str]]) -> str:
     rows += [f"- {code_span(path)} — {reason}" for path, reason in omitted]
     for gap in result.not_reviewed:
         span = str(gap.start_line) if gap.start_line == gap.end_line else f"{gap.start_line}-{gap.end_line}"
-        rows.append(f"- {code_span(f'{gap.path}:{span}')} — not reviewed: {gap.reason}")
+        reason = _FAILED_REQUEST if gap.reason.startswith(_FAILED_REQUEST) else gap.reason
+        rows.append(f"- {code_span(f'{gap.path}:{span}')} — not reviewed: {reason}")
     if not rows:
         return ""
     return (

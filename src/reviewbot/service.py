@@ -32,6 +32,7 @@ from reviewbot.diff import parse_diff
 from reviewbot.errors import GitHubRateLimited, GitHubTransient, GitHubUnprocessable, ModelError
 from reviewbot.github import GitHubClient, PostedReview, PullRequest
 from reviewbot.github_review import (
+    MAX_BODY,
     ReviewContextInfo,
     ReviewDraft,
     build_review,
@@ -63,13 +64,13 @@ ModelFactory = Callable[[Settings], AbstractAsyncContextManager[ModelClient]]
 class _Start:
     me: str  # the login our reviews appear under
     ours: list[PostedReview]  # our reviews already on the pull request
-    adopted: bool  # the job was for an older head and reviews the current one instead
 
 
 @dataclass(frozen=True, slots=True)
 class _Posted:
     review_id: int
     draft: ReviewDraft
+    body: str  # as posted: the draft's body, or the fallback that carries the comments too
 
 
 class ReviewService:
@@ -102,7 +103,7 @@ class ReviewService:
         start = await self._start(github, job, pr)
         if isinstance(start, JobOutcome):
             return start
-        command, head, me, ours, adopted = job.trigger == "command", pr.head_sha, start.me, start.ours, start.adopted
+        command, head, me, ours = job.trigger == "command", pr.head_sha, start.me, start.ours
 
         config = parse_repo_config(
             await github.get_file(pr.repo, CONFIG_PATH, pr.base_ref),
@@ -116,9 +117,9 @@ class ReviewService:
             return JobOutcome.dropped("the pull request is a draft")
 
         try:
-            result, info = await self._run_engine(github, job, pr, config)
+            result, info, options = await self._run_engine(github, job, pr, config)
         except _OverBudget as over:
-            return await self._post_budget_note(github, pr, over.check, me)
+            return await self._post_budget_note(github, pr, over.check, me, {review.id for review in ours})
         if result.all_requests_failed:
             reasons = "; ".join(sorted({failure.reason for failure in result.failed}))
             raise TransientJobError(f"every model request failed: {reasons}")
@@ -126,13 +127,17 @@ class ReviewService:
         current = await github.get_pull(pr.repo, pr.number)
         if current.head_sha != head:
             return JobOutcome.dropped(f"head moved on to {current.head_sha[:7]} during the review")
-        if adopted and (landed := _review_for_head(await self._our_reviews(github, pr, me), head)) is not None:
-            # The newer head's own job may have run alongside this one and posted first.
+        if not command and (landed := _review_for_head(await self._our_reviews(github, pr, me), head)) is not None:
+            # Another job for this head (the newer push's own, or one that took over an expired
+            # lease) ran alongside this one and posted first.
             return JobOutcome.done(f"review {landed.id} for {head[:7]} was posted by another job")
-        posted = await self._post(github, pr, result, info, config, ours, me)
-        await _in_thread(
-            self._store.record_review, pr.repo, pr.number, head, posted.review_id, sorted(posted.draft.fingerprints)
-        )
+        try:
+            posted = await self._post(github, pr, result, info, config, ours, me, options)
+        except _Refused as refused:
+            return JobOutcome.dropped(f"GitHub refused the review twice: {refused}")
+        # Only what GitHub shows: a finding cut from an over-long body must not count as raised.
+        shown = fingerprints_in([posted.body, *(comment.body for comment in posted.draft.comments)])
+        await _in_thread(self._store.record_review, pr.repo, pr.number, head, posted.review_id, sorted(shown))
         return JobOutcome.done(
             f"posted review {posted.review_id} with {plural(len(posted.draft.comments), 'comment')} for {head[:7]}"
         )
@@ -164,16 +169,17 @@ class ReviewService:
             return JobOutcome.done(f"review {landed.id} for {head[:7]} was already posted")
         for pending in (review for review in ours if review.state == "PENDING"):
             await github.delete_pending_review(pr.repo, pr.number, pending.id)
-        return _Start(me, ours, adopted)
+        return _Start(me, ours)
 
     async def _our_reviews(self, github: GitHubClient, pr: PullRequest, me: str) -> list[PostedReview]:
         return [review for review in await github.list_reviews(pr.repo, pr.number) if review.user_login == me]
 
     async def _run_engine(
         self, github: GitHubClient, job: Job, pr: PullRequest, config: RepoConfig
-    ) -> tuple[ReviewResult, ReviewContextInfo]:
+    ) -> tuple[ReviewResult, ReviewContextInfo, ReviewOptions]:
         fetched = await github.get_pull_diff(pr)
-        diff = parse_diff(fetched.text)
+        # Parsing and planning a big diff takes a while; the event loop must keep serving webhooks.
+        diff = await anyio.to_thread.run_sync(parse_diff, fetched.text)
         incremental_base = None
         if not job.full_review and job.trigger != "command":
             last = await _in_thread(self._store.last_reviewed_head, pr.repo, pr.number)
@@ -181,10 +187,10 @@ class ReviewService:
                 changes = await github.compare_diff(pr.repo, last, pr.head_sha)
                 # None: the old head is gone (a force-push); the whole PR is reviewed again.
                 if changes is not None:
-                    diff = restrict_to_changes(diff, parse_diff(changes))
+                    diff = restrict_to_changes(diff, await anyio.to_thread.run_sync(parse_diff, changes))
                     incremental_base = last
         options = apply_repo_config(ReviewOptions.from_settings(self._settings), config)
-        prepared = prepare(diff, options, ReviewContext(title=pr.title, description=pr.body))
+        prepared = await _in_thread(prepare, diff, options, ReviewContext(title=pr.title, description=pr.body))
         budget = await _in_thread(
             budgets.check_budgets,
             self._store,
@@ -217,10 +223,10 @@ class ReviewService:
             notes=(budgets.unchecked_note(budget, self._settings.model),) if budget.unchecked else (),
             job_id=job.id if job.trigger == "command" else None,
         )
-        return result, info
+        return result, info, options
 
     async def _post_budget_note(
-        self, github: GitHubClient, pr: PullRequest, check: budgets.BudgetCheck, me: str
+        self, github: GitHubClient, pr: PullRequest, check: budgets.BudgetCheck, me: str, known_ids: set[int]
     ) -> JobOutcome:
         """Post the over-budget note as the head's one review (no model was called)."""
         status = check.exceeded
@@ -230,8 +236,9 @@ class ReviewService:
             review_id = await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
         except (GitHubTransient, GitHubRateLimited):
             # As for a review: the POST may have landed though its answer was lost.
-            mine = [r for r in await github.list_reviews(pr.repo, pr.number) if r.user_login == me]
-            landed = _review_for_head(mine, pr.head_sha)
+            mine = await self._our_reviews(github, pr, me)
+            notes = [r for r in mine if r.id not in known_ids and budgets.is_budget_note(r.body)]
+            landed = _review_for_head(notes, pr.head_sha)
             if landed is None:
                 raise
             review_id = landed.id
@@ -250,12 +257,12 @@ class ReviewService:
         config: RepoConfig,
         ours: list[PostedReview],
         me: str,
+        options: ReviewOptions,
     ) -> _Posted:
         known = set(await _in_thread(self._store.known_fingerprints, pr.repo, pr.number))
         comments = await github.list_review_comments(pr.repo, pr.number)
         known |= fingerprints_in(comment.body for comment in comments if comment.user_login == me)
         known |= fingerprints_in(review.body for review in ours)
-        options = ReviewOptions.from_settings(self._settings)
         draft = build_review(
             result,
             cost_report(result.usage, result.model, options.prices),
@@ -275,12 +282,18 @@ class ReviewService:
             # Every anchor was checked, so this should not happen; if GitHub still refuses one,
             # the findings must not be lost: post them in the body, which GitHub cannot refuse.
             log.error("GitHub refused the review of %s#%s (%s); posting findings in the body", pr.repo, pr.number, exc)
-            review_id = await github.create_review(
-                pr.repo, pr.number, commit_id=pr.head_sha, body=_inline_into_body(draft), comments=[]
-            )
+            body = _inline_into_body(draft)
+            try:
+                review_id = await github.create_review(
+                    pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[]
+                )
+            except GitHubUnprocessable as again:
+                # Retrying would pay for the model again and meet the same refusal.
+                raise _Refused(str(again)) from again
+            return _Posted(review_id, draft, body)
         except (GitHubTransient, GitHubRateLimited):
             # The POST may have landed even though the answer was lost: look before retrying.
-            mine = [r for r in await github.list_reviews(pr.repo, pr.number) if r.user_login == me]
+            mine = await self._our_reviews(github, pr, me)
             ours_before = {review.id for review in ours}
             fresh = [review for review in mine if review.id not in ours_before]
             landed = (
@@ -289,7 +302,11 @@ class ReviewService:
             if landed is None:
                 raise
             review_id = landed.id
-        return _Posted(review_id, draft)
+        return _Posted(review_id, draft, draft.body)
+
+
+class _Refused(Exception):
+    """GitHub refused the review even without inline comments."""
 
 
 class _OverBudget(Exception):
@@ -318,4 +335,7 @@ def _review_for_head(reviews: list[PostedReview], head: str) -> PostedReview | N
 
 def _inline_into_body(draft: ReviewDraft) -> str:
     listed = "\n\n".join(f"`{c.path}:{c.line}`\n\n{c.body}" for c in draft.comments)
-    return f"{draft.body}\n\n<details><summary>Inline comments</summary>\n\n{listed}\n\n</details>"
+    details = f"\n\n<details><summary>Inline comments</summary>\n\n{listed}\n\n</details>"
+    if len(draft.body) + len(details) > MAX_BODY:
+        details = details[: max(0, MAX_BODY - len(draft.body) - 60)] + "\n\n… (cut to fit GitHub's limit)"
+    return draft.body + details

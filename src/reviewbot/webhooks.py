@@ -100,12 +100,11 @@ Outcome: TypeAlias = JobRequest | InstallationChange | Ignored | None
 class WebhookOptions:
     """The settings the handlers read."""
 
-    review_drafts: bool = False
     app_slug: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookOptions:
-        return cls(review_drafts=settings.review_drafts, app_slug=settings.github_app_slug)
+        return cls(app_slug=settings.github_app_slug)
 
 
 Handler: TypeAlias = Callable[[Payload, WebhookOptions], Outcome]
@@ -206,8 +205,8 @@ def _pull_request_job(payload: Payload, options: WebhookOptions, *, full_review:
         return Ignored("the sender is a bot")
     if pull["state"] != "open":
         return Ignored("the pull request is closed")
-    if pull.get("draft") and not options.review_drafts:
-        return Ignored("the pull request is a draft")
+    # A draft is queued all the same: whether it is reviewed depends on the repository's own
+    # .github/reviewbot.toml (review_drafts), which only the worker reads.
     installation_id = _installation_id(payload)
     if installation_id is None:
         return Ignored("the delivery names no installation (not a GitHub App delivery)")

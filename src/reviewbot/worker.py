@@ -186,6 +186,7 @@ class Worker:
     async def _supervise(self, job: Job, work: asyncio.Future[JobOutcome]) -> bool:
         """Wait for ``work``, extending the lease every third of it; True if the lease was lost."""
         interval = self._lease / 3
+        held_until = time.monotonic() + self._lease
         while True:
             done, _ = await asyncio.wait({work}, timeout=interval)
             if done:
@@ -194,7 +195,11 @@ class Worker:
                 held = await asyncio.to_thread(self._store.heartbeat, job.id, self.worker_id, self._lease)
             except StoreError as exc:
                 log.warning("job %s: heartbeat failed: %s", job.id, exc)
-                continue
+                # Past the lease another worker may take the job: stop rather than risk posting twice.
+                held = time.monotonic() + interval < held_until
+            else:
+                if held:
+                    held_until = time.monotonic() + self._lease
             if not held:
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
