@@ -248,7 +248,8 @@ def test_forged_and_malformed_deliveries_are_refused_and_nothing_is_queued(
         assert not store.has_delivery("d-forged")
     finally:
         store.close()
-    assert fake_github.requests == []
+    # Nothing but the start-up question for the App's slug reached GitHub.
+    assert [(r.method, r.path) for r in fake_github.requests if r.path != "/app"] == []
 
 
 def test_a_server_killed_mid_review_posts_the_review_exactly_once_after_restart(
@@ -279,3 +280,19 @@ def test_a_server_killed_mid_review_posts_the_review_exactly_once_after_restart(
         assert len(fake_github.comments(REPO, NUMBER)) == 1
     finally:
         stop(second)
+
+
+def test_an_at_mention_review_command_works_without_the_slug_being_configured(
+    service: Service, fake_github: FakeGitHub, fake_openai: FakeOpenAI
+) -> None:
+    # The server was started without REVIEWBOT_GITHUB_APP_SLUG: it asked GitHub for it.
+    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
+    fake_openai.set_default(answer_with(BUG))
+    comment: dict[str, Any] = json.loads(
+        (WEBHOOKS / "issue_comment" / "created.with-installation.payload.json").read_text("utf-8")
+    )
+    comment["issue"]["number"] = NUMBER
+    comment["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/{NUMBER}"}
+    comment["comment"]["body"] = f"@{fake_github.app_slug} review please"
+    assert service.deliver("issue_comment", comment, "d-mention") == 202
+    wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the review the command asked for")

@@ -17,7 +17,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from reviewbot.app import create_app
-from reviewbot.errors import ConfigError, StoreError
+from reviewbot.errors import ConfigError, ReviewbotError, StoreError
+from reviewbot.github import GitHubClient
 from reviewbot.metrics import start_metrics_server
 from reviewbot.service import ReviewService
 from reviewbot.settings import Settings
@@ -146,6 +147,7 @@ async def run_until_signalled(worker: Worker, store: Store, *, grace: float = _S
 def work(settings: Settings, *, concurrency: int = WORKER_CONCURRENCY) -> None:
     """``reviewbot worker``: review jobs from the store until SIGTERM or SIGINT, with no web server."""
     check_service_settings(settings, webhooks=False)
+    settings = with_app_slug(settings)
     store = open_store(settings.database_url)
     try:
         runner = review_worker(settings, store, concurrency=concurrency)
@@ -173,10 +175,37 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def with_app_slug(settings: Settings) -> Settings:
+    """``settings`` with the App's slug, asked of GitHub once at start-up when it is not set, so
+    that ``@<slug> review`` commands are recognised and no job has to ask again."""
+    if settings.github_app_slug or not settings.github_app_id:
+        return settings
+    if settings.github_private_key is None and settings.github_private_key_path is None:
+        return settings
+
+    async def fetch() -> str:
+        # GET /app is signed with the App's own key; no installation is involved.
+        async with GitHubClient.for_installation(settings, 0) as github:
+            return await github.app_slug()
+
+    try:
+        slug = asyncio.run(fetch())
+    except ReviewbotError as exc:
+        log.warning(
+            "could not ask GitHub for the App's slug (%s); /review works, and `@<slug> review` "
+            "needs REVIEWBOT_GITHUB_APP_SLUG",
+            exc,
+        )
+        return settings
+    log.info("the App's slug is %s", slug)
+    return settings.model_copy(update={"github_app_slug": slug})
+
+
 def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> None:
     """Run until interrupted (SIGINT/SIGTERM stop it cleanly); without ``worker``, only receive
     webhooks and queue their jobs for ``reviewbot worker`` processes."""
     check_service_settings(settings, reviews=worker)
+    settings = with_app_slug(settings)
     store = open_store(settings.database_url)
     try:
         app = build_app(settings, store, worker=worker)
