@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from reviewbot.diff import parse_diff
 from reviewbot.errors import ConfigError
 from reviewbot.github import GitHubClient, PullRequest
-from reviewbot.github_review import ReviewContextInfo, build_review, fingerprints_in
+from reviewbot.github_review import ReviewContextInfo, build_review
 from reviewbot.llm import ModelClient
+from reviewbot.posting import our_reviews, post_review, posted_fingerprints
 from reviewbot.pricing import cost_report
 from reviewbot.prompt import ReviewContext
 from reviewbot.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
@@ -65,8 +66,7 @@ async def review_pull_request(settings: Settings, ref: str, *, dry_run: bool, po
         if not post or result.all_requests_failed:
             return RemoteReview(pull, prepared, config, result)
         me = await github.viewer_login()
-        comments = await github.list_review_comments(repo, number)
-        reviews = await github.list_reviews(repo, number)
+        ours = await our_reviews(github, pull, me)
         draft = build_review(
             result,
             cost_report(result.usage, result.model, options.prices),
@@ -76,15 +76,8 @@ async def review_pull_request(settings: Settings, ref: str, *, dry_run: bool, po
                 config_problems=config.problems,
                 omitted=fetched.omitted,
             ),
-            known_fingerprints=fingerprints_in(c.body for c in comments if c.user_login == me)
-            | fingerprints_in(r.body for r in reviews if r.user_login == me),
+            known_fingerprints=await posted_fingerprints(github, pull, me, ours),
             max_comments=config.max_comments or settings.max_comments,
         )
-        review_id = await github.create_review(
-            repo,
-            number,
-            commit_id=pull.head_sha,
-            body=draft.body,
-            comments=draft.comments,
-        )
+        review_id = (await post_review(github, pull, draft, me=me, seen=ours)).review_id
         return RemoteReview(pull, prepared, config, result, review_id)

@@ -29,19 +29,24 @@ import anyio
 
 from reviewbot import budgets, ledger, metrics
 from reviewbot.diff import parse_diff
-from reviewbot.errors import GitHubRateLimited, GitHubTransient, GitHubUnprocessable, ModelError
+from reviewbot.errors import GitHubRateLimited, GitHubTransient, ModelError
 from reviewbot.github import GitHubClient, PostedReview, PullRequest
 from reviewbot.github_review import (
-    MAX_BODY,
     ReviewContextInfo,
     ReviewDraft,
     build_review,
     fingerprints_in,
-    head_marker_of,
-    job_marker_of,
 )
 from reviewbot.incremental import restrict_to_changes
 from reviewbot.llm import ModelClient
+from reviewbot.posting import (
+    ReviewRefused,
+    our_reviews,
+    post_review,
+    posted_fingerprints,
+    review_for_head,
+    review_for_job,
+)
 from reviewbot.pricing import cost_report
 from reviewbot.prompt import ReviewContext
 from reviewbot.render.text import plural
@@ -127,14 +132,14 @@ class ReviewService:
         current = await github.get_pull(pr.repo, pr.number)
         if current.head_sha != head:
             return JobOutcome.dropped(f"head moved on to {current.head_sha[:7]} during the review")
-        if not command and (landed := _review_for_head(await self._our_reviews(github, pr, me), head)) is not None:
+        if not command and (landed := review_for_head(await our_reviews(github, pr, me), head)) is not None:
             # Another job for this head (the newer push's own, or one that took over an expired
             # lease) ran alongside this one and posted first.
             return JobOutcome.done(f"review {landed.id} for {head[:7]} was posted by another job")
         try:
             posted = await self._post(github, pr, result, info, config, ours, me, options)
-        except _Refused as refused:
-            return JobOutcome.dropped(f"GitHub refused the review twice: {refused}")
+        except ReviewRefused as refused:
+            return JobOutcome.dropped(str(refused))
         # Only what GitHub shows: a finding cut from an over-long body must not count as raised.
         shown = fingerprints_in([posted.body, *(comment.body for comment in posted.draft.comments)])
         await _in_thread(self._store.record_review, pr.repo, pr.number, head, posted.review_id, sorted(shown))
@@ -160,19 +165,16 @@ class ReviewService:
                 return JobOutcome.dropped(f"head {job.head_sha[:7]} is stale; a job for {head[:7]} is queued")
 
         me = await github.viewer_login()
-        ours = await self._our_reviews(github, pr, me)
-        if command and (repeat := _review_for_job(ours, job.id)) is not None:
+        ours = await our_reviews(github, pr, me)
+        if command and (repeat := review_for_job(ours, job.id)) is not None:
             return JobOutcome.done(f"review {repeat.id} for /review job {job.id} was already posted")
-        if not command and (landed := _review_for_head(ours, head)) is not None:
+        if not command and (landed := review_for_head(ours, head)) is not None:
             if not budgets.is_budget_note(landed.body):  # a note is no review: its commits stay unreviewed
                 await _in_thread(self._store.record_review, pr.repo, pr.number, head, landed.id, [])
             return JobOutcome.done(f"review {landed.id} for {head[:7]} was already posted")
         for pending in (review for review in ours if review.state == "PENDING"):
             await github.delete_pending_review(pr.repo, pr.number, pending.id)
         return _Start(me, ours)
-
-    async def _our_reviews(self, github: GitHubClient, pr: PullRequest, me: str) -> list[PostedReview]:
-        return [review for review in await github.list_reviews(pr.repo, pr.number) if review.user_login == me]
 
     async def _run_engine(
         self, github: GitHubClient, job: Job, pr: PullRequest, config: RepoConfig
@@ -236,9 +238,9 @@ class ReviewService:
             review_id = await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
         except (GitHubTransient, GitHubRateLimited):
             # As for a review: the POST may have landed though its answer was lost.
-            mine = await self._our_reviews(github, pr, me)
+            mine = await our_reviews(github, pr, me)
             notes = [r for r in mine if r.id not in known_ids and budgets.is_budget_note(r.body)]
-            landed = _review_for_head(notes, pr.head_sha)
+            landed = review_for_head(notes, pr.head_sha)
             if landed is None:
                 raise
             review_id = landed.id
@@ -260,9 +262,7 @@ class ReviewService:
         options: ReviewOptions,
     ) -> _Posted:
         known = set(await _in_thread(self._store.known_fingerprints, pr.repo, pr.number))
-        comments = await github.list_review_comments(pr.repo, pr.number)
-        known |= fingerprints_in(comment.body for comment in comments if comment.user_login == me)
-        known |= fingerprints_in(review.body for review in ours)
+        known |= await posted_fingerprints(github, pr, me, ours)
         draft = build_review(
             result,
             cost_report(result.usage, result.model, options.prices),
@@ -270,43 +270,8 @@ class ReviewService:
             known_fingerprints=known,
             max_comments=config.max_comments or self._settings.max_comments,
         )
-        try:
-            review_id = await github.create_review(
-                pr.repo,
-                pr.number,
-                commit_id=pr.head_sha,
-                body=draft.body,
-                comments=draft.comments,
-            )
-        except GitHubUnprocessable as exc:
-            # Every anchor was checked, so this should not happen; if GitHub still refuses one,
-            # the findings must not be lost: post them in the body, which GitHub cannot refuse.
-            log.error("GitHub refused the review of %s#%s (%s); posting findings in the body", pr.repo, pr.number, exc)
-            body = _inline_into_body(draft)
-            try:
-                review_id = await github.create_review(
-                    pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[]
-                )
-            except GitHubUnprocessable as again:
-                # Retrying would pay for the model again and meet the same refusal.
-                raise _Refused(str(again)) from again
-            return _Posted(review_id, draft, body)
-        except (GitHubTransient, GitHubRateLimited):
-            # The POST may have landed even though the answer was lost: look before retrying.
-            mine = await self._our_reviews(github, pr, me)
-            ours_before = {review.id for review in ours}
-            fresh = [review for review in mine if review.id not in ours_before]
-            landed = (
-                _review_for_job(fresh, info.job_id) if info.job_id is not None else _review_for_head(fresh, pr.head_sha)
-            )
-            if landed is None:
-                raise
-            review_id = landed.id
-        return _Posted(review_id, draft, draft.body)
-
-
-class _Refused(Exception):
-    """GitHub refused the review even without inline comments."""
+        posted = await post_review(github, pr, draft, me=me, seen=ours, job_id=info.job_id)
+        return _Posted(posted.review_id, draft, posted.body)
 
 
 class _OverBudget(Exception):
@@ -320,22 +285,3 @@ class _OverBudget(Exception):
 async def _in_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a store call off the event loop: SQLite blocks."""
     return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
-
-
-def _review_for_job(reviews: list[PostedReview], job_id: int) -> PostedReview | None:
-    return next((review for review in reviews if job_marker_of(review.body) == job_id), None)
-
-
-def _review_for_head(reviews: list[PostedReview], head: str) -> PostedReview | None:
-    for review in reviews:
-        if review.state != "PENDING" and head_marker_of(review.body) == head:
-            return review
-    return None
-
-
-def _inline_into_body(draft: ReviewDraft) -> str:
-    listed = "\n\n".join(f"`{c.path}:{c.line}`\n\n{c.body}" for c in draft.comments)
-    details = f"\n\n<details><summary>Inline comments</summary>\n\n{listed}\n\n</details>"
-    if len(draft.body) + len(details) > MAX_BODY:
-        details = details[: max(0, MAX_BODY - len(draft.body) - 60)] + "\n\n… (cut to fit GitHub's limit)"
-    return draft.body + details
