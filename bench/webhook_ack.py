@@ -16,8 +16,8 @@ whole answer. Afterwards the store must hold every delivery, with one queued job
 
 Targets: p99 of the webhook at most 50 ms, and its throughput at least 0.6× the bare endpoint's
 (reported as bare ÷ webhook ≤ 1/0.6). With ``--profile`` (or over target) one more webhook round
-runs with the server under cProfile (the event loop thread) and with the store's transactions
-timed (the worker threads).
+runs with the server under cProfile (its event loop thread and its delivery writer thread) and
+with the writer's work timed.
 """
 
 from __future__ import annotations
@@ -41,12 +41,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 import httpx
 import uvicorn
 from starlette.applications import Starlette
@@ -84,15 +83,17 @@ def bare_app() -> Starlette:
 
 
 class TxTimes:
-    """Instrumentation of the store's write transactions, for ``--profile`` (worker threads)."""
+    """Instrumentation of the delivery writer thread and the store's write transactions, for ``--profile``."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.queued: list[float] = []  # from DeliveryRecorder.run being called to the preparation starting
+        self.prepare: list[float] = []  # the preparation: signature, parsing, routing
+        self.group: list[float] = []  # deliveries per transaction (a count, not seconds)
         self.begin: list[float] = []  # BEGIN IMMEDIATE (waits for the write lock)
         self.body: list[float] = []  # the statements
         self.commit: list[float] = []  # COMMIT (the WAL fsync)
-        self.record: list[float] = []  # the whole of _Routes._record in its thread
-        self.queued: list[float] = []  # from to_thread.run_sync being called to _record starting
+        self.finish: list[float] = []  # after the commit: the log line, the metrics, the answer
         self.gc_full: list[float] = []  # full (generation 2) collections: every thread stops
         self.gc_started = 0.0
 
@@ -103,13 +104,14 @@ class TxTimes:
             self.gc_full.append(time.perf_counter() - self.gc_started)
 
     def dump(self) -> dict[str, list[float]]:
-        names = ("begin", "body", "commit", "record", "queued", "gc_full")
+        names = ("queued", "prepare", "group", "begin", "body", "commit", "finish", "gc_full")
         return {name: getattr(self, name) for name in names}
 
 
-def instrument(times: TxTimes) -> None:
-    """Time the parts of a delivery's recording, by wrapping (not changing) reviewbot's code."""
-    from reviewbot import app as app_module
+def instrument(times: TxTimes, writer_profiler: cProfile.Profile) -> None:
+    """Time the parts of a delivery's handling in the writer thread, and profile that thread
+    (``writer_profiler``), by wrapping (not changing) reviewbot's code."""
+    from reviewbot import recorder
     from reviewbot.store import Store, _Tx
 
     original_write = Store._write
@@ -135,40 +137,63 @@ def instrument(times: TxTimes) -> None:
             times.commit.append(committed - done)
 
     Store._write = timed_write  # type: ignore[method-assign]
-    original_record = app_module._Routes._record
-    run_sync = anyio.to_thread.run_sync  # the module reviewbot.app calls it through
+    original_record = Store.record_deliveries
 
-    def timed_record(self: Any, *args: Any, called: float) -> Any:
-        started = time.perf_counter()
-        try:
-            return original_record(self, *args)
-        finally:
+    def counted_record(self: Store, deliveries: Sequence[Any], *, now: float | None = None) -> list[bool]:
+        with times.lock:
+            times.group.append(len(deliveries))
+        return original_record(self, deliveries, now=now)
+
+    Store.record_deliveries = counted_record  # type: ignore[method-assign]
+    original_run = recorder.DeliveryRecorder.run
+
+    async def timed_run(self: recorder.DeliveryRecorder, prepare: Any) -> Any:
+        called = time.perf_counter()
+
+        def timed_prepare() -> Any:
+            started = time.perf_counter()
+            prepared = prepare()
             with times.lock:
                 times.queued.append(started - called)
-                times.record.append(time.perf_counter() - started)
+                times.prepare.append(time.perf_counter() - started)
+            if not isinstance(prepared, recorder.Record):
+                return prepared
+            finish = prepared.finish
 
-    async def timed_run_sync(function: Any, *args: Any, **kwargs: Any) -> Any:
-        target = getattr(function, "__func__", None)
-        if target is original_record:
-            called = time.perf_counter()
-            bound = function.__self__
+            def timed_finish(outcome: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return finish(outcome)
+                finally:
+                    with times.lock:
+                        times.finish.append(time.perf_counter() - started)
 
-            def call(*inner: Any) -> Any:
-                return timed_record(bound, *inner, called=called)
+            return recorder.Record(prepared.delivery, timed_finish)
 
-            return await run_sync(call, *args, **kwargs)
-        return await run_sync(function, *args, **kwargs)
+        return await original_run(self, timed_prepare)
 
-    anyio.to_thread.run_sync = timed_run_sync  # type: ignore[assignment]
+    recorder.DeliveryRecorder.run = timed_run  # type: ignore[method-assign]
+    original_group = recorder.DeliveryRecorder._write
+
+    def profiled_group(self: recorder.DeliveryRecorder, group: Any) -> None:
+        writer_profiler.enable()
+        try:
+            original_group(self, group)
+        finally:
+            writer_profiler.disable()
+
+    recorder.DeliveryRecorder._write = profiled_group  # type: ignore[method-assign]
 
 
 def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path: str | None) -> None:
     """Run one server until SIGINT; then write ``stats_path`` (GC pauses, and with
-    ``profile_path`` the store timings) and the cProfile to ``profile_path``."""
+    ``profile_path`` the writer's timings) and the cProfiles to ``profile_path`` (the event loop
+    thread) and ``profile_path.writer`` (the delivery writer thread)."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     times = TxTimes()
+    writer_profiler = cProfile.Profile()
     if profile_path is not None:
-        instrument(times)
+        instrument(times, writer_profiler)
     store = None
     if kind == "webhook":
         import reviewbot.server  # noqa: F401  (what `reviewbot serve` loads: the GC walks all of it)
@@ -197,6 +222,7 @@ def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path
         if profiler is not None and profile_path is not None:
             profiler.disable()
             profiler.dump_stats(profile_path)
+            writer_profiler.dump_stats(f"{profile_path}.writer")
         Path(stats_path).write_text(json.dumps({**times.dump(), "tracked": tracked}))
         if store is not None:
             store.close()
@@ -488,32 +514,36 @@ def check_store(database_url: str, sent: list[str]) -> tuple[int, int, dict[str,
 
 def print_profile(side: Side, top: int = 22) -> None:
     assert side.profile is not None
-    out = io.StringIO()
-    stats = pstats.Stats(side.profile, stream=out)
-    stats.sort_stats("tottime").print_stats(top)
-    text = out.getvalue()
-    print("\ncProfile of the webhook server's event loop thread, by own time:")
-    print(text[text.find("   ncalls") :].rstrip())
+    for path, thread in ((side.profile, "event loop thread"), (f"{side.profile}.writer", "delivery writer thread")):
+        out = io.StringIO()
+        stats = pstats.Stats(path, stream=out)
+        stats.sort_stats("tottime").print_stats(top)
+        text = out.getvalue()
+        print(f"\ncProfile of the webhook server's {thread}, by own time:")
+        print(text[text.find("   ncalls") :].rstrip())
     times: dict[str, list[float]] = json.loads(side.stats.read_text())
     del times["tracked"]
-    print(f"\n{'per delivery, in the worker threads (ms)':<42}{'p50':>6}  {'p99':>7}  {'max':>7}")
+    print(f"\n{'in the delivery writer thread (ms)':<46}{'p50':>6}  {'p99':>7}  {'max':>7}")
     labels = {
-        "queued": "waiting for a thread (run_sync → _record)",
-        "record": "_record in its thread",
+        "queued": "per delivery: waiting for the writer",
+        "prepare": "per delivery: signature, parsing, routing",
+        "group": "per transaction: deliveries (a count)",
         "begin": "  BEGIN IMMEDIATE (write lock)",
-        "body": "  INSERT delivery + job statements",
+        "body": "  the statements",
         "commit": "  COMMIT (WAL fsync)",
+        "finish": "per delivery: log line, metrics, answer",
         "gc_full": f"full GC pauses ({len(times['gc_full'])} while serving)",
     }
     for name, label in labels.items():
         values = sorted(times[name])
         if not values:
             continue
+        scale = 1 if name == "group" else 1000
 
-        def pct(q: float, values: list[float] = values) -> float:
-            return values[min(len(values) - 1, round(q * len(values)) - 1)] * 1000
+        def pct(q: float, values: list[float] = values, scale: float = scale) -> float:
+            return values[min(len(values) - 1, round(q * len(values)) - 1)] * scale
 
-        print(f"{label:<42}{pct(0.5):6.2f}  {pct(0.99):7.2f}  {values[-1] * 1000:7.2f}")
+        print(f"{label:<46}{pct(0.5):6.2f}  {pct(0.99):7.2f}  {values[-1] * scale:7.2f}")
 
 
 async def profile_round(database_url: str, workdir: Path, maker: Deliveries, client: str) -> None:
@@ -526,7 +556,7 @@ async def profile_round(database_url: str, workdir: Path, maker: Deliveries, cli
     finally:
         side.stop()
     totals = Totals([phase])
-    print(f"\nprofiled round ({PER_ROUND:,} requests; cProfile slows the loop thread):")
+    print(f"\nprofiled round ({PER_ROUND:,} requests; cProfile slows both threads):")
     print(summary_line("webhook", totals))
     print_profile(side)
 

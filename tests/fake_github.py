@@ -26,6 +26,9 @@ What it checks like GitHub does:
   in another hunk, when the path is not in the diff, when ``commit_id`` is no head of the pull
   request, or while the user has a pending review there. Nothing is stored then.
 - A review without ``event`` is PENDING; only its author sees it, and only it can be deleted.
+- ``POST /app-manifests/{code}/conversions`` needs no credentials; a code from
+  :meth:`FakeGitHub.register_app` works once, within an hour, and returns this server's App (its
+  ID, slug, key and webhook secret); any other code gets 404.
 
 Faults (:class:`Fault`) are queued with :meth:`FakeGitHub.push` and each is used once, by the
 first request whose method and path (an ``fnmatch`` pattern, without the ``/api/v3`` prefix)
@@ -317,6 +320,8 @@ class FakeGitHub:
         self._requests: list[RecordedRequest] = []
         self._next_id = 1000
         self.default_branch = "main"
+        self._manifest_codes: dict[str, tuple[dict[str, Any], float]] = {}  # code → (manifest, expiry)
+        self.manifests: list[dict[str, Any]] = []  # registered with register_app, oldest first
 
     # -- the controller -------------------------------------------------------------------
 
@@ -470,6 +475,19 @@ class FakeGitHub:
             self._reviews.append(review)
             return review.id
 
+    def register_app(self, manifest: Mapping[str, Any] | str) -> str:
+        """What GitHub does when someone clicks "Create GitHub App" on a manifest: check it,
+        and return the code it sends to the manifest's ``redirect_url``."""
+        data = json.loads(manifest) if isinstance(manifest, str) else dict(manifest)
+        hook = data.get("hook_attributes")
+        if not isinstance(data.get("url"), str) or (hook is not None and not isinstance(hook.get("url"), str)):
+            raise ValueError("a manifest needs url and hook_attributes.url")
+        code = secrets.token_hex(20)
+        with self._lock:
+            self.manifests.append(data)
+            self._manifest_codes[code] = (data, time.monotonic() + TOKEN_LIFETIME.total_seconds())
+        return code
+
     # -- the server's life ----------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:
@@ -497,6 +515,11 @@ class FakeGitHub:
                 self._handler(self._create_token, jwt_auth=True),
                 methods=["POST"],
             ),
+            Route(
+                "/app-manifests/{code}/conversions",
+                self._handler(self._convert_manifest, public=True),
+                methods=["POST"],
+            ),
             Route("/user", self._handler(self._get_user), methods=["GET"]),
             Route("/repos/{owner}/{repo}/pulls/{number:int}", self._handler(self._get_pull), methods=["GET"]),
             Route("/repos/{owner}/{repo}/pulls/{number:int}/files", self._handler(self._list_files), methods=["GET"]),
@@ -518,7 +541,7 @@ class FakeGitHub:
         ]
         return Starlette(routes=[Mount("/api/v3", routes=list(routes)), *routes])
 
-    def _handler(self, handle: Any, *, jwt_auth: bool = False) -> Any:
+    def _handler(self, handle: Any, *, jwt_auth: bool = False, public: bool = False) -> Any:
         async def endpoint(request: Request) -> Response:
             path = request.url.path.removeprefix("/api/v3")
             body = await request.body()
@@ -546,7 +569,7 @@ class FakeGitHub:
             if fault is not None and fault.status is not None and not fault.after_success:
                 return _json(fault.body, fault.status, fault.headers)
             try:
-                actor = self._check_jwt(request) if jwt_auth else self._check_token(request)
+                actor = "" if public else self._check_jwt(request) if jwt_auth else self._check_token(request)
                 with self._lock:
                     response: Response = handle(request, path, actor, payload)
             except _Reply as reply:
@@ -624,6 +647,27 @@ class FakeGitHub:
             "permissions": {"contents": "read", "pull_requests": "write", "metadata": "read"},
             "repository_selection": "all",
         }
+        return _json(body, 201)
+
+    def _convert_manifest(self, request: Request, path: str, actor: str, payload: Any) -> Response:
+        registered = self._manifest_codes.pop(request.path_params["code"], None)
+        if registered is None or registered[1] < time.monotonic():
+            raise _Reply(_json(_error_body(404, None), 404))
+        manifest = registered[0]
+        body = dict(json.loads(bytes(self._get_app(request, path, actor, payload).body)))
+        body.update(
+            {
+                "name": manifest.get("name") or body["name"],
+                "description": manifest.get("description"),
+                "external_url": manifest["url"],
+                "permissions": manifest.get("default_permissions", {}),
+                "events": manifest.get("default_events", []),
+                "installations_count": 0,
+                "client_secret": "fake-client-secret-" + secrets.token_hex(8),
+                "webhook_secret": self.webhook_secret,
+                "pem": self.private_key_pem,
+            }
+        )
         return _json(body, 201)
 
     def _get_user(self, request: Request, path: str, actor: str, payload: Any) -> Response:

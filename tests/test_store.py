@@ -16,7 +16,7 @@ import pytest
 
 from databases import query
 from reviewbot.errors import ConfigError, StoreError
-from reviewbot.store import SCHEMA_VERSION, JobRequest, Store, open_store
+from reviewbot.store import SCHEMA_VERSION, Delivery, JobRequest, Store, open_store
 
 REPO = "octo/widgets"
 
@@ -220,6 +220,91 @@ def test_concurrent_pushes_to_one_pull_request_coalesce_into_one_job(store: Stor
     for thread in threads:
         thread.join(10)
     assert len(store.list_jobs()) == 1
+
+
+def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(store: Store) -> None:
+    """record_deliveries of a whole group (the webhook's group commit) against the same deliveries
+    one per transaction, in two repositories set up alike: the same answers and the same jobs."""
+    a, b = "octo/one-by-one", "octo/all-at-once"
+
+    def job(
+        repo: str, pr: int, head: str, *, full: bool = False, trigger: str = "pull_request.synchronize"
+    ) -> JobRequest:
+        return JobRequest(
+            installation_id=42,
+            repo=repo,
+            pr_number=pr,
+            head_sha=head,
+            base_sha="b" * 40,
+            full_review=full,
+            trigger=trigger,
+        )
+
+    # Before: PR 4's job is running, PR 5's was sent back once (attempts 1, an error), PR 3's is queued.
+    for pr in (4, 5):
+        for repo in (a, b):
+            assert store.record_delivery(
+                f"{repo}-setup-{pr}", "pull_request", "opened", 42, repo, job(repo, pr, f"{pr}" * 40)
+            )
+    claimed = [store.claim_job("w1", 60) for _ in range(4)]
+    for running in claimed:
+        assert running is not None
+        if running.pr_number == 5:
+            assert store.retry_job(running.id, "w1", "boom", 0, 5)
+    for repo in (a, b):
+        assert store.record_delivery(f"{repo}-setup-3", "pull_request", "opened", 42, repo, job(repo, 3, "3" * 40))
+
+    def deliveries(repo: str) -> list[Delivery]:
+        def push(n: str, pr: int, head: str) -> Delivery:
+            return Delivery(f"{repo}-{n}", "pull_request", "synchronize", 42, repo, job(repo, pr, head))
+
+        return [
+            Delivery(f"{repo}-1", "pull_request", "opened", 42, repo, job(repo, 1, "a" * 40, full=True, trigger="o")),
+            push("2", 1, "c" * 40),  # folds into the job just queued
+            Delivery(f"{repo}-3", "issue_comment", "created", 42, repo, job(repo, 2, "", full=True, trigger="command")),
+            push("4", 2, "d" * 40),  # the command stays a command
+            push("2", 1, "e" * 40),  # a redelivery: nothing
+            Delivery(f"{repo}-5", "star", "created", None, repo),
+            push("6", 3, "f" * 40),  # into the job queued before
+            push("7", 4, "g" * 40),  # PR 4's job runs: a second one
+            push("8", 5, "5" * 40),  # the same head: attempts and error kept
+            push("9", 5, "h" * 40),  # a new head: they restart
+            push("setup-3", 3, "i" * 40),  # recorded before: nothing
+            push("10", 6, "j" * 40),
+            push("11", 6, "k" * 40),
+        ]
+
+    one_by_one = [store.record_deliveries([delivery])[0] for delivery in deliveries(a)]
+    all_at_once = store.record_deliveries(deliveries(b))
+
+    def jobs(repo: str) -> list[tuple[object, ...]]:
+        return [
+            (j.pr_number, j.head_sha, j.base_sha, j.full_review, j.trigger, j.state, j.attempts, j.last_error)
+            for j in store.list_jobs(repo=repo)
+        ]
+
+    assert all_at_once == one_by_one == [True, True, True, True, False, True, True, True, True, True, False, True, True]
+    assert jobs(b) == jobs(a)
+    assert jobs(a) == [
+        (4, "4" * 40, "b" * 40, False, "pull_request.synchronize", "running", 1, None),
+        (5, "h" * 40, "b" * 40, False, "pull_request.synchronize", "queued", 0, None),
+        (3, "f" * 40, "b" * 40, False, "pull_request.synchronize", "queued", 0, None),
+        (1, "c" * 40, "b" * 40, True, "pull_request.synchronize", "queued", 0, None),
+        (2, "d" * 40, "b" * 40, True, "command", "queued", 0, None),
+        (4, "g" * 40, "b" * 40, False, "pull_request.synchronize", "queued", 0, None),
+        (6, "k" * 40, "b" * 40, False, "pull_request.synchronize", "queued", 0, None),
+    ]
+    assert all(store.has_delivery(delivery.id) for delivery in deliveries(b))
+
+
+def test_a_push_of_the_same_head_keeps_the_attempts_of_a_job_sent_back(store: Store) -> None:
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("a" * 40))
+    running = store.claim_job("w1", 60)
+    assert running is not None
+    assert store.retry_job(running.id, "w1", "boom", 0, 5)
+    store.record_deliveries([Delivery("d2", "pull_request", "synchronize", 42, REPO, request("a" * 40))])
+    [job] = store.list_jobs()
+    assert (job.state, job.attempts, job.last_error) == ("queued", 1, "boom")
 
 
 # -- claiming, leases, retries ---------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 A delivery is checked (size, signature, headers, JSON), routed, and recorded with its job in the
 store before it is answered (in one transaction with the deliveries that arrived alongside it),
-so an answered delivery is never lost; the review itself happens later in the worker. Every answer is JSON:
+so an answered delivery is never lost; the review itself happens later in the worker. All but the
+size check run in the recorder's thread (:mod:`reviewbot.recorder`). Every answer is JSON:
 
 =====================================  ======  ==================================================
 case                                   status  body
@@ -25,23 +26,26 @@ authenticated, so keep it off the public route.
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import anyio.to_thread
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reviewbot import logs, metrics
+from reviewbot.app_setup import closed_routes
 from reviewbot.errors import StoreError
-from reviewbot.recorder import DeliveryRecorder
+from reviewbot.recorder import DeliveryRecorder, Record
 from reviewbot.settings import Settings
 from reviewbot.store import Delivery, JobRequest, Store
 from reviewbot.webhooks import (
@@ -78,6 +82,15 @@ class _Recorded:
     queued: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What the recorder's thread answers a delivery; ``enqueued``: a job was queued (the loop
+    calls ``on_enqueued``)."""
+
+    response: Response
+    enqueued: bool = False
+
+
 def create_app(
     settings: Settings,
     store: Store,
@@ -91,17 +104,25 @@ def create_app(
     routes = _Routes(settings, store, on_enqueued, router or default_router)
     return Starlette(
         routes=[
-            Route("/webhook", routes.webhook, methods=["POST"]),
+            Route("/webhook", _Asgi(routes.webhook), methods=["POST"], name="webhook"),
             Route("/healthz", routes.healthz, methods=["GET"]),
             Route("/readyz", routes.readyz, methods=["GET"]),
             Route("/metrics", routes.scrape, methods=["GET"]),
+            *closed_routes(),  # one-click setup answers 403 once an App is configured
         ],
         lifespan=lifespan,
     )
 
 
+class _Json(JSONResponse):
+    """A JSON answer rendered by orjson: the same bytes for what the webhook answers, sooner."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return _Json({"error": message}, status_code=status)
 
 
 class _Routes:
@@ -132,92 +153,105 @@ class _Routes:
         body = await anyio.to_thread.run_sync(generate_latest, self._metrics)  # the jobs gauge asks the store
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    async def webhook(self, request: Request) -> Response:
-        with logs.log_context(delivery=request.headers.get("x-github-delivery") or None):
-            response = await self._webhook(request)
+    async def webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /webhook``, a plain ASGI endpoint (see :class:`_Asgi`)."""
+        headers = _webhook_headers(scope)
+        delivery = headers.get(b"x-github-delivery", "")
+        with logs.log_context(delivery=delivery or None):
+            response = await self._webhook(receive, headers, delivery)
         if (reason := _REJECTIONS.get(response.status_code)) is not None:
             metrics.observe_rejection(reason)
-        return response
+        await response(scope, receive, send)
 
-    async def _webhook(self, request: Request) -> Response:
-        declared = request.headers.get("content-length")
+    async def _webhook(self, receive: Receive, headers: dict[bytes, str], delivery: str) -> Response:
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             return _error(413, "payload too large")
-        body = await _read_body(request, MAX_BODY_BYTES)
+        body = await _read_body(receive, MAX_BODY_BYTES)
         if body is None:
             return _error(413, "payload too large")
-        delivery = request.headers.get("x-github-delivery", "")
         if not self._secret:
             log.error("REVIEWBOT_WEBHOOK_SECRET is not set: every delivery is refused with 401")
             return _error(401, "invalid signature")
-        if not verify_signature(self._secret, body, request.headers.get("x-hub-signature-256")):
+        signature = headers.get(b"x-hub-signature-256")
+        event = headers.get(b"x-github-event", "")
+        # Everything else runs in the recorder's thread, in this request's logging context.
+        answer = await self._recorder.run(functools.partial(self._accept, delivery, event, signature, body))
+        if answer.enqueued and self._on_enqueued is not None:
+            try:
+                self._on_enqueued()
+            except Exception:  # the job is stored; the worker's poll will find it
+                log.exception("on_enqueued failed")
+        return answer.response
+
+    def _accept(self, delivery: str, event: str, signature: str | None, body: bytes) -> _Answer | Record[_Answer]:
+        """In the recorder's thread: check the signature, parse and route the delivery; then the
+        answer to a refusal, or the delivery to record and what to answer once it is."""
+        if not verify_signature(self._secret, body, signature):
             log.warning("delivery %s: invalid or missing X-Hub-Signature-256", delivery or "(no id)")
-            return _error(401, "invalid signature")
-        event = request.headers.get("x-github-event", "")
+            return _Answer(_error(401, "invalid signature"))
         if not event or not delivery:
-            return _error(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
+            return _Answer(_error(400, "X-GitHub-Event and X-GitHub-Delivery headers are required"))
         try:
-            payload = json.loads(body)
-        except ValueError:
-            return _error(400, "the body is not JSON")
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _Answer(_error(400, "the body is not JSON"))
         if not isinstance(payload, dict):
-            return _error(400, "the body is not a JSON object")
-        logs.bind(repo=delivery_facts(payload).repo)
+            return _Answer(_error(400, "the body is not a JSON object"))
+        facts = delivery_facts(payload)
         try:
             outcome = self._router.dispatch(event, payload, self._options)
         except PayloadError as exc:
+            logs.bind(repo=facts.repo)
             log.warning("delivery %s: %s", delivery, exc)
-            return _error(400, str(exc))
+            return _Answer(_error(400, str(exc)))
         if isinstance(outcome, JobRequest):
-            logs.bind(pr=outcome.pr_number, head=outcome.head_sha)
-        try:
-            recorded = await self._record(delivery, event, payload, outcome)
-        except StoreError as exc:
-            log.error("delivery %s: store unavailable: %s", delivery, exc)
-            return _error(503, "store unavailable")
-        action = payload.get("action")
-        name = f"{event}.{action}" if isinstance(action, str) else event
-        metrics.observe_delivery(event, _delivery_outcome(name, outcome, recorded))
-        return self._answer(delivery, name, outcome, recorded)
-
-    async def _record(self, delivery: str, event: str, payload: dict[str, Any], outcome: Outcome) -> _Recorded:
-        """Record the delivery and queue its job, or apply its installation change."""
-        facts = delivery_facts(payload)
+            logs.bind(repo=facts.repo, pr=outcome.pr_number, head=outcome.head_sha)
+        else:
+            logs.bind(repo=facts.repo)
         job = outcome if isinstance(outcome, JobRequest) else None
         record = Delivery(delivery, event, facts.action, facts.installation_id, facts.repo, job)
-        if isinstance(outcome, InstallationChange):
-            added = await anyio.to_thread.run_sync(self._apply_installation_change, record, outcome)
-        else:
-            added = await self._recorder.record(record)
-        return _Recorded(duplicate=not added, queued=added and job is not None)
+        name = f"{event}.{facts.action}" if facts.action is not None else event
+        finish = functools.partial(self._finish, delivery, event, name, outcome)
+        if not isinstance(outcome, InstallationChange):
+            return Record(record, finish)  # recorded with the deliveries that arrived alongside it
+        try:
+            return finish(self._apply_installation_change(record, outcome))
+        except StoreError as exc:
+            return finish(exc)
 
     def _apply_installation_change(self, record: Delivery, change: InstallationChange) -> bool:
-        """In a worker thread; rare, so it is not grouped with the others."""
+        """Rare, so it is not grouped with the others."""
         if self._store.has_delivery(record.id):
             return False
         change.apply(self._store)  # idempotent, so a crash before the delivery is recorded is harmless
         return self._store.record_deliveries([record])[0]
 
-    def _answer(self, delivery: str, name: str, outcome: Outcome, recorded: _Recorded) -> Response:
+    def _finish(self, delivery: str, event: str, name: str, outcome: Outcome, added: bool | StoreError) -> _Answer:
+        """In the recorder's thread, once the delivery is committed (or could not be)."""
+        if isinstance(added, StoreError):
+            log.error("delivery %s: store unavailable: %s", delivery, added)
+            return _Answer(_error(503, "store unavailable"))
+        recorded = _Recorded(duplicate=not added, queued=added and isinstance(outcome, JobRequest))
+        metrics.observe_delivery(event, _delivery_outcome(name, outcome, recorded))
+        return self._answer(delivery, name, outcome, recorded)
+
+    def _answer(self, delivery: str, name: str, outcome: Outcome, recorded: _Recorded) -> _Answer:
         if recorded.duplicate:
             log.info("delivery %s %s: duplicate, nothing done", delivery, name)
-            return JSONResponse({"duplicate": True, "queued": False, "delivery": delivery})
+            return _Answer(_Json({"duplicate": True, "queued": False, "delivery": delivery}))
         if isinstance(outcome, Ignored):
             log.info("delivery %s %s: ignored: %s", delivery, name, outcome.reason)
-            return JSONResponse({"ignored": outcome.reason, "delivery": delivery})
+            return _Answer(_Json({"ignored": outcome.reason, "delivery": delivery}))
         if name == "ping":
             log.info("delivery %s: ping", delivery)
-            return JSONResponse({"pong": True, "delivery": delivery})
+            return _Answer(_Json({"pong": True, "delivery": delivery}))
         if recorded.queued and isinstance(outcome, JobRequest):
             log.info("delivery %s %s: review queued for %s#%d", delivery, name, outcome.repo, outcome.pr_number)
-            if self._on_enqueued is not None:
-                try:
-                    self._on_enqueued()
-                except Exception:  # the job is stored; the worker's poll will find it
-                    log.exception("on_enqueued failed")
         else:
             log.info("delivery %s %s: handled", delivery, name)
-        return JSONResponse({"queued": recorded.queued, "delivery": delivery}, status_code=202)
+        response = _Json({"queued": recorded.queued, "delivery": delivery}, status_code=202)
+        return _Answer(response, enqueued=recorded.queued)
 
 
 def _delivery_outcome(name: str, outcome: Outcome, recorded: _Recorded) -> metrics.DeliveryOutcome:
@@ -231,11 +265,47 @@ def _delivery_outcome(name: str, outcome: Outcome, recorded: _Recorded) -> metri
     return "queued" if recorded.queued else "installation"
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
+class _Asgi:
+    """A plain ASGI endpoint for a route. Starlette wraps a function or a method in its
+    Request/Response machinery, which costs the webhook, the one hot path, more than it uses of
+    it; any other callable it passes through as it is. (The app's middleware still applies.)"""
+
+    __slots__ = ("_app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+#: The request headers the webhook reads, as ASGI names them.
+_WEBHOOK_HEADERS: Final = frozenset(
+    (b"content-length", b"x-github-delivery", b"x-github-event", b"x-hub-signature-256")
+)
+
+
+def _webhook_headers(scope: Scope) -> dict[bytes, str]:
+    """The first value of each of ``_WEBHOOK_HEADERS`` the request has, in one pass."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _WEBHOOK_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
     """The body, read as it streams in; None as soon as it passes ``limit`` bytes."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
             return None
-    return bytes(body)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)  # one chunk (the usual case) is returned as it is, not copied

@@ -56,6 +56,12 @@ class Dialect:
     #: :attr:`begin_write` already excludes every other writer.
     advisory_lock: str | None
 
+    @property
+    def serial_writes(self) -> bool:
+        """Whether a write transaction excludes every other writer, in this process and any other
+        (SQLite's database write lock), so that nothing it read can change before it commits."""
+        return self.advisory_lock is None
+
 
 SQLITE: Final = Dialect(
     name="sqlite",

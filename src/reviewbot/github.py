@@ -36,7 +36,7 @@ import httpx
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from githubkit import AppInstallationAuthStrategy, GitHub, GitHubCore, Response, TokenAuthStrategy
+from githubkit import AppInstallationAuthStrategy, GitHub, GitHubCore, Response, TokenAuthStrategy, UnauthAuthStrategy
 from githubkit.auth.app import AppAuth
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import (
@@ -470,6 +470,49 @@ class GitHubClient:
             except GitHubException as exc:
                 raise translate(exc) from exc
             yield item
+
+
+# -- registering the App ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppRegistration:
+    """A GitHub App just registered from a manifest. ``pem`` and ``webhook_secret`` are secrets:
+    keep them out of logs and pages (they are left out of ``repr``)."""
+
+    id: int
+    slug: str | None
+    name: str
+    html_url: str
+    client_id: str
+    pem: str = dataclasses.field(repr=False)
+    webhook_secret: str = dataclasses.field(repr=False)
+
+
+async def convert_app_manifest(api_url: str, code: str, *, timeout: float = 30.0) -> AppRegistration:
+    """The App GitHub registered from a manifest, for the ``code`` it sent to the manifest's
+    ``redirect_url``: ``POST /app-manifests/{code}/conversions``, unauthenticated. A code works
+    once, within an hour; after that GitHub answers 404 (:class:`GitHubNotFound`). The client
+    secret GitHub also returns is not kept: reviewbot makes no OAuth requests."""
+    github = GitHub(UnauthAuthStrategy(), **_options(api_url.rstrip("/"), None, timeout))
+    try:
+        response = await github.rest.apps.async_create_from_manifest(quote(code, safe=""), headers=_VERSION_HEADER)
+    except GitHubException as exc:
+        raise translate(exc) from exc
+    data = response.json()
+    webhook_secret = data.get("webhook_secret")
+    if not webhook_secret:
+        raise GitHubError("GitHub registered the App without a webhook secret; the manifest must set hook_attributes")
+    _check_pem(data["pem"], "the key GitHub returned")
+    return AppRegistration(
+        id=data["id"],
+        slug=data.get("slug") or None,
+        name=data["name"],
+        html_url=data["html_url"],
+        client_id=data["client_id"],
+        pem=data["pem"].strip() + "\n",
+        webhook_secret=webhook_secret,
+    )
 
 
 # -- building githubkit -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from reviewbot.app import create_app
+from reviewbot.app_setup import needs_setup, run_setup
 from reviewbot.errors import ConfigError, ReviewbotError, StoreError
 from reviewbot.github import GitHubClient
 from reviewbot.metrics import start_metrics_server
@@ -203,7 +204,13 @@ def with_app_slug(settings: Settings) -> Settings:
 
 def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> None:
     """Run until interrupted (SIGINT/SIGTERM stop it cleanly); without ``worker``, only receive
-    webhooks and queue their jobs for ``reviewbot worker`` processes."""
+    webhooks and queue their jobs for ``reviewbot worker`` processes. Without any App settings,
+    first register the App (:mod:`reviewbot.app_setup`), then serve it."""
+    if needs_setup(settings):
+        registered = run_setup(settings, lambda app: uvicorn_config(app, host=host, port=port))
+        if registered is None:
+            return
+        settings = registered
     check_service_settings(settings, reviews=worker)
     settings = with_app_slug(settings)
     store = open_store(settings.database_url)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from reviewbot.credentials import with_saved_app
 from reviewbot.errors import ConfigError
 from reviewbot.result import Severity
 
@@ -127,6 +128,14 @@ class Settings(BaseSettings):
     github_app_slug: str | None = Field(
         default=None, description="The App's slug, for `@slug review` commands (asked of GitHub when unset)."
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL GitHub reaches reviewbot at (e.g. https://reviewbot.example.com), for one-click setup.",
+    )
+    data_dir: Path = Field(
+        default=Path("reviewbot-data"),
+        description="Where one-click setup saves the App (ID, key, webhook secret); unset App settings use it.",
+    )
     github_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("REVIEWBOT_GITHUB_TOKEN", "GITHUB_TOKEN"),
@@ -182,22 +191,25 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("base_url", "github_api_url")
+    @field_validator("base_url", "github_api_url", "public_url")
     @classmethod
-    def _check_base_url(cls, value: str) -> str:
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL; use e.g. http://localhost:8000/v1")
         return value.rstrip("/")
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, with command-line values on top.
+    """Read settings from the environment, with command-line values on top, and the App saved by
+    one-click setup in ``REVIEWBOT_DATA_DIR`` for what they leave unset (see :mod:`reviewbot.credentials`).
 
     A bad value raises :class:`ConfigError` naming the variable, never echoing a secret.
     """
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**given)  # type: ignore[arg-type]
+        return with_saved_app(Settings(**given))  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

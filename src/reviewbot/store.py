@@ -17,17 +17,21 @@ Times are ``time.time()`` seconds. The time-sensitive methods take ``now`` so te
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from reviewbot.database import Database, Row, Tx, connect
 from reviewbot.errors import ConfigError, StoreError
 
 log = logging.getLogger("reviewbot.store")
+
+_T = TypeVar("_T")
 
 JobState = Literal["queued", "running", "done", "failed", "dropped"]
 JOB_STATES: Final[tuple[JobState, ...]] = ("queued", "running", "done", "failed", "dropped")
@@ -192,6 +196,111 @@ class Installation:
     suspended: bool
 
 
+#: Parameters per statement at most: SQLite before 3.32 allows 999.
+_MAX_PARAMS: Final = 999
+#: What coalescing reads of a queued job.
+_QUEUED_COLUMNS: Final = (
+    "id, kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger, attempts, last_error"
+)
+
+
+@dataclass(slots=True)
+class _QueuedJob:
+    """A queued job as coalescing sees it: the columns a newer request for its pull request changes.
+    ``id`` is None for a job this transaction is about to insert."""
+
+    id: int | None
+    installation_id: int
+    head_sha: str
+    base_sha: str
+    full_review: bool
+    trigger: str
+    attempts: int
+    last_error: str | None
+
+    @classmethod
+    def of(cls, job: JobRequest) -> _QueuedJob:
+        return cls(None, job.installation_id, job.head_sha, job.base_sha, job.full_review, job.trigger, 0, None)
+
+    @classmethod
+    def from_row(cls, row: Row) -> _QueuedJob:
+        return cls(
+            int(row["id"]),
+            int(row["installation_id"]),
+            str(row["head_sha"]),
+            str(row["base_sha"]),
+            bool(row["full_review"]),
+            str(row["trigger"]),
+            int(row["attempts"]),
+            row["last_error"],
+        )
+
+    def absorb(self, job: JobRequest) -> None:
+        """Coalesce ``job`` into this one: the newer head and base, ``full_review`` the OR of both,
+        a command trigger kept, and the attempts (and last error) restarted when the head changes."""
+        if self.head_sha != job.head_sha:
+            self.attempts, self.last_error = 0, None
+        self.trigger = COMMAND_TRIGGER if COMMAND_TRIGGER in (self.trigger, job.trigger) else job.trigger
+        self.full_review = self.full_review or job.full_review
+        self.installation_id, self.head_sha, self.base_sha = job.installation_id, job.head_sha, job.base_sha
+
+    def columns(self) -> tuple[Any, ...]:
+        """installation_id, head_sha, base_sha, full_review, trigger, attempts, last_error."""
+        return (
+            self.installation_id,
+            self.head_sha,
+            self.base_sha,
+            self.full_review,
+            self.trigger,
+            self.attempts,
+            self.last_error,
+        )
+
+
+def _update_queued(tx: _Tx, job_id: int, job: _QueuedJob, now: float) -> None:
+    tx.execute(
+        "UPDATE jobs SET installation_id = ?, head_sha = ?, base_sha = ?, full_review = ?, trigger = ?,"
+        " attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
+        (*job.columns(), now, job_id),
+    )
+
+
+@functools.cache
+def _marks(count: int, width: int = 1) -> str:
+    """``?, ?, ?`` (``count`` markers), or with ``width`` > 1 ``(?, ?), (?, ?), …`` (``count`` rows)."""
+    if width == 1:
+        return ", ".join(["?"] * count)
+    return ", ".join([f"({_marks(width)})"] * count)
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _padded(values: Sequence[_T]) -> Sequence[_T]:
+    """``values`` (not empty) padded to a power of two with its last one, for an ``IN (…)`` list:
+    then a few statements serve every group size, and SQLite prepares each once."""
+    size = 1 << (len(values) - 1).bit_length()
+    return values if size == len(values) else [*values, *[values[-1]] * (size - len(values))]
+
+
+def _select_in(tx: _Tx, sql: str, values: Sequence[Any]) -> Iterator[Row]:
+    """The rows of ``sql``, whose ``{}`` is filled with one marker per value (in chunks)."""
+    for chunk in _chunks(values, 512):
+        padded = _padded(chunk)
+        yield from tx.all(sql.format(_marks(len(padded))), tuple(padded))
+
+
+def _insert_rows(tx: _Tx, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``insert`` (``INSERT INTO t (…) VALUES``) with ``rows``, as many to a statement as fit."""
+    if not rows:
+        return
+    width = len(rows[0])
+    for chunk in _chunks(rows, _MAX_PARAMS // width):
+        tx.execute(f"{insert} {_marks(len(chunk), width)}", tuple(itertools.chain.from_iterable(chunk)))
+
+
 def open_store(database_url: str) -> Store:
     """Open (creating and migrating as needed) the store at ``database_url``.
 
@@ -309,6 +418,8 @@ class Store:
         now = time.time() if now is None else now
         added: list[bool] = []
         with self._write() as tx:
+            if tx.dialect.serial_writes:  # SQLite: its write lock already serialises all of this
+                return self._record_together(tx, deliveries, now)
             # Coalescing reads a pull request's queued job and then updates it or inserts one, so
             # two writers for one pull request must take turns. On PostgreSQL a row lock is not
             # enough (with no queued job yet there is no row to lock, and both would insert), and
@@ -331,51 +442,89 @@ class Store:
                     self._enqueue(tx, delivery.job, now)
         return added
 
+    def _record_together(self, tx: _Tx, deliveries: Sequence[Delivery], now: float) -> list[bool]:
+        """:meth:`record_deliveries` in a few statements for the whole group, whatever its size.
+
+        Only where a write transaction excludes every other writer (SQLite): what the SELECTs find
+        cannot change before the INSERTs. A group then costs one statement per table read or
+        written instead of two or three per delivery, and the writer thread (which gives up the GIL
+        around every statement) takes the GIL back a few times per group, not dozens.
+        """
+        ids = list(dict.fromkeys(delivery.id for delivery in deliveries))
+        known = {str(row["id"]) for row in _select_in(tx, "SELECT id FROM deliveries WHERE id IN ({})", ids)}
+        added: list[bool] = []
+        rows: list[tuple[Any, ...]] = []
+        jobs: list[JobRequest] = []
+        for delivery in deliveries:
+            new = delivery.id not in known
+            added.append(new)
+            if new:
+                known.add(delivery.id)  # the same id twice in one group: the second is a redelivery
+                rows.append(
+                    (delivery.id, delivery.event, delivery.action, delivery.installation_id, delivery.repo, now)
+                )
+                if delivery.job is not None:
+                    jobs.append(delivery.job)
+        _insert_rows(tx, "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at) VALUES", rows)
+        for chunk in _chunks(jobs, _MAX_PARAMS // 2):
+            self._enqueue_together(tx, chunk, now)
+        return added
+
+    def _enqueue_together(self, tx: _Tx, jobs: Sequence[JobRequest], now: float) -> None:
+        """:meth:`_enqueue` for several jobs: one SELECT for all their pull requests, one INSERT."""
+        if not jobs:
+            return
+        repos = _padded(sorted({job.repo for job in jobs}))
+        numbers = _padded(sorted({job.pr_number for job in jobs}))
+        # Every repository × number pair: a few rows of other pull requests may come back, unused.
+        found = tx.all(
+            f"SELECT {_QUEUED_COLUMNS} FROM jobs WHERE state = 'queued'"  # noqa: S608 (markers only)
+            f" AND repo IN ({_marks(len(repos))}) AND pr_number IN ({_marks(len(numbers))}) ORDER BY id",
+            (*repos, *numbers),
+        )
+        queued = {
+            (str(row["kind"]), str(row["repo"]), int(row["pr_number"])): _QueuedJob.from_row(row) for row in found
+        }
+        new: dict[tuple[str, str, int], _QueuedJob] = {}  # the newest queued job wins, as in _enqueue
+        changed: dict[int, _QueuedJob] = {}
+        for job in jobs:
+            key = (job.kind, job.repo, job.pr_number)
+            current = new.get(key) or queued.get(key)
+            if current is None:
+                new[key] = _QueuedJob.of(job)
+                continue
+            current.absorb(job)
+            if current.id is not None:
+                changed[current.id] = current
+        _insert_rows(
+            tx,
+            "INSERT INTO jobs (kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger,"
+            " attempts, last_error, state, not_before, created_at, updated_at) VALUES",
+            [(*key, *job.columns(), "queued", now, now, now) for key, job in new.items()],
+        )
+        for job_id, queued_job in changed.items():
+            _update_queued(tx, job_id, queued_job, now)
+
     def _enqueue(self, tx: _Tx, job: JobRequest, now: float) -> None:
         # FOR UPDATE: a worker's claim (which passes over locked rows) cannot take the job between
         # this read and the update below, so a push is never folded into a job already running.
-        queued = tx.one(
-            "SELECT id, head_sha, full_review, trigger, attempts, last_error FROM jobs "
-            "WHERE kind = ? AND repo = ? AND pr_number = ? AND state = 'queued' ORDER BY id DESC LIMIT 1{for_update}",
+        row = tx.one(
+            "SELECT id, kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger, attempts,"
+            " last_error FROM jobs WHERE kind = ? AND repo = ? AND pr_number = ? AND state = 'queued'"
+            " ORDER BY id DESC LIMIT 1{for_update}",
             (job.kind, job.repo, job.pr_number),
         )
-        if queued is None:
-            tx.execute(
-                "INSERT INTO jobs (kind, installation_id, repo, pr_number, head_sha, base_sha, full_review, trigger,"
-                " state, attempts, not_before, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
-                (
-                    job.kind,
-                    job.installation_id,
-                    job.repo,
-                    job.pr_number,
-                    job.head_sha,
-                    job.base_sha,
-                    job.full_review,
-                    job.trigger,
-                    now,
-                    now,
-                    now,
-                ),
+        if row is None:
+            _insert_rows(
+                tx,
+                "INSERT INTO jobs (kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger,"
+                " attempts, last_error, state, not_before, created_at, updated_at) VALUES",
+                [(job.kind, job.repo, job.pr_number, *_QueuedJob.of(job).columns(), "queued", now, now, now)],
             )
             return
-        trigger = COMMAND_TRIGGER if COMMAND_TRIGGER in (queued["trigger"], job.trigger) else job.trigger
-        same_head = queued["head_sha"] == job.head_sha
-        tx.execute(
-            "UPDATE jobs SET installation_id = ?, head_sha = ?, base_sha = ?, full_review = ?, trigger = ?,"
-            " attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
-            (
-                job.installation_id,
-                job.head_sha,
-                job.base_sha,
-                bool(queued["full_review"]) or job.full_review,
-                trigger,
-                queued["attempts"] if same_head else 0,
-                queued["last_error"] if same_head else None,
-                now,
-                queued["id"],
-            ),
-        )
+        queued = _QueuedJob.from_row(row)
+        queued.absorb(job)
+        _update_queued(tx, int(row["id"]), queued, now)
 
     def claim_job(
         self, worker_id: str, lease_seconds: float, now: float | None = None, *, max_attempts: int | None = None
