@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -116,3 +117,12 @@ def fake_github(github_server: FakeGitHub) -> FakeGitHub:
     """The session's fake GitHub with no pull requests, files, reviews, faults or requests."""
     github_server.reset()
     return github_server
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No settings leak in from the machine: no keys or tokens, no .env file in the working directory."""
+    for name in list(os.environ):
+        if name.startswith(("REVIEWBOT_", "OPENAI_")) or name in ("GITHUB_TOKEN", "NO_COLOR"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)

@@ -29,17 +29,7 @@ BUG = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No settings leak in from the machine: no keys, no .env file in the working directory."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NO_COLOR"):
-        monkeypatch.delenv(name, raising=False)
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("REVIEWBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,7 @@ BUG: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No settings leak in from the machine: no keys or tokens, no .env file in the working directory."""
-    for name in list(os.environ):
-        if name.startswith(("REVIEWBOT_", "OPENAI_")) or name in ("GITHUB_TOKEN", "NO_COLOR"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture

@@ -391,28 +391,3 @@ def test_from_settings_sends_the_configured_key_and_model(fake_openai: FakeOpenA
 
 
 # -- the fake itself speaks streaming ------------------------------------------------------------
-
-
-def test_the_fake_endpoint_streams_chunks_and_a_usage_chunk(fake_openai: FakeOpenAI) -> None:
-    fake_openai.push(Reply.text("a streamed answer that spans chunks", usage=TokenUsage(7, 9)))
-
-    async def main() -> tuple[str, openai.types.CompletionUsage | None]:
-        async with openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key=KEY, max_retries=0) as client:
-            stream = await client.chat.completions.create(
-                model="fake-model",
-                messages=[{"role": "user", "content": "hi"}],
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            text, usage = "", None
-            async for chunk in stream:
-                if chunk.choices:
-                    text += chunk.choices[0].delta.content or ""
-                usage = chunk.usage or usage
-            return text, usage
-
-    text, usage = asyncio.run(main())
-
-    assert text == "a streamed answer that spans chunks"
-    assert usage is not None
-    assert (usage.prompt_tokens, usage.completion_tokens) == (7, 9)
