@@ -31,7 +31,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import logging
 import os
 import pstats
 import signal
@@ -67,7 +66,6 @@ PER_ROUND = 1_000  # timed requests per side and round: 3,000 each in all
 PHASE_DEADLINE_SECONDS = 20.0  # a phase that takes longer is cut short and the run fails
 P99_TARGET_MS = 50.0
 THROUGHPUT_TARGET = 0.6  # webhook ÷ bare requests per second, at least
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as `reviewbot serve` (cli._serve)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -189,7 +187,11 @@ def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path
     """Run one server until SIGINT; then write ``stats_path`` (GC pauses, and with
     ``profile_path`` the writer's timings) and the cProfiles to ``profile_path`` (the event loop
     thread) and ``profile_path.writer`` (the delivery writer thread)."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    from reviewbot.logs import configure_logging
+    from reviewbot.settings import Settings
+
+    settings = Settings(webhook_secret=SECRET, github_app_slug="reviewbot-bench", database_url=database_url)
+    configure_logging(settings)  # as `reviewbot serve` (cli._serve): text lines, secrets redacted
     times = TxTimes()
     writer_profiler = cProfile.Profile()
     if profile_path is not None:
@@ -198,10 +200,8 @@ def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path
     if kind == "webhook":
         import reviewbot.server  # noqa: F401  (what `reviewbot serve` loads: the GC walks all of it)
         from reviewbot.app import create_app
-        from reviewbot.settings import Settings
         from reviewbot.store import open_store
 
-        settings = Settings(webhook_secret=SECRET, github_app_slug="reviewbot-bench", database_url=database_url)
         store = open_store(settings.database_url)
         app = create_app(settings, store)  # as build_app, less the review worker and its lifespan
     else:
@@ -276,12 +276,15 @@ class Phase:
     seconds: float = 0.0
     client_cpu: float = 0.0  # seconds of this process
     server_cpu: float = 0.0  # seconds of the server process (all its threads)
+    loop_cpu: float = 0.0  # seconds of the server's main thread (the event loop)
     failures: list[str] = field(default_factory=list)
     answered: list[str] = field(default_factory=list)  # delivery ids answered as expected
 
 
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def process_cpu(pid: int, tid: int | None = None) -> float:
+    """CPU seconds of process ``pid`` (all its threads), or of its thread ``tid``."""
+    stat = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
@@ -406,12 +409,14 @@ class Side:
                 else:
                     phase.failures.append(f"{status} {content[:200]!r}")
 
-        cpu, server_cpu = time.process_time(), process_cpu(self.process.pid)
+        pid = self.process.pid
+        cpu, server_cpu, loop_cpu = time.process_time(), process_cpu(pid), process_cpu(pid, pid)
         started = time.perf_counter()
         await asyncio.gather(*(lane(number) for number in range(CONCURRENCY)))
         phase.seconds = time.perf_counter() - started
         phase.client_cpu = time.process_time() - cpu
-        phase.server_cpu = process_cpu(self.process.pid) - server_cpu
+        phase.server_cpu = process_cpu(pid) - server_cpu
+        phase.loop_cpu = process_cpu(pid, pid) - loop_cpu
         return phase
 
     async def close(self) -> None:
@@ -460,14 +465,23 @@ class Totals:
         return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] * 1000
 
     def cpu_share(self, attribute: str) -> float:
-        return float(sum(getattr(phase, attribute) for phase in self.phases)) / self.seconds
+        return self.cpu(attribute) / self.seconds
+
+    def cpu(self, attribute: str) -> float:
+        return float(sum(getattr(phase, attribute) for phase in self.phases))
+
+    def cpu_per_request(self, attribute: str) -> float:
+        """µs of CPU per request."""
+        return self.cpu(attribute) / self.requests * 1e6
 
 
 def summary_line(name: str, totals: Totals) -> str:
+    loop = totals.cpu_per_request("loop_cpu")
     return (
         f"{name:<8} {totals.requests:>6,} {totals.percentile(0.50):8.1f} {totals.percentile(0.95):8.1f} "
         f"{totals.percentile(0.99):8.1f} {totals.percentile(1.0):8.1f} {totals.rate:9,.0f} "
-        f"{totals.cpu_share('client_cpu'):9.0%} {totals.cpu_share('server_cpu'):9.0%}"
+        f"{totals.cpu_share('client_cpu'):9.0%} {totals.cpu_share('server_cpu'):9.0%} "
+        f"{loop:8.0f} {totals.cpu_per_request('server_cpu') - loop:8.0f}"
     )
 
 
@@ -637,11 +651,12 @@ def report(totals: dict[str, Totals], size: int, sides: list[Side]) -> None:
     )
     print(
         f"\n{'':<8} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>9} "
-        f"{'client':>9} {'server':>9}"
+        f"{'client':>9} {'server':>9} {'loop µs':>8} {'other µs':>8}"
     )
     print(summary_line("bare", bare))
     print(summary_line("webhook", webhook))
     print("client, server: CPU time ÷ wall time of the timed phases (100% = one core busy)")
+    print("loop µs, other µs: server CPU per request in its event loop thread, and in its other threads")
     print(
         f"\nthroughput webhook / bare  {webhook.rate / bare.rate:.3f}×  (target ≥ {THROUGHPUT_TARGET}×); "
         f"p99 webhook {webhook.percentile(0.99):.1f} ms (target ≤ {P99_TARGET_MS:.0f} ms)"

@@ -154,9 +154,15 @@ def test_a_signature_over_a_tampered_body_is_refused(webhook_server: WebhookServ
 
 
 def test_malformed_json_with_a_good_signature_is_a_bad_request(webhook_server: WebhookServer) -> None:
-    for body in (b'{"action": "opened"', b"[1, 2, 3]"):
+    cases = {
+        b'{"action": "opened"': "the body is not JSON: Input data was truncated",
+        b"[1, 2, 3]": "the body is not a webhook payload: Expected `object`, got `array`",
+        b'{"action": "opened", "pull_request": {"head": "abc"}}': "at `$.pull_request.head`",
+    }
+    for body, problem in cases.items():
         response = post(webhook_server, "pull_request", body)
         assert response.status_code == 400
+        assert problem in response.json()["error"]
         assert not webhook_server.store.has_delivery(response.request.headers["X-GitHub-Delivery"])
 
 

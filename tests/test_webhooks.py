@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from reviewbot.webhooks import (
     PayloadError,
     Router,
     WebhookOptions,
+    delivery_facts,
     is_review_command,
     router,
     sign,
@@ -254,6 +257,72 @@ def test_an_edited_comment_is_not_a_command() -> None:
     payload = comment("/review")
     payload["action"] = "edited"
     assert router.dispatch("issue_comment", payload, OPTIONS) == Ignored("issue_comment.edited is not handled")
+
+
+# -- decoding only what the handlers read ----------------------------------------------------
+
+
+def _repositories_changed() -> dict[str, Any]:
+    payload = load("installation/created.payload.json")
+    payload.update(action="removed", repositories_added=[], repositories_removed=[{"full_name": "Codertocat/Old"}])
+    return payload
+
+
+DECODED_CASES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+    "opened": ("pull_request", lambda: pull_request("opened")),
+    "reopened": ("pull_request", lambda: pull_request("reopened")),
+    "ready for review": ("pull_request", lambda: pull_request("ready_for_review", draft=False)),
+    "synchronize": ("pull_request", lambda: pull_request("synchronize")),
+    "closed": ("pull_request", lambda: pull_request("opened", state="closed")),
+    "draft": ("pull_request", lambda: pull_request("opened", draft=True)),
+    "by a bot": ("pull_request", lambda: as_bot(pull_request("synchronize"))),
+    "title edited": ("pull_request", lambda: {**pull_request("edited"), "changes": {"title": {"from": "x"}}}),
+    "base changed": ("pull_request", lambda: {**pull_request("edited"), "changes": {"base": {"ref": {"from": "x"}}}}),
+    "no installation": ("pull_request", lambda: {k: v for k, v in pull_request().items() if k != "installation"}),
+    "command": ("issue_comment", lambda: comment("/review")),
+    "mention": ("issue_comment", lambda: comment("@review-bot review please")),
+    "ordinary comment": ("issue_comment", lambda: comment("looks good")),
+    "command on an issue": ("issue_comment", lambda: comment("/review", on_pull_request=False)),
+    "command by a stranger": ("issue_comment", lambda: comment("/review", association="NONE")),
+    "command by a bot": ("issue_comment", lambda: as_bot(comment("/review"))),
+    "comment without installation": ("issue_comment", lambda: load("issue_comment/created.payload.json")),
+    "installation": ("installation", lambda: load("installation/created.payload.json")),
+    "repositories removed": ("installation_repositories", _repositories_changed),
+    "ping": ("ping", lambda: load("ping/payload.json")),
+    "unknown event": ("star", lambda: {**load("ping/payload.json"), "action": "created"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DECODED_CASES))
+def test_the_decoded_fields_route_exactly_as_the_whole_payload(case: str) -> None:
+    event, build = DECODED_CASES[case]
+    whole = build()
+    decoded = router.decode(json.dumps(whole, indent=2).encode())
+    assert router.dispatch(event, decoded, OPTIONS) == router.dispatch(event, whole, OPTIONS)
+    assert delivery_facts(decoded) == delivery_facts(whole)
+    assert len(json.dumps(decoded)) < len(json.dumps(whole))  # the rest was not built
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"action": "opened"', "not JSON"),
+        (b'{"action": "opened"} trailing', "not JSON"),
+        (b"[1, 2, 3]", "Expected `object`, got `array`"),
+        (b'"opened"', "Expected `object`, got `str`"),
+        (b'{"action": "opened", "installation": 7}', "at `$.installation`"),
+        (b'{"pull_request": {"head": ["sha"]}}', "at `$.pull_request.head`"),
+    ],
+)
+def test_a_body_that_is_not_a_payload_is_a_payload_error_naming_the_problem(body: bytes, problem: str) -> None:
+    with pytest.raises(PayloadError, match=re.escape(problem)):
+        router.decode(body)
+
+
+def test_a_router_without_fields_decodes_whole_objects() -> None:
+    assert Router().decode(b'{"a": {"b": [1, null]}}') == {"a": {"b": [1, None]}}
+    with pytest.raises(PayloadError, match="not a webhook payload"):
+        Router().decode(b"[]")
 
 
 # -- installations, ping, the router itself --------------------------------------------------
