@@ -5,7 +5,8 @@ Two servers, each in its own subprocess with the uvicorn settings ``reviewbot se
 default loop and HTTP implementation, logging configured as the CLI does) on 127.0.0.1:
 
 - *webhook*: reviewbot's app (``create_app(settings, store)``: ``reviewbot serve`` less the review
-  worker, which would only compete for the CPU) on a temporary SQLite file;
+  worker, which would only compete for the CPU) on a temporary SQLite file, with the recorder
+  process it starts (:mod:`reviewbot.recorder`);
 - *bare*: a Starlette app whose one ``POST`` route reads the body and answers 202 JSON.
 
 This process drives both over loopback with 32 concurrent keep-alive connections, sending the
@@ -16,8 +17,7 @@ whole answer. Afterwards the store must hold every delivery, with one queued job
 
 Targets: p99 of the webhook at most 50 ms, and its throughput at least 0.6× the bare endpoint's
 (reported as bare ÷ webhook ≤ 1/0.6). With ``--profile`` (or over target) one more webhook round
-runs with the server under cProfile (its event loop thread and its delivery writer thread) and
-with the writer's work timed.
+runs with the server's event loop thread and its recorder process under cProfile.
 """
 
 from __future__ import annotations
@@ -38,12 +38,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import uvicorn
@@ -80,122 +77,31 @@ def bare_app() -> Starlette:
     return Starlette(routes=[Route("/webhook", receive, methods=["POST"])])
 
 
-class TxTimes:
-    """Instrumentation of the delivery writer thread and the store's write transactions, for ``--profile``."""
+class GcPauses:
+    """The full (generation 2) collections of the server's own process while it serves: every
+    thread stops for them."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.queued: list[float] = []  # from DeliveryRecorder.run being called to the preparation starting
-        self.prepare: list[float] = []  # the preparation: signature, parsing, routing
-        self.group: list[float] = []  # deliveries per transaction (a count, not seconds)
-        self.begin: list[float] = []  # BEGIN IMMEDIATE (waits for the write lock)
-        self.body: list[float] = []  # the statements
-        self.commit: list[float] = []  # COMMIT (the WAL fsync)
-        self.finish: list[float] = []  # after the commit: the log line, the metrics, the answer
-        self.gc_full: list[float] = []  # full (generation 2) collections: every thread stops
-        self.gc_started = 0.0
+        self.full: list[float] = []
+        self.started = 0.0
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self.gc_started = time.perf_counter()
+            self.started = time.perf_counter()
         elif info["generation"] == 2:
-            self.gc_full.append(time.perf_counter() - self.gc_started)
-
-    def dump(self) -> dict[str, list[float]]:
-        names = ("queued", "prepare", "group", "begin", "body", "commit", "finish", "gc_full")
-        return {name: getattr(self, name) for name in names}
-
-
-def instrument(times: TxTimes, writer_profiler: cProfile.Profile) -> None:
-    """Time the parts of a delivery's handling in the writer thread, and profile that thread
-    (``writer_profiler``), by wrapping (not changing) reviewbot's code."""
-    from reviewbot import recorder
-    from reviewbot.store import Store, _Tx
-
-    original_write = Store._write
-
-    @contextlib.contextmanager
-    def timed_write(self: Store) -> Iterator[_Tx]:
-        started = time.perf_counter()
-        inner = original_write(self)
-        tx = inner.__enter__()
-        opened = time.perf_counter()
-        try:
-            yield tx
-        except BaseException:
-            if not inner.__exit__(*sys.exc_info()):
-                raise
-            return
-        done = time.perf_counter()
-        inner.__exit__(None, None, None)
-        committed = time.perf_counter()
-        with times.lock:
-            times.begin.append(opened - started)
-            times.body.append(done - opened)
-            times.commit.append(committed - done)
-
-    Store._write = timed_write  # type: ignore[method-assign]
-    original_record = Store.record_deliveries
-
-    def counted_record(self: Store, deliveries: Sequence[Any], *, now: float | None = None) -> list[bool]:
-        with times.lock:
-            times.group.append(len(deliveries))
-        return original_record(self, deliveries, now=now)
-
-    Store.record_deliveries = counted_record  # type: ignore[method-assign]
-    original_run = recorder.DeliveryRecorder.run
-
-    async def timed_run(self: recorder.DeliveryRecorder, prepare: Any) -> Any:
-        called = time.perf_counter()
-
-        def timed_prepare() -> Any:
-            started = time.perf_counter()
-            prepared = prepare()
-            with times.lock:
-                times.queued.append(started - called)
-                times.prepare.append(time.perf_counter() - started)
-            if not isinstance(prepared, recorder.Record):
-                return prepared
-            finish = prepared.finish
-
-            def timed_finish(outcome: Any) -> Any:
-                started = time.perf_counter()
-                try:
-                    return finish(outcome)
-                finally:
-                    with times.lock:
-                        times.finish.append(time.perf_counter() - started)
-
-            return recorder.Record(prepared.delivery, timed_finish)
-
-        return await original_run(self, timed_prepare)
-
-    recorder.DeliveryRecorder.run = timed_run  # type: ignore[method-assign]
-    original_group = recorder.DeliveryRecorder._write
-
-    def profiled_group(self: recorder.DeliveryRecorder, group: Any) -> None:
-        writer_profiler.enable()
-        try:
-            original_group(self, group)
-        finally:
-            writer_profiler.disable()
-
-    recorder.DeliveryRecorder._write = profiled_group  # type: ignore[method-assign]
+            self.full.append(time.perf_counter() - self.started)
 
 
 def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path: str | None) -> None:
-    """Run one server until SIGINT; then write ``stats_path`` (GC pauses, and with
-    ``profile_path`` the writer's timings) and the cProfiles to ``profile_path`` (the event loop
-    thread) and ``profile_path.writer`` (the delivery writer thread)."""
+    """Run one server until SIGINT; then write ``stats_path`` (GC pauses) and, with
+    ``profile_path``, the cProfiles of the event loop thread (``profile_path``) and of the
+    recorder process (``profile_path.recorder``)."""
     from reviewbot.logs import configure_logging
     from reviewbot.settings import Settings
 
     settings = Settings(webhook_secret=SECRET, github_app_slug="reviewbot-bench", database_url=database_url)
     configure_logging(settings)  # as `reviewbot serve` (cli._serve): text lines, secrets redacted
-    times = TxTimes()
-    writer_profiler = cProfile.Profile()
-    if profile_path is not None:
-        instrument(times, writer_profiler)
+    pauses = GcPauses()
     store = None
     if kind == "webhook":
         import reviewbot.server  # noqa: F401  (what `reviewbot serve` loads: the GC walks all of it)
@@ -203,7 +109,11 @@ def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path
         from reviewbot.store import open_store
 
         store = open_store(settings.database_url)
-        app = create_app(settings, store)  # as build_app, less the review worker and its lifespan
+        # as build_app, less the review worker; the recorder process under cProfile with --profile
+        recorder = None
+        if profile_path is not None:
+            recorder = [sys.executable, "-m", "cProfile", "-o", f"{profile_path}.recorder", "-m", "reviewbot.recorder"]
+        app = create_app(settings, store, recorder_command=recorder)
     else:
         app = bare_app()
     # Served exactly as `reviewbot serve` serves: the same uvicorn settings and start-up steps.
@@ -213,17 +123,16 @@ def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path
     freeze_startup_objects()
     profiler = cProfile.Profile() if profile_path is not None else None
     tracked = len(gc.get_objects())
-    gc.callbacks.append(times.on_gc)  # from here on: the collections while serving
+    gc.callbacks.append(pauses.on_gc)  # from here on: the collections while serving
     try:
         if profiler is not None:
             profiler.enable()
-        server.run()  # on SIGINT it shuts down, then raises the signal again (KeyboardInterrupt)
+        server.run()  # on SIGINT it shuts down (the recorder too), then raises the signal again
     finally:
         if profiler is not None and profile_path is not None:
             profiler.disable()
             profiler.dump_stats(profile_path)
-            writer_profiler.dump_stats(f"{profile_path}.writer")
-        Path(stats_path).write_text(json.dumps({**times.dump(), "tracked": tracked}))
+        Path(stats_path).write_text(json.dumps({"gc_full": pauses.full, "tracked": tracked}))
         if store is not None:
             store.close()
 
@@ -275,7 +184,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)  # seconds
     seconds: float = 0.0
     client_cpu: float = 0.0  # seconds of this process
-    server_cpu: float = 0.0  # seconds of the server process (all its threads)
+    server_cpu: float = 0.0  # seconds of the server process (all its threads) and its recorder process
     loop_cpu: float = 0.0  # seconds of the server's main thread (the event loop)
     failures: list[str] = field(default_factory=list)
     answered: list[str] = field(default_factory=list)  # delivery ids answered as expected
@@ -286,6 +195,14 @@ def process_cpu(pid: int, tid: int | None = None) -> float:
     stat = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
     fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of the server process ``pid`` and of its running children (the recorder)."""
+    children = [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
+    return process_cpu(pid) + sum(process_cpu(child) for child in children)
 
 
 class RawTransport:
@@ -410,12 +327,12 @@ class Side:
                     phase.failures.append(f"{status} {content[:200]!r}")
 
         pid = self.process.pid
-        cpu, server_cpu, loop_cpu = time.process_time(), process_cpu(pid), process_cpu(pid, pid)
+        cpu, server, loop_cpu = time.process_time(), server_cpu(pid), process_cpu(pid, pid)
         started = time.perf_counter()
         await asyncio.gather(*(lane(number) for number in range(CONCURRENCY)))
         phase.seconds = time.perf_counter() - started
         phase.client_cpu = time.process_time() - cpu
-        phase.server_cpu = process_cpu(pid) - server_cpu
+        phase.server_cpu = server_cpu(pid) - server
         phase.loop_cpu = process_cpu(pid, pid) - loop_cpu
         return phase
 
@@ -528,36 +445,16 @@ def check_store(database_url: str, sent: list[str]) -> tuple[int, int, dict[str,
 
 def print_profile(side: Side, top: int = 22) -> None:
     assert side.profile is not None
-    for path, thread in ((side.profile, "event loop thread"), (f"{side.profile}.writer", "delivery writer thread")):
+    for path, where in (
+        (side.profile, "web process's event loop thread"),
+        (f"{side.profile}.recorder", "recorder process"),
+    ):
         out = io.StringIO()
         stats = pstats.Stats(path, stream=out)
         stats.sort_stats("tottime").print_stats(top)
         text = out.getvalue()
-        print(f"\ncProfile of the webhook server's {thread}, by own time:")
+        print(f"\ncProfile of the webhook server's {where}, by own time:")
         print(text[text.find("   ncalls") :].rstrip())
-    times: dict[str, list[float]] = json.loads(side.stats.read_text())
-    del times["tracked"]
-    print(f"\n{'in the delivery writer thread (ms)':<46}{'p50':>6}  {'p99':>7}  {'max':>7}")
-    labels = {
-        "queued": "per delivery: waiting for the writer",
-        "prepare": "per delivery: signature, parsing, routing",
-        "group": "per transaction: deliveries (a count)",
-        "begin": "  BEGIN IMMEDIATE (write lock)",
-        "body": "  the statements",
-        "commit": "  COMMIT (WAL fsync)",
-        "finish": "per delivery: log line, metrics, answer",
-        "gc_full": f"full GC pauses ({len(times['gc_full'])} while serving)",
-    }
-    for name, label in labels.items():
-        values = sorted(times[name])
-        if not values:
-            continue
-        scale = 1 if name == "group" else 1000
-
-        def pct(q: float, values: list[float] = values, scale: float = scale) -> float:
-            return values[min(len(values) - 1, round(q * len(values)) - 1)] * scale
-
-        print(f"{label:<46}{pct(0.5):6.2f}  {pct(0.99):7.2f}  {values[-1] * scale:7.2f}")
 
 
 async def profile_round(database_url: str, workdir: Path, maker: Deliveries, client: str) -> None:
@@ -570,7 +467,7 @@ async def profile_round(database_url: str, workdir: Path, maker: Deliveries, cli
     finally:
         side.stop()
     totals = Totals([phase])
-    print(f"\nprofiled round ({PER_ROUND:,} requests; cProfile slows both threads):")
+    print(f"\nprofiled round ({PER_ROUND:,} requests; cProfile slows both processes):")
     print(summary_line("webhook", totals))
     print_profile(side)
 
@@ -656,7 +553,10 @@ def report(totals: dict[str, Totals], size: int, sides: list[Side]) -> None:
     print(summary_line("bare", bare))
     print(summary_line("webhook", webhook))
     print("client, server: CPU time ÷ wall time of the timed phases (100% = one core busy)")
-    print("loop µs, other µs: server CPU per request in its event loop thread, and in its other threads")
+    print(
+        "loop µs, other µs: server CPU per request in its event loop thread, and elsewhere "
+        "(its other threads and the recorder process)"
+    )
     print(
         f"\nthroughput webhook / bare  {webhook.rate / bare.rate:.3f}×  (target ≥ {THROUGHPUT_TARGET}×); "
         f"p99 webhook {webhook.percentile(0.99):.1f} ms (target ≤ {P99_TARGET_MS:.0f} ms)"

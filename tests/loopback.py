@@ -35,7 +35,7 @@ class LoopbackServer:
             app,
             http="h11",
             loop="asyncio",
-            lifespan="off",
+            lifespan="on",
             log_config=None,
             log_level="warning",
             access_log=False,

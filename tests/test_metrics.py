@@ -22,7 +22,7 @@ from starlette.types import ASGIApp
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI
 from fixtures_path import WEBHOOKS
-from reviewbot import metrics
+from reviewbot import metrics, recorder
 from reviewbot.app import create_app
 from reviewbot.errors import StoreError
 from reviewbot.metrics import JobsCollector, Metrics, scrape_registry, start_metrics_server
@@ -33,6 +33,7 @@ from reviewbot.store import JOB_STATES, Job, JobRequest, JobState, Store, open_s
 from reviewbot.usage import Usage
 from reviewbot.worker import JobOutcome, TransientJobError
 from test_app import TOO_BIG, headers, opened_payload
+from test_recorder import kill_recorder
 from test_service import BASE as SERVICE_BASE
 from test_service import BUG, LEEWAY, NUMBER, answer_with, make_service, make_settings
 from test_service import HEAD as SERVICE_HEAD
@@ -126,7 +127,7 @@ def test_deliveries_and_rejections_move_the_counters_by_exactly_what_was_sent(
     assert (rejected, (("reason", "store_unavailable"),)) in after
 
 
-def test_the_jobs_gauge_is_what_the_store_holds_and_a_lost_store_is_a_503(store: Store, serve_app: ServeApp) -> None:
+def test_the_jobs_gauge_is_what_the_store_holds_and_left_out_without_a_store(store: Store, serve_app: ServeApp) -> None:
     with serve_app(create_app(Settings(webhook_secret=SECRET.decode()), store)) as url:
         for _ in range(3):
             _, body = opened_payload()
@@ -142,13 +143,24 @@ def test_the_jobs_gauge_is_what_the_store_holds_and_a_lost_store_is_a_503(store:
         assert {state: value(scraped, "reviewbot_jobs", state=state) for state in JOB_STATES} == counts
 
         store.close()
-        before = value(scraped, "reviewbot_webhook_rejected_total", reason="store_unavailable")
+        after = scrape(url)  # still answers: the gauge is left out, never reported as 0
+    assert not any(name == "reviewbot_jobs" for name, _ in after)
+
+
+def test_a_delivery_the_recorder_cannot_take_is_a_503_counted_as_store_unavailable(
+    store: Store, serve_app: ServeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder, "RESTART_PAUSE_SECONDS", 3600.0)  # no new recorder process for now
+    app = create_app(Settings(webhook_secret=SECRET.decode()), store)
+    with serve_app(app) as url:
+        before = value(scrape(url), "reviewbot_webhook_rejected_total", reason="store_unavailable")
+        kill_recorder(app.state.recorder)
         _, body = opened_payload()
         sent = headers("pull_request", body, secret=SECRET)
         assert httpx.post(f"{url}/webhook", content=body, headers=sent, timeout=10).status_code == 503
-        after = scrape(url)  # still answers: the gauge is left out, never reported as 0
+        after = scrape(url)
     assert value(after, "reviewbot_webhook_rejected_total", reason="store_unavailable") == before + 1
-    assert not any(name == "reviewbot_jobs" for name, _ in after)
+    assert not store.has_delivery(sent["X-GitHub-Delivery"])
 
 
 def test_a_worker_process_serves_its_own_metrics_with_the_jobs_gauge(store: Store) -> None:

@@ -26,15 +26,13 @@ authenticated, so keep it off the public route.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Final
 
 import anyio.to_thread
-import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -45,20 +43,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reviewbot import logs, metrics
 from reviewbot.app_setup import closed_routes
 from reviewbot.errors import StoreError
-from reviewbot.recorder import DeliveryRecorder, Record
+from reviewbot.intake import error_body
+from reviewbot.recorder import DeliveryRecorder, RecorderUnavailable
 from reviewbot.settings import Settings
-from reviewbot.store import Delivery, JobRequest, Store
-from reviewbot.webhooks import (
-    Ignored,
-    InstallationChange,
-    Outcome,
-    PayloadError,
-    Router,
-    WebhookOptions,
-    delivery_facts,
-    verify_signature,
-)
-from reviewbot.webhooks import router as default_router
+from reviewbot.store import Store
 
 log = logging.getLogger("reviewbot.app")
 
@@ -76,33 +64,37 @@ _REJECTIONS: Final[dict[int, metrics.RejectionReason]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Recorded:
-    duplicate: bool
-    queued: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """What the recorder's thread answers a delivery; ``enqueued``: a job was queued (the loop
-    calls ``on_enqueued``)."""
-
-    response: Response
-    enqueued: bool = False
-
-
 def create_app(
     settings: Settings,
     store: Store,
     *,
     on_enqueued: Callable[[], None] | None = None,
     lifespan: Lifespan | None = None,
-    router: Router | None = None,
+    recorder_command: Sequence[str] | None = None,
 ) -> Starlette:
     """The ASGI app. ``on_enqueued`` is called (on the event loop) after a job was queued, e.g.
-    ``worker.wake``; ``lifespan`` is passed to Starlette (start and stop the worker there)."""
-    routes = _Routes(settings, store, on_enqueued, router or default_router)
-    return Starlette(
+    ``worker.wake``; ``lifespan`` is passed to Starlette (start and stop the worker there). The
+    recorder process starts and stops with the app; ``recorder_command`` replaces the command
+    that starts it (see :mod:`reviewbot.recorder`)."""
+    if recorder_command is None:
+        recorder = DeliveryRecorder(settings, store)
+    else:
+        recorder = DeliveryRecorder(settings, store, command=recorder_command)
+    routes = _Routes(settings, store, recorder, on_enqueued)
+
+    @contextlib.asynccontextmanager
+    async def with_recorder(app: Starlette) -> AsyncIterator[None]:
+        await recorder.start()
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            await recorder.close()
+
+    app = Starlette(
         routes=[
             Route("/webhook", _Asgi(routes.webhook), methods=["POST"], name="webhook"),
             Route("/healthz", routes.healthz, methods=["GET"]),
@@ -110,32 +102,25 @@ def create_app(
             Route("/metrics", routes.scrape, methods=["GET"]),
             *closed_routes(),  # one-click setup answers 403 once an App is configured
         ],
-        lifespan=lifespan,
+        lifespan=with_recorder,
     )
+    app.state.recorder = recorder
+    return app
 
 
-class _Json(JSONResponse):
-    """A JSON answer rendered by msgspec: the same bytes for what the webhook answers, sooner."""
-
-    def render(self, content: object) -> bytes:
-        return msgspec.json.encode(content)
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return _Json({"error": message}, status_code=status)
+def _error(status: int, message: str) -> tuple[int, bytes]:
+    return status, error_body(message)
 
 
 class _Routes:
     def __init__(
-        self, settings: Settings, store: Store, on_enqueued: Callable[[], None] | None, router: Router
+        self, settings: Settings, store: Store, recorder: DeliveryRecorder, on_enqueued: Callable[[], None] | None
     ) -> None:
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else ""
-        self._secret = secret.encode("utf-8")
+        secret = settings.webhook_secret
+        self._has_secret = secret is not None and bool(secret.get_secret_value())
         self._store = store
-        self._recorder = DeliveryRecorder(store)
+        self._recorder = recorder
         self._on_enqueued = on_enqueued
-        self._router = router
-        self._options = WebhookOptions.from_settings(settings)
         self._metrics = metrics.scrape_registry(store.job_counts)
 
     async def healthz(self, request: Request) -> Response:
@@ -158,110 +143,40 @@ class _Routes:
         headers = _webhook_headers(scope)
         delivery = headers.get(b"x-github-delivery", "")
         with logs.log_context(delivery=delivery or None):
-            response = await self._webhook(receive, headers, delivery)
-        if (reason := _REJECTIONS.get(response.status_code)) is not None:
+            status, body = await self._webhook(receive, headers, delivery)
+        if (reason := _REJECTIONS.get(status)) is not None:
             metrics.observe_rejection(reason)
-        await response(scope, receive, send)
+        await send({"type": "http.response.start", "status": status, "headers": _json_headers(len(body))})
+        await send({"type": "http.response.body", "body": body})
 
-    async def _webhook(self, receive: Receive, headers: dict[bytes, str], delivery: str) -> Response:
+    async def _webhook(self, receive: Receive, headers: dict[bytes, str], delivery: str) -> tuple[int, bytes]:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             return _error(413, "payload too large")
         body = await _read_body(receive, MAX_BODY_BYTES)
         if body is None:
             return _error(413, "payload too large")
-        if not self._secret:
+        if not self._has_secret:
             log.error("REVIEWBOT_WEBHOOK_SECRET is not set: every delivery is refused with 401")
             return _error(401, "invalid signature")
-        signature = headers.get(b"x-hub-signature-256")
         event = headers.get(b"x-github-event", "")
-        # Everything else runs in the recorder's thread, in this request's logging context.
-        answer = await self._recorder.run(functools.partial(self._accept, delivery, event, signature, body))
-        if answer.enqueued and self._on_enqueued is not None:
+        try:
+            answer = await self._recorder.accept(delivery, event, headers.get(b"x-hub-signature-256"), body)
+        except RecorderUnavailable as exc:
+            log.error("delivery %s: %s", delivery or "(no id)", exc)
+            return _error(503, "store unavailable")
+        if answer.counted is not None:
+            metrics.observe_delivery(event, answer.counted)
+        if answer.queued and self._on_enqueued is not None:
             try:
                 self._on_enqueued()
             except Exception:  # the job is stored; the worker's poll will find it
                 log.exception("on_enqueued failed")
-        return answer.response
-
-    def _accept(self, delivery: str, event: str, signature: str | None, body: bytes) -> _Answer | Record[_Answer]:
-        """In the recorder's thread: check the signature, parse and route the delivery; then the
-        answer to a refusal, or the delivery to record and what to answer once it is."""
-        if not verify_signature(self._secret, body, signature):
-            log.warning("delivery %s: invalid or missing X-Hub-Signature-256", delivery or "(no id)")
-            return _Answer(_error(401, "invalid signature"))
-        if not event or not delivery:
-            return _Answer(_error(400, "X-GitHub-Event and X-GitHub-Delivery headers are required"))
-        try:
-            payload = self._router.decode(body)
-        except PayloadError as exc:
-            log.warning("delivery %s: %s", delivery, exc)
-            return _Answer(_error(400, str(exc)))
-        facts = delivery_facts(payload)
-        try:
-            outcome = self._router.dispatch(event, payload, self._options)
-        except PayloadError as exc:
-            logs.bind(repo=facts.repo)
-            log.warning("delivery %s: %s", delivery, exc)
-            return _Answer(_error(400, str(exc)))
-        if isinstance(outcome, JobRequest):
-            logs.bind(repo=facts.repo, pr=outcome.pr_number, head=outcome.head_sha)
-        else:
-            logs.bind(repo=facts.repo)
-        job = outcome if isinstance(outcome, JobRequest) else None
-        record = Delivery(delivery, event, facts.action, facts.installation_id, facts.repo, job)
-        name = f"{event}.{facts.action}" if facts.action is not None else event
-        finish = functools.partial(self._finish, delivery, event, name, outcome)
-        if not isinstance(outcome, InstallationChange):
-            return Record(record, finish)  # recorded with the deliveries that arrived alongside it
-        try:
-            return finish(self._apply_installation_change(record, outcome))
-        except StoreError as exc:
-            return finish(exc)
-
-    def _apply_installation_change(self, record: Delivery, change: InstallationChange) -> bool:
-        """Rare, so it is not grouped with the others."""
-        if self._store.has_delivery(record.id):
-            return False
-        change.apply(self._store)  # idempotent, so a crash before the delivery is recorded is harmless
-        return self._store.record_deliveries([record])[0]
-
-    def _finish(self, delivery: str, event: str, name: str, outcome: Outcome, added: bool | StoreError) -> _Answer:
-        """In the recorder's thread, once the delivery is committed (or could not be)."""
-        if isinstance(added, StoreError):
-            log.error("delivery %s: store unavailable: %s", delivery, added)
-            return _Answer(_error(503, "store unavailable"))
-        recorded = _Recorded(duplicate=not added, queued=added and isinstance(outcome, JobRequest))
-        metrics.observe_delivery(event, _delivery_outcome(name, outcome, recorded))
-        return self._answer(delivery, name, outcome, recorded)
-
-    def _answer(self, delivery: str, name: str, outcome: Outcome, recorded: _Recorded) -> _Answer:
-        if recorded.duplicate:
-            log.info("delivery %s %s: duplicate, nothing done", delivery, name)
-            return _Answer(_Json({"duplicate": True, "queued": False, "delivery": delivery}))
-        if isinstance(outcome, Ignored):
-            log.info("delivery %s %s: ignored: %s", delivery, name, outcome.reason)
-            return _Answer(_Json({"ignored": outcome.reason, "delivery": delivery}))
-        if name == "ping":
-            log.info("delivery %s: ping", delivery)
-            return _Answer(_Json({"pong": True, "delivery": delivery}))
-        if recorded.queued and isinstance(outcome, JobRequest):
-            log.info("delivery %s %s: review queued for %s#%d", delivery, name, outcome.repo, outcome.pr_number)
-        else:
-            log.info("delivery %s %s: handled", delivery, name)
-        response = _Json({"queued": recorded.queued, "delivery": delivery}, status_code=202)
-        return _Answer(response, enqueued=recorded.queued)
+        return answer.status, answer.body
 
 
-def _delivery_outcome(name: str, outcome: Outcome, recorded: _Recorded) -> metrics.DeliveryOutcome:
-    """What :meth:`_Routes._answer` does with a delivery, for the metrics (the same order of cases)."""
-    if recorded.duplicate:
-        return "duplicate"
-    if isinstance(outcome, Ignored):
-        return "ignored"
-    if name == "ping":
-        return "ping"
-    return "queued" if recorded.queued else "installation"
+def _json_headers(length: int) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", str(length).encode("ascii"))]
 
 
 class _Asgi:

@@ -17,6 +17,7 @@ read, and the transaction-scoped advisory lock that serialises work on one key a
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import zlib
@@ -154,6 +155,9 @@ class Database(ABC):
     dialect: Dialect
     #: Where the database is, for messages; never holds a password.
     location: str
+    #: The URL another process opens this database with (it may hold a password: never log it);
+    #: None for an in-memory database, which no other process can see.
+    url: str | None
 
     @abstractmethod
     def write(self) -> AbstractContextManager[Tx]:
@@ -204,6 +208,7 @@ class SQLiteDatabase(Database):
         self.location = repr(path)
         self.path = path
         self._memory = path == ":memory:"
+        self.url = None if self._memory else f"{SQLITE_PREFIX}/{os.path.abspath(path)}"
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._registry = threading.Lock()

@@ -39,6 +39,7 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str, *, max_size: int = POOL_MAX_SIZE) -> None:
         self.dialect = POSTGRES
+        self.url = url
         try:
             params = conninfo_to_dict(url)
         except psycopg.Error as exc:

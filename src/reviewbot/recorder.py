@@ -1,191 +1,337 @@
-"""Group commit for webhook deliveries: one transaction for all that arrive together, off the event loop.
+"""The recorder process: webhook deliveries are checked and committed beside the web server's
+event loop, in a process of their own, not in a thread that shares its GIL.
 
-Every delivery must be on disk before it is answered, and an fsync per delivery caps a burst
-at the disk's commit rate. So each delivery waits for the next commit, and each commit takes
-everything that queued up while the previous one ran. One delivery alone still commits at once.
+Every delivery must be on disk before it is answered. The work that takes (the HMAC over the
+body, decoding it, routing, the transaction, the log line: :mod:`reviewbot.intake`) is about as
+much CPU as the HTTP handling itself. In a thread of the web process, both halves share one GIL,
+so they take turns on one core, and each hand-over of the GIL costs both of them more again. In
+a child process they run side by side, and the event loop only reads requests, passes bodies
+on, and writes answers.
 
-The work runs in one writer thread of its own, fed by a queue. The event loop hands it a
-delivery's *preparation* (for the webhook: check the signature, parse, route), which the thread
-runs in the request's context; what that returns is either the answer itself (a refusal) or a
-:class:`Record`: a delivery to commit with the others of its group, and what to do once it is
-committed (the delivery's log line and metrics, and its answer). The thread then hands the
-group's answers back to the loop in one call. So the loop only reads requests and writes
-answers, and wakes once per group.
+The two talk over a socket pair: the web process (:class:`DeliveryRecorder`) writes each request
+as a frame (4-byte length, MessagePack) and answers it when its answer frame comes back. The
+child (:func:`main`) reads whatever requests have arrived, answers them as one group (one commit
+for all), and reads again: deliveries that arrive while a group commits form the next group.
 
-Why the parsing is in that thread too: under the GIL every µs of Python costs the same in any
-thread, but each time two threads want the GIL at once, handing it over costs both of them a
-context switch. The writer takes the GIL back after every SQL statement, and when it did that
-while the loop was parsing the next deliveries, those hand-offs cost more than the statements.
-With the preparation beside the transaction, the loop's work and the writer's alternate, a
-group at a time, with few hand-offs in between; and the HMAC, which releases the GIL, no longer
-holds up the loop.
+The child is started with the web server (its lifespan) or at the first delivery, and ends when
+its socket closes: when the web process closes it at shutdown, or exits in any way (SIGKILL
+included). If the child dies, the deliveries waiting on it are answered 503 (GitHub lists them
+as failed, to redeliver) and the next delivery starts a new child. An in-memory database cannot
+be shared with a child, so with one the same intake runs in a thread of the web process instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import threading
-from collections.abc import Callable
+import logging
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Final
+
+import anyio.to_thread
+import msgspec
 
 from reviewbot.errors import StoreError
-from reviewbot.store import Delivery, Store
+from reviewbot.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
+from reviewbot.settings import Settings
+from reviewbot.store import Store
+from reviewbot.webhooks import Router, WebhookOptions
+from reviewbot.webhooks import router as default_router
 
-# Bounds the time one commit holds the write lock, and the answer time of the first in a group.
-MAX_GROUP = 64
-#: How long the writer thread waits for work before it ends (the next delivery starts another).
-IDLE_SECONDS = 10.0
+log = logging.getLogger("reviewbot.recorder")
 
-T = TypeVar("T")
+#: Bounds the deliveries in one transaction, and so the wait of the first of them.
+MAX_GROUP: Final = 64
+#: How long start-up waits for the child to open the store.
+START_TIMEOUT_SECONDS: Final = 30.0
+#: A child that dies sooner than this after starting is not restarted before this has passed.
+RESTART_PAUSE_SECONDS: Final = 1.0
+#: How long shutdown waits for the child to finish the group in hand.
+STOP_TIMEOUT_SECONDS: Final = 10.0
+_LENGTH: Final = 4  # bytes of a frame's length prefix
+_READ_SIZE: Final = 1 << 20
+_READY: Final = 0  # the id of the child's first answer: the store is open
+_COMMAND: Final = (sys.executable, "-m", "reviewbot.recorder")
+
+_REQUESTS: Final = msgspec.msgpack.Decoder(IntakeRequest)
+_ANSWERS: Final = msgspec.msgpack.Decoder(IntakeAnswer)
+_ENCODER: Final = msgspec.msgpack.Encoder()
 
 
-@dataclass(frozen=True, slots=True)
-class Record(Generic[T]):
-    """What a preparation asks of the writer: commit ``delivery`` with its group, then call
-    ``finish`` (in the writer thread, in the request's context) with True if it was recorded,
-    False if its id was known already, or the :class:`StoreError` that kept it from the store."""
-
-    delivery: Delivery
-    finish: Callable[[bool | StoreError], T]
+class RecorderUnavailable(StoreError):
+    """The recorder process ended (or cannot start) before answering."""
 
 
-class _Task:
-    """One request's preparation, from the loop to the writer, and its answer back."""
+@dataclass(frozen=True)
+class _ChildConfig:
+    """The first frame the child reads: what it needs to answer deliveries as the web process would."""
 
-    __slots__ = ("context", "future", "prepare", "result")
+    settings: Settings
+    database_url: str
 
-    def __init__(self, prepare: Callable[[], Any], future: asyncio.Future[Any]) -> None:
-        self.prepare = prepare
-        self.context = contextvars.copy_context()  # the request's logging context, among others
-        self.future = future
-        self.result: tuple[bool, Any] | None = None  # (failed, the answer or the exception)
+
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(_LENGTH, "big") + payload
+
+
+def _take_frames(buffer: bytearray, limit: int | None = None) -> list[bytes]:
+    """The complete frames at the start of ``buffer`` (at most ``limit``), removed from it."""
+    frames: list[bytes] = []
+    start = 0
+    while len(buffer) - start >= _LENGTH and (limit is None or len(frames) < limit):
+        end = start + _LENGTH + int.from_bytes(buffer[start : start + _LENGTH], "big")
+        if end > len(buffer):
+            break
+        frames.append(bytes(buffer[start + _LENGTH : end]))
+        start = end
+    del buffer[:start]
+    return frames
+
+
+# -- the web process's end -------------------------------------------------------------------------
+
+
+class _Channel(asyncio.Protocol):
+    """One child process and the socket to it, seen from the event loop."""
+
+    def __init__(self, process: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self.process = process
+        self.loop = loop
+        self.started = time.monotonic()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.pending: dict[int, asyncio.Future[IntakeAnswer]] = {}
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        for payload in _take_frames(self._buffer):
+            answer = _ANSWERS.decode(payload)
+            if answer.id == _READY:
+                if not self.ready.done():
+                    self.ready.set_result(None)
+                continue
+            future = self.pending.pop(answer.id, None)
+            if future is not None and not future.done():  # else its request was cancelled
+                future.set_result(answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        error = RecorderUnavailable("the recorder process ended")
+        if not self.ready.done():
+            self.ready.set_exception(error)
+            self.ready.exception()  # retrieved: nobody may be waiting for it
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self.pending.clear()
+
+    def send(self, request_id: int, payload: bytes) -> asyncio.Future[IntakeAnswer]:
+        future: asyncio.Future[IntakeAnswer] = self.loop.create_future()
+        if self.closed or self.transport is None:
+            future.set_exception(RecorderUnavailable("the recorder process ended"))
+            return future
+        self.pending[request_id] = future
+        self.transport.write(_frame(payload))
+        return future
 
 
 class DeliveryRecorder:
-    """Prepares and records deliveries durably, in groups, for the event loop (or several)."""
+    """Checks, records and answers deliveries in the recorder process, for the event loop."""
 
-    def __init__(self, store: Store, *, idle_seconds: float = IDLE_SECONDS) -> None:
-        self._store = store
-        self._idle_seconds = idle_seconds
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
-        self._pending: list[_Task] = []
-        self._writer: threading.Thread | None = None
-        self._local = threading.local()  # .loop: the running loop of the thread
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        router: Router = default_router,
+        command: Sequence[str] = _COMMAND,
+    ) -> None:
+        self._settings = settings
+        self._database_url = store.database_url
+        self._command = tuple(command)
+        self._channel: _Channel | None = None
+        self._starting: asyncio.Lock | None = None
+        self._next_id = _READY
+        self._local: DeliveryIntake | None = None
+        if self._database_url is None:  # in memory: only this process sees it
+            secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else b""
+            self._local = DeliveryIntake(secret, store, router, WebhookOptions.from_settings(settings))
 
-    async def run(self, prepare: Callable[[], T | Record[T]]) -> T:
-        """Run ``prepare`` in the writer thread, in the caller's context; if it returns a
-        :class:`Record`, commit its delivery and return what its ``finish`` returns, else return
-        what ``prepare`` returned. An exception from either is raised here."""
-        loop = self._running_loop()
-        task = _Task(prepare, loop.create_future())
-        with self._lock:
-            self._pending.append(task)
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_all, name="reviewbot-delivery-writer", daemon=True)
-                self._writer.start()
-            elif len(self._pending) == 1:  # the writer may be waiting for work: wake it, but
-                loop.call_soon(self._kick)  # once the loop is through with what it has in hand
-        result: T = await task.future
-        return result
+    @property
+    def process_id(self) -> int | None:
+        """The child's pid while it runs (for tests and operators)."""
+        channel = self._channel
+        return channel.process.pid if channel is not None and not channel.closed else None
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop. ``asyncio.get_running_loop()`` makes a system call (getpid, to notice
-        a fork) on every call before Python 3.12; a loop running in this thread is the running
-        loop, so it is asked once per thread and loop."""
-        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
-        if loop is None or not loop.is_running():
-            loop = self._local.loop = asyncio.get_running_loop()
-        return loop
+    async def accept(self, delivery: str, event: str, signature: str | None, body: bytes) -> IntakeAnswer:
+        """The answer to one delivery, once it is committed (or refused). Raises
+        :class:`RecorderUnavailable` if the recorder process ended first."""
+        self._next_id += 1
+        request = IntakeRequest(self._next_id, delivery, event, signature, body)
+        if self._local is not None:
+            answers = await anyio.to_thread.run_sync(self._local.answer_group, [request])
+            return answers[0]
+        channel = await self._running_channel()
+        return await channel.send(request.id, _ENCODER.encode(request))
 
-    def _kick(self) -> None:
-        """Wake the writer (on the loop, after the callbacks that were ready with this one: a
-        burst of deliveries read together goes to the writer together, and it does not compete
-        with the loop for the GIL while the loop is still reading the rest of them)."""
-        with self._lock:
-            self._work.notify()
+    async def start(self) -> None:
+        """Start the child now and wait until its store is open (else the first delivery does it)."""
+        if self._local is None:
+            channel = await self._running_channel()
+            await asyncio.wait_for(asyncio.shield(channel.ready), START_TIMEOUT_SECONDS)
 
-    async def record(self, delivery: Delivery) -> bool:
-        """True once the delivery (and its job) is committed; False if its id was already known."""
-        return await self.run(lambda: Record(delivery, _added))
-
-    def _write_all(self) -> None:
-        """The writer thread: prepare and commit what is pending, a group at a time, until idle."""
-        while True:
-            with self._lock:
-                if not self._pending and not self._work.wait_for(lambda: self._pending, self._idle_seconds):
-                    self._writer = None
-                    return
-                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-            try:
-                self._write(group)
-            except BaseException as exc:  # not an Exception (those are answers): end this thread
-                with self._lock:
-                    self._writer = None  # the next delivery starts a new one
-                for task in group:
-                    if task.result is None:
-                        task.result = (True, exc)
-                _answer(group)
-                raise
-            _answer(group)
-
-    def _write(self, group: list[_Task]) -> None:
-        """Prepare each of ``group``; commit the deliveries to record in one transaction; finish them."""
-        records: list[tuple[_Task, Record[Any]]] = []
-        for task in group:
-            try:
-                prepared = task.context.run(task.prepare)
-            except Exception as exc:
-                task.result = (True, exc)
-                continue
-            if isinstance(prepared, Record):
-                records.append((task, prepared))
-            else:
-                task.result = (False, prepared)
-        if not records:
+    async def close(self) -> None:
+        """Close the socket and wait for the child to finish the group in hand and exit."""
+        channel, self._channel = self._channel, None
+        if channel is None:
             return
-        outcomes: list[bool | StoreError]
+        if channel.transport is not None:
+            channel.transport.close()
+        await asyncio.to_thread(_reap, channel.process, STOP_TIMEOUT_SECONDS)
+
+    async def _running_channel(self) -> _Channel:
+        loop = asyncio.get_running_loop()
+        channel = self._channel
+        if channel is not None and not channel.closed and channel.loop is loop:
+            return channel
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            channel = self._channel
+            if channel is not None and not channel.closed and channel.loop is loop:
+                return channel
+            if channel is not None:
+                if time.monotonic() - channel.started < RESTART_PAUSE_SECONDS:
+                    raise RecorderUnavailable(
+                        "the recorder process ended soon after it started; the next one starts in a moment"
+                    )
+                loop.run_in_executor(None, _reap, channel.process, STOP_TIMEOUT_SECONDS)
+            self._channel = await self._spawn(loop)
+            return self._channel
+
+    async def _spawn(self, loop: asyncio.AbstractEventLoop) -> _Channel:
+        assert self._database_url is not None
+        ours, theirs = socket.socketpair()
         try:
-            outcomes = list(self._store.record_deliveries([record.delivery for _, record in records]))
-        except StoreError as exc:
-            outcomes = [exc] * len(records)
-        except Exception as exc:  # a bug: each request fails with it, as it would have on the loop
-            for task, _ in records:
-                task.result = (True, exc)
+            process = subprocess.Popen(
+                [*self._command, str(theirs.fileno())], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+            )
+        except OSError as exc:
+            ours.close()
+            raise RecorderUnavailable(f"the recorder process could not start: {exc}") from exc
+        finally:
+            theirs.close()
+        config = _ChildConfig(self._settings, self._database_url)
+        ours.sendall(_frame(pickle.dumps(config)))  # small, and the socket buffer is empty
+        ours.setblocking(False)
+        _, channel = await loop.create_connection(lambda: _Channel(process, loop), sock=ours)
+        log.info("recorder process %d started", process.pid)
+        return channel
+
+
+def _reap(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for a child that was told to stop (its socket closed); kill it if it does not."""
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    if code != 0:
+        log.warning("recorder process %d exited with status %d", process.pid, code)
+
+
+# -- the recorder process -------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m reviewbot.recorder FD``: answer deliveries from the socket FD until it closes."""
+    from reviewbot.logs import configure_logging
+    from reviewbot.store import open_store
+
+    # Ctrl-C in a terminal reaches the whole process group; this process ends when the web
+    # process closes its socket, after the group in hand, so that nothing answered is lost.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    args = sys.argv[1:] if argv is None else list(argv)
+    with socket.socket(fileno=int(args[0])) as sock:
+        buffer = bytearray()
+        first = _read_frame(sock, buffer)
+        if first is None:
+            return 0
+        config: _ChildConfig = pickle.loads(first)  # noqa: S301 (from our parent, over a private socket)
+        configure_logging(config.settings)
+        secret = config.settings.webhook_secret
+        store = open_store(config.database_url)
+        try:
+            intake = DeliveryIntake(
+                secret.get_secret_value().encode() if secret else b"",
+                store,
+                default_router,
+                WebhookOptions.from_settings(config.settings),
+            )
+            sock.sendall(_frame(_ENCODER.encode(IntakeAnswer(_READY, 200, b""))))
+            _answer_until_closed(sock, buffer, intake)
+        finally:
+            store.close()
+    return 0
+
+
+def _read_frame(sock: socket.socket, buffer: bytearray) -> bytes | None:
+    """The next frame (blocking), or None once the socket is closed."""
+    while True:
+        for frame in _take_frames(buffer, limit=1):
+            return frame
+        chunk = sock.recv(_READ_SIZE)
+        if not chunk:
+            return None
+        buffer += chunk
+
+
+def _answer_until_closed(sock: socket.socket, buffer: bytearray, intake: DeliveryIntake) -> None:
+    """Answer, a group at a time, everything that has arrived; wait when nothing has."""
+    while True:
+        closed = _drain(sock, buffer)
+        requests = [_REQUESTS.decode(frame) for frame in _take_frames(buffer)]
+        for start in range(0, len(requests), MAX_GROUP):
+            answers = intake.answer_group(requests[start : start + MAX_GROUP])
+            sock.sendall(b"".join(_frame(_ENCODER.encode(answer)) for answer in answers))
+        if closed:
             return
-        for (task, record), outcome in zip(records, outcomes, strict=True):
-            try:
-                task.result = (False, task.context.run(record.finish, outcome))
-            except Exception as exc:
-                task.result = (True, exc)
+        if not requests:
+            chunk = sock.recv(_READ_SIZE)  # nothing to do until more arrives
+            if not chunk:
+                return
+            buffer += chunk
 
 
-def _added(outcome: bool | StoreError) -> bool:
-    if isinstance(outcome, StoreError):
-        raise outcome
-    return outcome
+def _drain(sock: socket.socket, buffer: bytearray) -> bool:
+    """Append what the socket holds without waiting; True if it was closed."""
+    sock.setblocking(False)
+    try:
+        while len(buffer) < MAX_GROUP * _READ_SIZE:
+            chunk = sock.recv(_READ_SIZE)
+            if not chunk:
+                return True
+            buffer += chunk
+    except BlockingIOError:
+        pass
+    finally:
+        sock.setblocking(True)
+    return False
 
 
-def _answer(group: list[_Task]) -> None:
-    """Hand the group's answers to the loop(s) its requests wait on: one call for each."""
-    loops: dict[asyncio.AbstractEventLoop, list[_Task]] = {}
-    for task in group:
-        loops.setdefault(task.future.get_loop(), []).append(task)
-    for loop, tasks in loops.items():
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle, tasks)
-
-
-def _settle(tasks: list[_Task]) -> None:
-    """On the event loop: answer each waiting request."""
-    for task in tasks:
-        if task.future.done():  # its request was cancelled
-            continue
-        failed, value = task.result if task.result is not None else (True, RuntimeError("the writer gave no answer"))
-        if failed:
-            task.future.set_exception(value)
-        else:
-            task.future.set_result(value)
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):  # the web process went first: nothing to answer
+        sys.exit(main())

@@ -318,6 +318,8 @@ class Store:
         self._dialect = database.dialect
         #: Where the database is, for messages (no password).
         self.location = database.location
+        #: How another process opens this database (may hold a password); None if it cannot.
+        self.database_url = database.url
         #: The schema version the database had before it was opened (0: it was empty).
         self.migrated_from = 0
         try:
