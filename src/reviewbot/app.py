@@ -3,7 +3,8 @@
 A delivery is checked (size, signature, headers, JSON), routed, and recorded with its job in the
 store before it is answered (in one transaction with the deliveries that arrived alongside it),
 so an answered delivery is never lost; the review itself happens later in the worker. All but the
-size check run in the recorder's thread (:mod:`reviewbot.recorder`). Every answer is JSON:
+size check run in the recorder process (:mod:`reviewbot.recorder`, :mod:`reviewbot.intake`), which
+the app starts and stops with its lifespan. Every answer is JSON:
 
 =====================================  ======  ==================================================
 case                                   status  body
@@ -16,7 +17,7 @@ delivery id seen before                200     ``{"duplicate": true, "queued": f
 body over 25 MiB                       413     ``{"error": "payload too large"}``
 bad or missing signature, no secret    401     ``{"error": "invalid signature"}``
 missing headers, bad JSON              400     ``{"error": ...}``
-store unavailable                      503     ``{"error": "store unavailable"}``
+store or recorder process unavailable  503     ``{"error": "store unavailable"}``
 =====================================  ======  ==================================================
 
 A 503 makes GitHub list the delivery as failed, so it can be redelivered once the store is back.

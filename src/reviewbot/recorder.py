@@ -128,6 +128,8 @@ class _Channel(asyncio.Protocol):
                 future.set_result(answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:  # it ended of itself: collect its exit status, and say so
+            self.loop.run_in_executor(None, _reap, self.process, STOP_TIMEOUT_SECONDS)
         self.closed = True
         error = RecorderUnavailable("the recorder process ended")
         if not self.ready.done():
@@ -198,9 +200,10 @@ class DeliveryRecorder:
         channel, self._channel = self._channel, None
         if channel is None:
             return
-        if channel.transport is not None:
+        if not channel.closed and channel.transport is not None:
+            channel.closed = True
             channel.transport.close()
-        await asyncio.to_thread(_reap, channel.process, STOP_TIMEOUT_SECONDS)
+            await asyncio.to_thread(_reap, channel.process, STOP_TIMEOUT_SECONDS)
 
     async def _running_channel(self) -> _Channel:
         loop = asyncio.get_running_loop()
@@ -213,12 +216,10 @@ class DeliveryRecorder:
             channel = self._channel
             if channel is not None and not channel.closed and channel.loop is loop:
                 return channel
-            if channel is not None:
-                if time.monotonic() - channel.started < RESTART_PAUSE_SECONDS:
-                    raise RecorderUnavailable(
-                        "the recorder process ended soon after it started; the next one starts in a moment"
-                    )
-                loop.run_in_executor(None, _reap, channel.process, STOP_TIMEOUT_SECONDS)
+            if channel is not None and time.monotonic() - channel.started < RESTART_PAUSE_SECONDS:
+                raise RecorderUnavailable(
+                    "the recorder process ended soon after it started; the next one starts in a moment"
+                )
             self._channel = await self._spawn(loop)
             return self._channel
 
@@ -250,7 +251,7 @@ def _reap(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.kill()
         code = process.wait()
     if code != 0:
-        log.warning("recorder process %d exited with status %d", process.pid, code)
+        log.warning("recorder process %d ended with status %d", process.pid, code)
 
 
 # -- the recorder process -------------------------------------------------------------------------
