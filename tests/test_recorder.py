@@ -124,6 +124,19 @@ def test_a_store_error_answers_503_for_its_whole_group(store: Store, monkeypatch
     ] * 3
 
 
+def test_a_bug_while_recording_answers_500_for_the_group(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(store, "record_deliveries", broken)
+    with caplog.at_level(logging.ERROR, "reviewbot.app"):
+        answers = intake(store).answer_group([request(1, opened_payload()[1]), request(2, b"x", secret=b"no")])
+    assert [answer.status for answer in answers] == [500, 401]
+    assert "KeyError: 'a bug'" in caplog.text
+
+
 def test_a_bug_answers_500_for_its_delivery_alone(
     store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -275,3 +288,23 @@ def test_an_in_memory_store_is_recorded_in_this_process() -> None:
     assert asyncio.run(scenario()).status == 202
     assert memory.has_delivery("in-memory")
     memory.close()
+
+
+def test_the_process_ignores_sigterm_and_sigint_and_ends_when_its_socket_closes(store: Store) -> None:
+    async def scenario() -> tuple[int, IntakeAnswer]:
+        recorder = DeliveryRecorder(Settings(webhook_secret=SECRET.decode()), store)
+        await recorder.start()
+        pid = recorder.process_id
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)  # as a service manager stopping the whole service would
+        os.kill(pid, signal.SIGINT)  # as Ctrl-C in a terminal would
+        try:
+            _, body = opened_payload()
+            return pid, await recorder.accept("after-signals", "pull_request", sign(SECRET, body), body)
+        finally:
+            await recorder.close()
+
+    pid, answer = asyncio.run(scenario())
+    assert answer.status == 202
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -94,7 +94,12 @@ class DeliveryIntake:
                 answers[request.id] = checked
             else:
                 accepted.append(checked)
-        for item, answer in zip(accepted, self._record(accepted), strict=True):
+        try:
+            recorded = self._record(accepted)
+        except Exception:  # a bug: answer 500 and keep going, rather than end the process
+            log.exception("%d deliveries could not be recorded", len(accepted))
+            recorded = [IntakeAnswer(item.request.id, 500, error_body("internal error")) for item in accepted]
+        for item, answer in zip(accepted, recorded, strict=True):
             answers[item.request.id] = answer
         return [answers[request.id] for request in requests]
 

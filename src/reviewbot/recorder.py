@@ -262,9 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reviewbot.logs import configure_logging
     from reviewbot.store import open_store
 
-    # Ctrl-C in a terminal reaches the whole process group; this process ends when the web
-    # process closes its socket, after the group in hand, so that nothing answered is lost.
+    # Ctrl-C in a terminal reaches the whole process group, and a service manager may send
+    # SIGTERM to every process of the service: this one ends when the web process closes its
+    # socket (or exits), after the group in hand, so the web process decides when it stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     args = sys.argv[1:] if argv is None else list(argv)
     with socket.socket(fileno=int(args[0])) as sock:
         buffer = bytearray()
@@ -334,5 +336,5 @@ def _drain(sock: socket.socket, buffer: bytearray) -> bool:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):  # the web process went first: nothing to answer
+    with contextlib.suppress(ConnectionError):  # the web process went first: nobody to answer
         sys.exit(main())
