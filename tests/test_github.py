@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -785,3 +786,12 @@ def test_the_fakes_json_is_what_githubkits_models_accept(fake_github: FakeGitHub
             response = http.get(path)
             assert response.status_code == 200, path
             type_validate_python(model, response.json())
+
+
+def test_every_github_client_shares_one_verifying_tls_context() -> None:
+    from reviewbot.github import tls_context
+
+    context = tls_context()
+    assert context is tls_context()  # the CAs are loaded once per process, not once per review
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname

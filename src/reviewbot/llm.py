@@ -13,7 +13,10 @@ Retries of 408, 409, 429, 5xx and timeouts (with exponential backoff, honouring
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import ssl
+import sys
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -79,6 +82,17 @@ def strip_thinking(content: str) -> str:
     return text.strip()
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context openai's HTTP client would make for itself, made once per process: loading
+    the CAs takes tens of ms, and a worker opens a client for every review. (openai builds on
+    httpx or, in newer releases, its successor httpx2; both have ``create_ssl_context``.)"""
+    http_client_base = openai.DefaultAsyncHttpxClient.__mro__[1]
+    library = sys.modules[http_client_base.__module__.partition(".")[0]]
+    context: ssl.SSLContext = library.create_ssl_context()
+    return context
+
+
 class ModelClient:
     """Chat completions against one endpoint and model, at most ``concurrency`` at a time."""
 
@@ -104,7 +118,13 @@ class ModelClient:
         self._max_retries = max_retries
         self._max_output_tokens = max_output_tokens
         self._temperature = temperature
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(verify=tls_context()),
+        )
         self._slots = asyncio.Semaphore(concurrency)
         # Both only ever step down, so concurrent requests that each step down agree.
         self._level = 0
