@@ -602,6 +602,7 @@ def _read_private_key(settings: Settings) -> str:
     return text.strip()
 
 
+@functools.lru_cache(maxsize=8)  # loading an RSA key checks it, ~50 ms; a worker reads it for every job
 def _check_pem(text: str, variable: str) -> None:
     """GitHub Apps sign with RSA keys in PEM; anything else would only fail at the first request."""
     try:
