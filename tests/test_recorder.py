@@ -308,3 +308,42 @@ def test_the_process_ignores_sigterm_and_sigint_and_ends_when_its_socket_closes(
     assert answer.status == 202
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_closing_answers_every_delivery_already_sent(store: Store) -> None:
+    async def scenario() -> list[IntakeAnswer]:
+        recorder = DeliveryRecorder(Settings(webhook_secret=SECRET.decode()), store)
+        await recorder.start()
+        bodies = [opened_payload()[1] for _ in range(20)]
+        sent = [
+            asyncio.ensure_future(recorder.accept(f"c-{n}", "pull_request", sign(SECRET, body), body))
+            for n, body in enumerate(bodies)
+        ]
+        await asyncio.sleep(0)  # every request is written to the socket
+        await recorder.close()  # half-closes it: the child answers all of them, then exits
+        return await asyncio.gather(*sent)
+
+    answers = asyncio.run(scenario())
+    assert [answer.status for answer in answers] == [202] * 20
+    assert all(store.has_delivery(f"c-{n}") for n in range(20))
+
+
+def test_a_process_that_never_opens_its_store_is_killed_and_start_up_fails(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder, "START_TIMEOUT_SECONDS", 0.5)
+    pid_file = tmp_path / "pid"
+    hangs = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+
+    async def scenario() -> None:
+        stuck = DeliveryRecorder(Settings(webhook_secret=SECRET.decode()), store, command=[sys.executable, "-c", hangs])
+        try:
+            await stuck.start()
+        finally:
+            assert stuck.process_id is None
+            await stuck.close()
+
+    with pytest.raises(RecorderUnavailable, match="did not open the store"):
+        asyncio.run(scenario())
+    with pytest.raises(ProcessLookupError):  # killed and reaped: no child is left behind
+        os.kill(int(pid_file.read_text()), 0)

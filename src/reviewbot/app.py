@@ -85,8 +85,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def with_recorder(app: Starlette) -> AsyncIterator[None]:
-        await recorder.start()
         try:
+            await recorder.start()  # a recorder that cannot open the store stops start-up here
             if lifespan is None:
                 yield
             else:
@@ -128,9 +128,12 @@ class _Routes:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
+        """Ready: the database answers, and so does a recorder process (started again if the
+        last one ended, so a probe brings it back before the next delivery needs it)."""
         try:
             await anyio.to_thread.run_sync(self._store.ping)
-        except StoreError as exc:
+            await self._recorder.start()
+        except StoreError as exc:  # RecorderUnavailable included
             log.warning("not ready: %s", exc)
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})

@@ -38,11 +38,11 @@ from typing import Final
 import anyio.to_thread
 import msgspec
 
-from reviewbot.errors import StoreError
+from reviewbot.errors import ReviewbotError, StoreError
 from reviewbot.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
 from reviewbot.settings import Settings
 from reviewbot.store import Store
-from reviewbot.webhooks import Router, WebhookOptions
+from reviewbot.webhooks import WebhookOptions
 from reviewbot.webhooks import router as default_router
 
 log = logging.getLogger("reviewbot.recorder")
@@ -58,7 +58,8 @@ STOP_TIMEOUT_SECONDS: Final = 10.0
 _LENGTH: Final = 4  # bytes of a frame's length prefix
 _READ_SIZE: Final = 1 << 20
 _READY: Final = 0  # the id of the child's first answer: the store is open
-_COMMAND: Final = (sys.executable, "-m", "reviewbot.recorder")
+# -P: only the installed package, never a module of that name in the working directory.
+_COMMAND: Final = (sys.executable, "-P", "-m", "reviewbot.recorder")
 
 _REQUESTS: Final = msgspec.msgpack.Decoder(IntakeRequest)
 _ANSWERS: Final = msgspec.msgpack.Decoder(IntakeAnswer)
@@ -106,9 +107,11 @@ class _Channel(asyncio.Protocol):
         self.loop = loop
         self.started = time.monotonic()
         self.ready: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
         self.pending: dict[int, asyncio.Future[IntakeAnswer]] = {}
         self.transport: asyncio.Transport | None = None
-        self.closed = False
+        self.closed = False  # no more requests: the socket is closed, or closing
+        self.stopping = False  # close() was called: it reaps the child
         self._buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -128,8 +131,6 @@ class _Channel(asyncio.Protocol):
                 future.set_result(answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed:  # it ended of itself: collect its exit status, and say so
-            self.loop.run_in_executor(None, _reap, self.process, STOP_TIMEOUT_SECONDS)
         self.closed = True
         error = RecorderUnavailable("the recorder process ended")
         if not self.ready.done():
@@ -139,6 +140,11 @@ class _Channel(asyncio.Protocol):
             if not future.done():
                 future.set_exception(error)
         self.pending.clear()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if not self.stopping:  # it ended of itself: collect its exit status, and say so
+            with contextlib.suppress(RuntimeError):  # the loop is shutting down: nobody to tell
+                self.loop.run_in_executor(None, _reap, self.process, STOP_TIMEOUT_SECONDS)
 
     def send(self, request_id: int, payload: bytes) -> asyncio.Future[IntakeAnswer]:
         future: asyncio.Future[IntakeAnswer] = self.loop.create_future()
@@ -149,18 +155,24 @@ class _Channel(asyncio.Protocol):
         self.transport.write(_frame(payload))
         return future
 
+    async def stop(self) -> None:
+        """Half-close the socket: the child answers what it was sent, sees the end, and exits;
+        wait for that (killing it if it takes too long) and reap it."""
+        self.stopping = True
+        self.closed = True
+        transport = self.transport
+        if transport is not None and not self.lost.done():
+            transport.write_eof()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.lost), STOP_TIMEOUT_SECONDS)
+            transport.close()
+        await asyncio.to_thread(_reap, self.process, STOP_TIMEOUT_SECONDS)
+
 
 class DeliveryRecorder:
     """Checks, records and answers deliveries in the recorder process, for the event loop."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        *,
-        router: Router = default_router,
-        command: Sequence[str] = _COMMAND,
-    ) -> None:
+    def __init__(self, settings: Settings, store: Store, *, command: Sequence[str] = _COMMAND) -> None:
         self._settings = settings
         self._database_url = store.database_url
         self._command = tuple(command)
@@ -170,7 +182,7 @@ class DeliveryRecorder:
         self._local: DeliveryIntake | None = None
         if self._database_url is None:  # in memory: only this process sees it
             secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else b""
-            self._local = DeliveryIntake(secret, store, router, WebhookOptions.from_settings(settings))
+            self._local = DeliveryIntake(secret, store, default_router, WebhookOptions.from_settings(settings))
 
     @property
     def process_id(self) -> int | None:
@@ -190,20 +202,32 @@ class DeliveryRecorder:
         return await channel.send(request.id, _ENCODER.encode(request))
 
     async def start(self) -> None:
-        """Start the child now and wait until its store is open (else the first delivery does it)."""
-        if self._local is None:
-            channel = await self._running_channel()
+        """Make sure a child runs and has its store open (a new one if the last one ended);
+        :class:`RecorderUnavailable` if it cannot start."""
+        if self._local is not None:
+            return
+        channel = await self._running_channel()
+        try:
             await asyncio.wait_for(asyncio.shield(channel.ready), START_TIMEOUT_SECONDS)
+        except RecorderUnavailable:
+            raise
+        except TimeoutError:
+            await self._discard(channel)
+            raise RecorderUnavailable(
+                f"the recorder process did not open the store within {START_TIMEOUT_SECONDS:.0f} s"
+            ) from None
 
     async def close(self) -> None:
-        """Close the socket and wait for the child to finish the group in hand and exit."""
+        """Let the child answer what it was sent, then wait for it to exit."""
         channel, self._channel = self._channel, None
-        if channel is None:
-            return
-        if not channel.closed and channel.transport is not None:
-            channel.closed = True
-            channel.transport.close()
-            await asyncio.to_thread(_reap, channel.process, STOP_TIMEOUT_SECONDS)
+        if channel is not None and not channel.stopping:
+            await channel.stop()
+
+    async def _discard(self, channel: _Channel) -> None:
+        if self._channel is channel:
+            self._channel = None
+        channel.process.kill()
+        await channel.stop()
 
     async def _running_channel(self) -> _Channel:
         loop = asyncio.get_running_loop()
@@ -227,18 +251,28 @@ class DeliveryRecorder:
         assert self._database_url is not None
         ours, theirs = socket.socketpair()
         try:
+            # Its own process group: Ctrl-C in a terminal does not reach it (see main).
             process = subprocess.Popen(
-                [*self._command, str(theirs.fileno())], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+                [*self._command, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                process_group=0,
             )
         except OSError as exc:
             ours.close()
             raise RecorderUnavailable(f"the recorder process could not start: {exc}") from exc
         finally:
             theirs.close()
-        config = _ChildConfig(self._settings, self._database_url)
-        ours.sendall(_frame(pickle.dumps(config)))  # small, and the socket buffer is empty
-        ours.setblocking(False)
-        _, channel = await loop.create_connection(lambda: _Channel(process, loop), sock=ours)
+        try:
+            config = _ChildConfig(self._settings, self._database_url)
+            ours.sendall(_frame(pickle.dumps(config)))  # small, and the socket buffer is empty
+            ours.setblocking(False)
+            _, channel = await loop.create_connection(lambda: _Channel(process, loop), sock=ours)
+        except BaseException:  # cancelled, or the socket failed: leave no child behind
+            ours.close()
+            process.kill()
+            await asyncio.shield(asyncio.to_thread(_reap, process, STOP_TIMEOUT_SECONDS))
+            raise
         log.info("recorder process %d started", process.pid)
         return channel
 
@@ -276,7 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config: _ChildConfig = pickle.loads(first)  # noqa: S301 (from our parent, over a private socket)
         configure_logging(config.settings)
         secret = config.settings.webhook_secret
-        store = open_store(config.database_url)
+        try:
+            store = open_store(config.database_url)
+        except ReviewbotError as exc:  # the web process answers 503 and says the recorder ended
+            log.error("recorder process: %s", exc)
+            return 1
         try:
             intake = DeliveryIntake(
                 secret.get_secret_value().encode() if secret else b"",
