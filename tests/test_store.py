@@ -6,6 +6,8 @@ PostgreSQL can show (many processes at once) is in test_postgres.py.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from databases import query
+from reviewbot import database
 from reviewbot.errors import ConfigError, StoreError
 from reviewbot.store import SCHEMA_VERSION, Delivery, JobRequest, Store, open_store
 
@@ -455,3 +458,44 @@ def test_installations_and_their_repositories_are_tracked(store: Store) -> None:
     assert store.installation(5) is None
     assert store.installation_repos(5) == set()
     assert not store.set_installation_suspended(5, False)
+
+
+# -- writers in several processes (SQLite) -------------------------------------------------------
+
+
+def test_a_writer_waits_its_turn_while_another_process_writes_and_goes_on_once_it_is_done(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'turns.db'}")
+    other_process = os.open(tmp_path / "turns.db-lock", os.O_RDWR)  # another open file: as another process
+    fcntl.flock(other_process, fcntl.LOCK_EX)
+    done = threading.Event()
+
+    def write() -> None:
+        store.record_deliveries([Delivery("turns-1", "ping", None, None, None)])
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert not done.wait(0.2)  # its turn has not come
+    fcntl.flock(other_process, fcntl.LOCK_UN)
+    assert done.wait(5)
+    writer.join()
+    os.close(other_process)
+    assert store.has_delivery("turns-1")
+    store.close()
+
+
+def test_a_writer_gives_up_with_a_store_error_when_another_process_never_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_SECONDS", 0.1)
+    store = open_store(f"sqlite:///{tmp_path / 'stuck.db'}")
+    other_process = os.open(tmp_path / "stuck.db-lock", os.O_RDWR)
+    fcntl.flock(other_process, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StoreError, match="another process has been writing"):
+            store.record_deliveries([Delivery("stuck-1", "ping", None, None, None)])
+    finally:
+        os.close(other_process)
+    store.record_deliveries([Delivery("stuck-1", "ping", None, None, None)])  # its turn came
+    assert store.has_delivery("stuck-1")
+    store.close()

@@ -7,7 +7,9 @@ read, and the transaction-scoped advisory lock that serialises work on one key a
 
 - SQLite: ``BEGIN IMMEDIATE`` takes the database write lock up front, so every write transaction
   already excludes every other writer, in this process and any other; row and advisory locks are
-  not needed (and do not exist). One connection per thread for a file; a ``:memory:`` database is
+  not needed (and do not exist). Writers take turns before that, in their process and then
+  across processes (an ``flock`` beside the file), so that a waiting writer is not left asleep in
+  SQLite's busy handler. One connection per thread for a file; a ``:memory:`` database is
   private to its connection, so there all threads share one connection behind a lock.
 - PostgreSQL (:mod:`reviewbot.postgres`, imported only for a ``postgresql://`` URL): ``READ
   COMMITTED`` transactions from a connection pool, with ``FOR UPDATE [SKIP LOCKED]`` on the rows a
@@ -16,10 +18,12 @@ read, and the transaction-scoped advisory lock that serialises work on one key a
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
 import threading
+import time
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -200,6 +204,61 @@ def connect(database_url: str) -> Database:
     return SQLiteDatabase(rest[1:])
 
 
+class _WriterTurns:
+    """Writers of every process on one SQLite file take turns on an ``flock`` of ``FILE-lock``.
+
+    Two processes write to one file as a rule (the server's worker and its recorder process, or
+    ``serve`` and ``reviewbot worker``). Left to SQLite, a writer that finds the database locked
+    sleeps in its busy handler in steps of up to 100 ms, and is not woken when the lock frees;
+    here it tries again within 5 ms. The turn is taken after the process's own (a thread lock),
+    so only one thread of a process ever waits here.
+    """
+
+    #: Pauses between attempts; the last one repeats until BUSY_TIMEOUT_SECONDS.
+    _PAUSES: Final = (0.0005, 0.001, 0.002, 0.005)
+
+    def __init__(self, database_path: str) -> None:
+        self._path = f"{database_path}-lock"
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        fd = self._open()
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        attempt = 0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"another process has been writing to the database for {BUSY_TIMEOUT_SECONDS:.0f} s"
+                    ) from None
+                time.sleep(self._PAUSES[min(attempt, len(self._PAUSES) - 1)])
+                attempt += 1
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _open(self) -> int:
+        # A forked child shares the parent's open file, and so its flock: it opens its own.
+        if self._fd is None or self._pid != os.getpid():
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StoreError(f"cannot open {self._path}: {exc.strerror}") from exc
+            self._pid = os.getpid()
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
 class SQLiteDatabase(Database):
     """A SQLite file in WAL mode with ``synchronous=FULL``, or a ``:memory:`` database."""
 
@@ -213,9 +272,10 @@ class SQLiteDatabase(Database):
         self._connections: list[sqlite3.Connection] = []
         self._registry = threading.Lock()
         self._shared_lock: threading.RLock | None = threading.RLock() if self._memory else None
-        # Writers of this process take turns here rather than in SQLite's busy handler, which
-        # sleeps in steps of up to 100 ms and is not woken when the lock frees.
+        # Writers of this process take turns here, then with other processes' (see _WriterTurns),
+        # rather than in SQLite's busy handler.
         self._write_lock = threading.Lock()
+        self._turns = None if self._memory else _WriterTurns(path)
         self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
@@ -249,7 +309,8 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        with self._write_lock, self._guard():
+        turn = self._turns.turn() if self._turns is not None else nullcontext()
+        with self._write_lock, turn, self._guard():
             try:
                 conn = self._connection()
                 conn.execute(self.dialect.begin_write)
@@ -285,3 +346,6 @@ class SQLiteDatabase(Database):
                 conn.close()
             except sqlite3.Error:
                 log.warning("closing a database connection failed", exc_info=True)
+        if self._turns is not None:
+            with self._write_lock:  # not under a writer that holds its turn
+                self._turns.close()
