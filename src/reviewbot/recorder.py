@@ -324,6 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             sock.sendall(_frame(_ENCODER.encode(IntakeAnswer(_READY, 200, b""))))
             _answer_until_closed(sock, buffer, intake)
+        except ConnectionError:  # the web process went first: nobody to answer
+            return 0
+        except Exception:  # a bug: logged as every line is (secrets redacted); a new process starts
+            log.exception("recorder process failed")
+            return 1
         finally:
             store.close()
     return 0
