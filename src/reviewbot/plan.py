@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from reviewbot.diff import DiffFile, DiffLine, Hunk
 from reviewbot.errors import ConfigError
-from reviewbot.prompt import ReviewContext, build_messages, render_file_header, render_hunk_header, render_line
+from reviewbot.prompt import ReviewContext, build_messages, render_file_header, render_hunk_header, render_lines
 from reviewbot.result import NotReviewed
 from reviewbot.tokens import estimate_messages, estimate_tokens
 
@@ -173,7 +173,7 @@ def _pack(files: Sequence[DiffFile], room: int) -> list[list[Chunk]]:
 def _file_chunks(file: DiffFile, room: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     for hunk in file.hunks:
-        rendered = [render_line(line) for line in hunk.lines]
+        rendered = render_lines(hunk.lines)
         text = render_hunk_header(hunk) + "\n" + "\n".join(rendered)
         tokens = estimate_tokens(text)
         if tokens <= room:

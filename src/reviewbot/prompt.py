@@ -75,9 +75,12 @@ def _categories(include_nits: bool) -> Iterable[Category]:
 
 def render_line(line: DiffLine) -> str:
     """One numbered diff line, as the model sees it."""
-    if line.kind == "-":
-        return f"L{line.old_no} -{line.text}"
-    return f"{line.new_no} {line.kind}{line.text}"
+    return render_lines((line,))[0]
+
+
+def render_lines(lines: Iterable[DiffLine]) -> list[str]:
+    """:func:`render_line` of each line: one comprehension, as it runs for every line of a diff."""
+    return [f"L{old} -{text}" if kind == "-" else f"{new} {kind}{text}" for kind, text, old, new in lines]
 
 
 def render_hunk_header(hunk: Hunk, part: int = 1, parts: int = 1) -> str:
