@@ -449,8 +449,7 @@ class Store:
 
         Only where a write transaction excludes every other writer (SQLite): what the SELECTs find
         cannot change before the INSERTs. A group then costs one statement per table read or
-        written instead of two or three per delivery, and the writer thread (which gives up the GIL
-        around every statement) takes the GIL back a few times per group, not dozens.
+        written instead of two or three per delivery, and the write lock is held that much shorter.
         """
         ids = list(dict.fromkeys(delivery.id for delivery in deliveries))
         known = {str(row["id"]) for row in _select_in(tx, "SELECT id FROM deliveries WHERE id IN ({})", ids)}
