@@ -18,10 +18,10 @@ read, and the transaction-scoped advisory lock that serialises work on one key a
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 import zlib
@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from reviewbot.errors import ConfigError, StoreError
+
+if sys.platform != "win32":  # no flock there: SQLite's busy handler orders the processes alone
+    import fcntl
 
 log = logging.getLogger("reviewbot.store")
 
@@ -275,7 +278,7 @@ class SQLiteDatabase(Database):
         # Writers of this process take turns here, then with other processes' (see _WriterTurns),
         # rather than in SQLite's busy handler.
         self._write_lock = threading.Lock()
-        self._turns = None if self._memory else _WriterTurns(path)
+        self._turns = None if self._memory or sys.platform == "win32" else _WriterTurns(path)
         self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
