@@ -788,10 +788,16 @@ def test_the_fakes_json_is_what_githubkits_models_accept(fake_github: FakeGitHub
             type_validate_python(model, response.json())
 
 
-def test_every_github_client_shares_one_verifying_tls_context() -> None:
-    from reviewbot.github import tls_context
+def test_github_and_model_clients_verify_tls_with_contexts_made_once_per_process() -> None:
+    from reviewbot.llm import ModelClient
 
-    context = tls_context()
-    assert context is tls_context()  # the CAs are loaded once per process, not once per review
-    assert context.verify_mode == ssl.CERT_REQUIRED
-    assert context.check_hostname
+    github = [GitHubClient.with_token("t", "https://api.github.com")._github.config.ssl_verify for _ in range(2)]
+    models = [
+        ModelClient.from_settings(Settings(api_key="k", _env_file=None))._client._client._transport._pool._ssl_context  # type: ignore[attr-defined]
+        for _ in range(2)
+    ]
+    for first, second in (github, models):
+        assert isinstance(first, ssl.SSLContext)
+        assert first is second  # the CAs are loaded once per process, not once per review
+        assert first.verify_mode == ssl.CERT_REQUIRED
+        assert first.check_hostname

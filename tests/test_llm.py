@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import time
 from typing import Any
 
@@ -392,12 +391,3 @@ def test_from_settings_sends_the_configured_key_and_model(fake_openai: FakeOpenA
 
 
 # -- the fake itself speaks streaming ------------------------------------------------------------
-
-
-def test_every_model_client_shares_one_verifying_tls_context() -> None:
-    from reviewbot.llm import tls_context
-
-    context = tls_context()
-    assert context is tls_context()  # the CAs are loaded once per process, not once per review
-    assert context.verify_mode == ssl.CERT_REQUIRED
-    assert context.check_hostname

@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import hashlib
 import re
-import ssl
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 from contextlib import aclosing, contextmanager
@@ -52,7 +51,7 @@ from githubkit.exception import (
 from githubkit.rest import Paginator
 from githubkit.typing import RetryOption
 
-from reviewbot import __version__
+from reviewbot import __version__, tls
 from reviewbot.diff import Side, decode
 from reviewbot.errors import (
     ConfigError,
@@ -556,18 +555,10 @@ class _InstallationAuthStrategy(AppInstallationAuthStrategy):
         return _AppAuth(**{field.name: getattr(flow, field.name) for field in dataclasses.fields(flow)})
 
 
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The TLS context httpx would make for each client (certifi's CAs, or ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR``), made once: loading the CAs takes tens of ms, and a worker opens a client
-    for every review."""
-    return httpx.create_ssl_context()
-
-
 def _options(api_url: str, retry: RetryPolicy | None, timeout: float) -> dict[str, Any]:
     return {
         "base_url": api_url,
-        "ssl_verify": tls_context(),
+        "ssl_verify": tls.shared_context(httpx),  # the CAs loaded once per process
         "user_agent": f"reviewbot/{__version__}",
         # githubkit's default is no timeout at all.
         "timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)),

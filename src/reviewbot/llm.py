@@ -13,13 +13,11 @@ Retries of 408, 409, 429, 5xx and timeouts (with exponential backoff, honouring
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
-import ssl
 import sys
 import time
 from dataclasses import dataclass
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import openai
@@ -29,6 +27,7 @@ from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.shared_params.response_format_json_object import ResponseFormatJSONObject
 from openai.types.shared_params.response_format_json_schema import JSONSchema, ResponseFormatJSONSchema
 
+from reviewbot import tls
 from reviewbot.errors import ConfigError, ModelAuthError, ModelError
 from reviewbot.usage import Usage
 
@@ -82,15 +81,9 @@ def strip_thinking(content: str) -> str:
     return text.strip()
 
 
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The TLS context openai's HTTP client would make for itself, made once per process: loading
-    the CAs takes tens of ms, and a worker opens a client for every review. (openai builds on
-    httpx or, in newer releases, its successor httpx2; both have ``create_ssl_context``.)"""
-    http_client_base = openai.DefaultAsyncHttpxClient.__mro__[1]
-    library = sys.modules[http_client_base.__module__.partition(".")[0]]
-    context: ssl.SSLContext = library.create_ssl_context()
-    return context
+def _http_library() -> ModuleType:
+    """The module openai's HTTP client comes from: httpx, or in newer releases httpx2."""
+    return sys.modules[openai.DefaultAsyncHttpxClient.__mro__[1].__module__.partition(".")[0]]
 
 
 class ModelClient:
@@ -123,7 +116,7 @@ class ModelClient:
             api_key=api_key,
             timeout=timeout,
             max_retries=max_retries,
-            http_client=openai.DefaultAsyncHttpxClient(verify=tls_context()),
+            http_client=openai.DefaultAsyncHttpxClient(verify=tls.shared_context(_http_library())),
         )
         self._slots = asyncio.Semaphore(concurrency)
         # Both only ever step down, so concurrent requests that each step down agree.
