@@ -198,6 +198,11 @@ class Installation:
 
 #: Parameters per statement at most: SQLite before 3.32 allows 999.
 _MAX_PARAMS: Final = 999
+#: How coalescing inserts queued jobs: these columns, then state, not_before, created_at, updated_at.
+_INSERT_QUEUED: Final = (
+    "INSERT INTO jobs (kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger,"
+    " attempts, last_error, state, not_before, created_at, updated_at) VALUES"
+)
 #: What coalescing reads of a queued job.
 _QUEUED_COLUMNS: Final = (
     "id, kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger, attempts, last_error"
@@ -499,8 +504,7 @@ class Store:
                 changed[current.id] = current
         _insert_rows(
             tx,
-            "INSERT INTO jobs (kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger,"
-            " attempts, last_error, state, not_before, created_at, updated_at) VALUES",
+            _INSERT_QUEUED,
             [(*key, *job.columns(), "queued", now, now, now) for key, job in new.items()],
         )
         for job_id, queued_job in changed.items():
@@ -510,22 +514,21 @@ class Store:
         # FOR UPDATE: a worker's claim (which passes over locked rows) cannot take the job between
         # this read and the update below, so a push is never folded into a job already running.
         row = tx.one(
-            "SELECT id, kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger, attempts,"
-            " last_error FROM jobs WHERE kind = ? AND repo = ? AND pr_number = ? AND state = 'queued'"
-            " ORDER BY id DESC LIMIT 1{for_update}",
+            f"SELECT {_QUEUED_COLUMNS} FROM jobs"  # noqa: S608 (a constant)
+            " WHERE kind = ? AND repo = ? AND pr_number = ? AND state = 'queued' ORDER BY id DESC LIMIT 1{for_update}",
             (job.kind, job.repo, job.pr_number),
         )
         if row is None:
             _insert_rows(
                 tx,
-                "INSERT INTO jobs (kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger,"
-                " attempts, last_error, state, not_before, created_at, updated_at) VALUES",
+                _INSERT_QUEUED,
                 [(job.kind, job.repo, job.pr_number, *_QueuedJob.of(job).columns(), "queued", now, now, now)],
             )
             return
         queued = _QueuedJob.from_row(row)
         queued.absorb(job)
-        _update_queued(tx, int(row["id"]), queued, now)
+        assert queued.id is not None
+        _update_queued(tx, queued.id, queued, now)
 
     def claim_job(
         self, worker_id: str, lease_seconds: float, now: float | None = None, *, max_attempts: int | None = None
