@@ -43,6 +43,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from reviewbot.errors import StoreError
+from reviewbot.ledger import price_call
 from reviewbot.pricing import PriceTable
 from reviewbot.result import ModelCall
 from reviewbot.store import JobState
@@ -152,9 +153,7 @@ class Metrics:
             self.model_tokens.labels(model, "reasoning").inc(usage.reasoning_tokens)
             if usage.cost_usd is None and not usage.input_tokens and not usage.output_tokens:
                 continue
-            usd = usage.cost_usd
-            if usd is None and (price := prices.lookup(model)) is not None:
-                usd = price.cost(usage.input_tokens, usage.output_tokens)
+            usd, _ = price_call(call, prices)  # as the ledger prices it
             if usd is None:
                 self.model_unknown_cost.labels(model).inc()
             else:
