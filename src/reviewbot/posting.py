@@ -9,7 +9,7 @@ request is read before the error is passed on for a retry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reviewbot.errors import GitHubRateLimited, GitHubTransient, GitHubUnprocessable, ReviewbotError
@@ -76,13 +76,26 @@ async def post_review(
             raise ReviewRefused(f"GitHub refused the review twice: {again}") from again
         return Posted(review_id, body)
     except (GitHubTransient, GitHubRateLimited):
-        before = {review.id for review in seen}
-        fresh = [review for review in await our_reviews(github, pr, me) if review.id not in before]
-        landed = review_for_job(fresh, job_id) if job_id is not None else review_for_head(fresh, pr.head_sha)
+        landed = await landed_after_all(github, pr, me=me, seen={review.id for review in seen}, job_id=job_id)
         if landed is None:
             raise
         review_id = landed.id
     return Posted(review_id, draft.body)
+
+
+async def landed_after_all(
+    github: GitHubClient,
+    pr: PullRequest,
+    *,
+    me: str,
+    seen: set[int],
+    job_id: int | None = None,
+    keep: Callable[[PostedReview], bool] = lambda review: True,
+) -> PostedReview | None:
+    """After a POST whose answer was lost: our review of the head (or of the /review job) that
+    was not among ``seen`` before it, and passes ``keep``; None if the POST did not land."""
+    fresh = [review for review in await our_reviews(github, pr, me) if review.id not in seen and keep(review)]
+    return review_for_job(fresh, job_id) if job_id is not None else review_for_head(fresh, pr.head_sha)
 
 
 def inline_into_body(draft: ReviewDraft) -> str:

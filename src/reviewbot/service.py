@@ -41,6 +41,7 @@ from reviewbot.incremental import restrict_to_changes
 from reviewbot.llm import ModelClient
 from reviewbot.posting import (
     ReviewRefused,
+    landed_after_all,
     our_reviews,
     post_review,
     posted_fingerprints,
@@ -238,9 +239,9 @@ class ReviewService:
             review_id = await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
         except (GitHubTransient, GitHubRateLimited):
             # As for a review: the POST may have landed though its answer was lost.
-            mine = await our_reviews(github, pr, me)
-            notes = [r for r in mine if r.id not in known_ids and budgets.is_budget_note(r.body)]
-            landed = review_for_head(notes, pr.head_sha)
+            landed = await landed_after_all(
+                github, pr, me=me, seen=known_ids, keep=lambda review: budgets.is_budget_note(review.body)
+            )
             if landed is None:
                 raise
             review_id = landed.id
