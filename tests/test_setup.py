@@ -391,6 +391,9 @@ def test_the_exchange_is_unauthenticated_and_keeps_secrets_out_of_repr(fake_gith
     )
     registration = asyncio.run(convert_app_manifest(fake_github.enterprise_api_url, code))
     assert (registration.id, registration.slug, registration.name) == (APP_ID, APP_SLUG, "x")
+    # GitHub's docs: the code is the only credential; no token or JWT goes with the exchange.
+    [exchange] = fake_github.requests_to("POST", f"/app-manifests/{code}/conversions")
+    assert "authorization" not in {name.lower() for name in exchange.headers}
     assert fake_github.webhook_secret not in repr(registration)
     assert "PRIVATE" not in repr(registration)
     with pytest.raises(GitHubNotFound):

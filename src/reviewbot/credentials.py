@@ -112,9 +112,10 @@ def prepare_data_dir(data_dir: Path) -> None:
         raise ConfigError(f"{variable} is not a directory reviewbot can write in")
 
 
-def save_app(data_dir: Path, registration: AppRegistration, github_api_url: str) -> SavedApp:
-    """Save a newly registered App in ``data_dir``: the key, then ``app.json``, each 0600 and
-    replaced atomically. Raises :class:`ConfigError` when the files cannot be written."""
+def save_app(data_dir: Path, registration: AppRegistration, github_api_url: str) -> None:
+    """Save a newly registered App in ``data_dir`` (:func:`load_saved_app` reads it back): the key,
+    then ``app.json``, each 0600 and replaced atomically. Raises :class:`ConfigError` when the
+    files cannot be written."""
     prepare_data_dir(data_dir)
     record = {
         "app_id": registration.id,
@@ -133,16 +134,6 @@ def save_app(data_dir: Path, registration: AppRegistration, github_api_url: str)
         raise ConfigError(
             f"the App could not be saved in REVIEWBOT_DATA_DIR={data_dir} ({exc.strerror or type(exc).__name__})"
         ) from None
-    return SavedApp(
-        app_id=str(registration.id),
-        slug=registration.slug,
-        name=registration.name,
-        html_url=registration.html_url,
-        client_id=registration.client_id,
-        github_api_url=github_api_url,
-        key_path=data_dir / KEY_FILE,
-        webhook_secret=registration.webhook_secret,
-    )
 
 
 def _write_private(path: Path, text: str) -> None:
