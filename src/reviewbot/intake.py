@@ -19,6 +19,7 @@ import msgspec
 
 from reviewbot import logs, metrics
 from reviewbot.errors import StoreError
+from reviewbot.settings import Settings
 from reviewbot.store import Delivery, JobRequest, Store
 from reviewbot.webhooks import (
     Ignored,
@@ -30,6 +31,7 @@ from reviewbot.webhooks import (
     delivery_facts,
     verify_signature,
 )
+from reviewbot.webhooks import router as default_router
 
 log = logging.getLogger("reviewbot.app")
 
@@ -78,6 +80,12 @@ class DeliveryIntake:
         self._store = store
         self._router = router
         self._options = options
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store) -> DeliveryIntake:
+        """The intake ``reviewbot serve`` runs: the webhook secret and the default router."""
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else ""
+        return cls(secret.encode(), store, default_router, WebhookOptions.from_settings(settings))
 
     def answer_group(self, requests: Sequence[IntakeRequest]) -> list[IntakeAnswer]:
         """One answer per request, in order. Never raises: a bug answers 500 for its delivery."""

@@ -42,8 +42,6 @@ from reviewbot.errors import ReviewbotError, StoreError
 from reviewbot.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
 from reviewbot.settings import Settings
 from reviewbot.store import Store
-from reviewbot.webhooks import WebhookOptions
-from reviewbot.webhooks import router as default_router
 
 log = logging.getLogger("reviewbot.recorder")
 
@@ -181,8 +179,7 @@ class DeliveryRecorder:
         self._next_id = _READY
         self._local: DeliveryIntake | None = None
         if self._database_url is None:  # in memory: only this process sees it
-            secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else b""
-            self._local = DeliveryIntake(secret, store, default_router, WebhookOptions.from_settings(settings))
+            self._local = DeliveryIntake.from_settings(settings, store)
 
     @property
     def process_id(self) -> int | None:
@@ -309,19 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         config: _ChildConfig = pickle.loads(first)  # noqa: S301 (from our parent, over a private socket)
         configure_logging(config.settings)
-        secret = config.settings.webhook_secret
         try:
             store = open_store(config.database_url)
         except ReviewbotError as exc:  # the web process answers 503 and says the recorder ended
             log.error("recorder process: %s", exc)
             return 1
         try:
-            intake = DeliveryIntake(
-                secret.get_secret_value().encode() if secret else b"",
-                store,
-                default_router,
-                WebhookOptions.from_settings(config.settings),
-            )
+            intake = DeliveryIntake.from_settings(config.settings, store)
             sock.sendall(_frame(_ENCODER.encode(IntakeAnswer(_READY, 200, b""))))
             _answer_until_closed(sock, buffer, intake)
         except ConnectionError:  # the web process went first: nobody to answer
