@@ -59,6 +59,7 @@ from reviewbot import ledger
 from reviewbot.errors import InputError
 from reviewbot.ledger import GROUP_KEYS, GroupKey, Spend, SpendRow
 from reviewbot.pricing import REFERENCE_MODELS, PriceTable, format_usd
+from reviewbot.render.text import plural
 from reviewbot.review import ReviewOptions
 from reviewbot.settings import load_settings
 from reviewbot.store import Store, open_store
@@ -395,7 +396,7 @@ def _footnotes(report: Report) -> list[str]:
     unknown = report.total.spend.unknown_requests
     if unknown:
         notes.append(
-            f"{unknown:,} request{'s' if unknown != 1 else ''} had an unknown cost (the endpoint sent none and "
+            f"{plural(unknown, 'request')} had an unknown cost (the endpoint sent none and "
             "the price table lacks the model's price): the cost shown is the known part, and no saving is given "
             "for those groups. Set REVIEWBOT_PRICES (or REVIEWBOT_INPUT_PRICE and REVIEWBOT_OUTPUT_PRICE) to price "
             "future reviews."

@@ -135,10 +135,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in FIELDS:
+        for key in FIELDS:  # from `extra=`, or put there by ContextFilter (then redacted)
             value = getattr(record, key, None)
-            if value is None:
-                value = current_context().get(key)
             if value is not None:
                 line[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info and not record.exc_text:
