@@ -24,6 +24,7 @@ from fixtures_path import WEBHOOKS
 from reviewbot.app import MAX_BODY_BYTES, create_app
 from reviewbot.settings import Settings
 from reviewbot.store import open_store
+from reviewbot.webhooks import sign
 
 REPO = "Codertocat/Hello-World"
 TOO_BIG = 26 * 1024 * 1024
@@ -50,7 +51,7 @@ def headers(event: str, body: bytes, *, secret: bytes, delivery: str | None = No
         "Content-Type": "application/json",
         "X-GitHub-Event": event,
         "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-        "X-Hub-Signature-256": "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest(),
+        "X-Hub-Signature-256": sign(secret, body),
     }
 
 

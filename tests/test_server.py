@@ -6,15 +6,12 @@ The worker tests run real processes and send them real signals, on SQLite and on
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -29,26 +26,14 @@ from reviewbot.cli import main
 from reviewbot.errors import ConfigError
 from reviewbot.server import build_app, check_service_settings
 from reviewbot.settings import Settings
-from reviewbot.store import SCHEMA_VERSION, Job, JobRequest, Store, open_store
+from reviewbot.store import SCHEMA_VERSION, Job, Store, open_store
 from reviewbot.worker import JobOutcome, Worker
+from test_app import headers
+from test_worker import enqueue
 
 HERE = Path(__file__).parent
 REPO = "octo/widgets"
 ServeApp = Callable[[ASGIApp], AbstractContextManager[str]]
-
-
-def enqueue(store: Store, pr: int) -> int:
-    job = JobRequest(
-        installation_id=42,
-        repo=REPO,
-        pr_number=pr,
-        head_sha=f"{pr:040d}",
-        base_sha="b" * 40,
-        full_review=True,
-        trigger="pull_request.opened",
-    )
-    store.record_delivery(str(uuid.uuid4()), "pull_request", "opened", 42, REPO, job)
-    return store.list_jobs(pr_number=pr)[-1].id
 
 
 def job(store: Store, job_id: int) -> Job:
@@ -247,17 +232,8 @@ def test_serve_without_a_worker_queues_jobs_and_runs_none(serve_app: ServeApp, s
     body = json.dumps(payload).encode()
     settings = Settings(webhook_secret=WEBHOOK_SECRET, github_app_id=None, api_key=None)
     with serve_app(build_app(settings, store, worker=False)) as url:
-        response = httpx.post(
-            f"{url}/webhook",
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-GitHub-Event": "pull_request",
-                "X-GitHub-Delivery": str(uuid.uuid4()),
-                "X-Hub-Signature-256": "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest(),
-            },
-            timeout=10,
-        )
+        sent = headers("pull_request", body, secret=WEBHOOK_SECRET.encode())
+        response = httpx.post(f"{url}/webhook", content=body, headers=sent, timeout=10)
         assert response.status_code == 202
         time.sleep(0.2)
         [queued] = store.list_jobs()
