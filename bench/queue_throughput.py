@@ -3,8 +3,8 @@
 One ``reviewbot serve --no-worker`` and four ``reviewbot worker --concurrency 1`` processes share
 a fresh schema of the PostgreSQL server at ``REVIEWBOT_BENCH_POSTGRES_URL`` (default: the local
 one the tests use). The fake GitHub and the fake model (``tests/fake_github.py``,
-``tests/fake_openai.py``) run in this process, on 127.0.0.1 (with Nagle's algorithm off; see
-:class:`Loopback`); the model takes 1.0 s per request plus 50 output tokens a second, and answers
+``tests/fake_openai.py``) run in this process, on 127.0.0.1, served as the tests serve them;
+the model takes 1.0 s per request plus 50 output tokens a second, and answers
 each review with one finding of 72 to 100 tokens (about 70 is the least a finding takes), so a
 review's one request takes 2.44–3.00 s on the server.
 
@@ -55,7 +55,6 @@ from urllib.parse import quote
 
 import httpx
 import psycopg
-import uvicorn
 from psycopg import sql
 
 from _paths import SAMPLE_DIFFS, TESTS, FakeServer, fake_openai, new_fake_server
@@ -125,54 +124,6 @@ class FakeGitHub(Protocol):
     def stop(self, timeout: float = ...) -> None: ...
     def add_pull(self, repo: str, number: int, diff_text: str, *, title: str, head_sha: str, base_sha: str) -> None: ...
     def review_count(self, repo: str, number: int, commit_id: str) -> int: ...
-
-
-class Served(Protocol):
-    """What a fake server needs to be served by :class:`Loopback` instead of its own ``start``."""
-
-    port: int
-
-    def app(self) -> Any: ...
-
-
-class Loopback:
-    """uvicorn on 127.0.0.1 in a thread, configured as ``tests/loopback.py`` does, but on a socket
-    made with ``IPPROTO_TCP``. asyncio turns Nagle's algorithm off (``TCP_NODELAY``) only on sockets
-    whose ``proto`` says TCP; ``tests/loopback.py`` makes its listening socket with proto 0, which
-    the accepted connections inherit, so there Nagle holds back the body of every answer after the
-    first on a keep-alive connection (uvicorn writes head and body apart) until the client's
-    delayed ACK, about 40 ms later: 6 of a review's 8 GitHub requests would wait 40 ms for nothing.
-    ``--tests-loopback`` serves the fakes as the tests do, to see it."""
-
-    def __init__(self, fake: Served) -> None:
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind((HOST, 0))
-        fake.port = self.socket.getsockname()[1]
-        config = uvicorn.Config(
-            fake.app(),
-            http="h11",
-            loop="asyncio",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("a fake server did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.socket.close()
 
 
 def new_fake_github() -> FakeGitHub:
@@ -650,7 +601,7 @@ def wait_for_jobs(store: Any, count: int, timeout: float = 10.0) -> list[Any]:
         time.sleep(0.05)
 
 
-def run(pulls: int, oversubscribe: float, workdir: Path, *, tests_loopback: bool = False) -> Outcome:
+def run(pulls: int, oversubscribe: float, workdir: Path) -> Outcome:
     from reviewbot.store import open_store
 
     numbers = list(range(FIRST_NUMBER, FIRST_NUMBER + pulls))
@@ -658,16 +609,12 @@ def run(pulls: int, oversubscribe: float, workdir: Path, *, tests_loopback: bool
     opened_rate = oversubscribe * WORKERS * WORKER_CONCURRENCY / (sum(durations) / len(durations))
     github, model, responder = new_fake_github(), new_fake_server(), Responder()
     processes: list[Process] = []
-    loopbacks: list[Loopback] = []
     load: Load | None = None
     with postgres_schema(POSTGRES_URL) as database_url:
         store = open_store(database_url)  # creates the tables once, before five processes start
         try:
-            if tests_loopback:
-                github.start()
-                model.start()
-            else:
-                loopbacks += [Loopback(cast("Served", github)), Loopback(cast("Served", model))]
+            github.start()
+            model.start()
             model.set_latency(SECONDS_PER_REQUEST, OUTPUT_TOKENS_PER_SECOND)
             model.set_default(responder)
             for number in numbers:
@@ -710,11 +657,8 @@ def run(pulls: int, oversubscribe: float, workdir: Path, *, tests_loopback: bool
             for process in processes:
                 process.stop(signal.SIGINT if process.name == "serve" else signal.SIGTERM)
             store.close()
-            for loopback in loopbacks:
-                loopback.stop()
-            if tests_loopback:
-                model.stop()
-                github.stop()
+            model.stop()
+            github.stop()
     t0 = min(s.sent for s in sent)
     check(reviews, sent, counts, stored, github, numbers)
     return Outcome(t0, reviews, sent, calls, steps, counts, stored, cpu, cpu_end - t0)
@@ -854,18 +798,13 @@ def main() -> None:
         default=OVERSUBSCRIBE,
         help=f"opened deliveries per second ÷ what the lanes absorb (default {OVERSUBSCRIBE})",
     )
-    parser.add_argument(
-        "--tests-loopback",
-        action="store_true",
-        help="serve the fakes with tests/loopback.py (Nagle on: about 40 ms more per GitHub request)",
-    )
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load is not None:
         run_load(args.load)
         return
     with tempfile.TemporaryDirectory(prefix="queue-throughput-") as tmp:
-        outcome = run(args.pulls, args.oversubscribe, Path(tmp), tests_loopback=args.tests_loopback)
+        outcome = run(args.pulls, args.oversubscribe, Path(tmp))
     ratio, p99 = report(outcome, args.pulls, args.oversubscribe)
     emit(
         Result(
