@@ -169,14 +169,9 @@ def record_calls(
 
 def entries(store: Store, *, repo: str | None = None, since: float | None = None) -> list[Entry]:
     """Ledger rows, oldest first, optionally of one repository or since a time."""
-    sql = "SELECT * FROM model_calls WHERE 1 = 1"
-    params: tuple[Any, ...] = ()
-    if repo is not None:
-        sql, params = sql + " AND repo = ?", (*params, repo)
-    if since is not None:
-        sql, params = sql + " AND at >= ?", (*params, since)
+    where, params = _where(repo=repo, since=since)
     with store.read() as tx:
-        rows = tx.all(sql + " ORDER BY at, id", params)
+        rows = tx.all(f"SELECT * FROM model_calls WHERE {where} ORDER BY at, id", params)  # noqa: S608
     return [
         Entry(
             job_id=None if row["job_id"] is None else int(row["job_id"]),
@@ -200,6 +195,20 @@ def entries(store: Store, *, repo: str | None = None, since: float | None = None
     ]
 
 
+def _where(
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    repo: str | None = None,
+    installation_id: int | None = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE condition (and its parameters) for the filters that are set: ``since``
+    inclusive, ``until`` exclusive."""
+    conditions = {"at >= ?": since, "at < ?": until, "repo = ?": repo, "installation_id = ?": installation_id}
+    chosen = {condition: value for condition, value in conditions.items() if value is not None}
+    return " AND ".join(["1 = 1", *chosen]), tuple(chosen.values())
+
+
 def month_start(at: float) -> float:
     """The first second of ``at``'s calendar month, UTC."""
     moment = datetime.fromtimestamp(at, UTC)
@@ -220,14 +229,13 @@ def month_label(at: float) -> str:
 
 def spend_since(store: Store, since: float, *, installation_id: int | None = None, repo: str | None = None) -> Spend:
     """What requests since ``since`` cost, of one installation and/or one repository."""
-    sql = "SELECT COUNT(*) AS requests, COUNT(cost_usd) AS known, SUM(cost_usd) AS usd FROM model_calls WHERE at >= ?"
-    params: tuple[Any, ...] = (since,)
-    if installation_id is not None:
-        sql, params = sql + " AND installation_id = ?", (*params, installation_id)
-    if repo is not None:
-        sql, params = sql + " AND repo = ?", (*params, repo)
+    where, params = _where(since=since, installation_id=installation_id, repo=repo)
     with store.read() as tx:
-        row = tx.one(sql, params)
+        row = tx.one(
+            "SELECT COUNT(*) AS requests, COUNT(cost_usd) AS known, SUM(cost_usd) AS usd"  # noqa: S608
+            f" FROM model_calls WHERE {where}",
+            params,
+        )
     if row is None:
         return Spend()
     known = int(row["known"] or 0)
@@ -246,14 +254,8 @@ def spend_by(
     """
     if len(set(group_by)) != len(group_by) or any(key not in _COLUMNS for key in group_by):
         raise ValueError(f"group by distinct keys among {', '.join(GROUP_KEYS)}, not {list(group_by)!r}")
-    where: str
-    params: tuple[Any, ...]
     month_params: tuple[Any, ...]
-    where, params = "1 = 1", ()
-    if since is not None:
-        where, params = where + " AND at >= ?", (*params, since)
-    if until is not None:
-        where, params = where + " AND at < ?", (*params, until)
+    where, params = _where(since=since, until=until)
     month, month_params = "''", ()
     if "month" in group_by:
         month, month_params = _month_case(store, where, params)
