@@ -133,12 +133,9 @@ def saved_files(settings: Settings) -> list[str]:
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No REVIEWBOT_* or OPENAI_* variable, and no .env file, as for a fresh `reviewbot serve`."""
-    for key in list(os.environ):
-        if key.startswith(("REVIEWBOT_", "OPENAI_", "GITHUB_TOKEN", "PORT")):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+def clean_env(clean_environment: None, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """As for a fresh `reviewbot serve`: the shared clean environment, and no PORT either."""
+    monkeypatch.delenv("PORT", raising=False)
     return monkeypatch
 
 
