@@ -22,10 +22,10 @@ from unidiff.patch import PatchSet
 
 from _report import Result, emit
 from _synth import count_changed, synth_diff
-from reviewbot.diff import parse_diff
-from reviewbot.filters import FilterRules, select_files
-from reviewbot.plan import Budget, Plan, PromptOptions, make_plan
-from reviewbot.prompt import ReviewContext
+from reviewbot.engine.diff import parse_diff
+from reviewbot.engine.filters import FilterRules, select_files
+from reviewbot.engine.plan import Budget, Plan, PromptOptions, make_plan
+from reviewbot.engine.prompt import ReviewContext
 
 TARGET = 2.0
 FILES = 400

@@ -17,12 +17,12 @@ from pathlib import Path
 from _paths import FIXTURE_DIFFS, SAMPLE_DIFFS
 from _report import Result, emit
 from _synth import count_changed
-from reviewbot.diff import decode, parse_diff
-from reviewbot.filters import FilterRules
-from reviewbot.pricing import default_price_table
-from reviewbot.prompt import ReviewContext, build_messages
-from reviewbot.review import ReviewOptions, prepare
-from reviewbot.tokens import estimate_messages, estimate_tokens
+from reviewbot.engine.diff import decode, parse_diff
+from reviewbot.engine.filters import FilterRules
+from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.prompt import ReviewContext, build_messages
+from reviewbot.engine.review import ReviewOptions, prepare
+from reviewbot.engine.tokens import estimate_messages, estimate_tokens
 
 TARGET = 1.35
 MIN_CHANGED = 200

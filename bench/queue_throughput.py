@@ -315,7 +315,7 @@ class Connections:
 
 
 def signed(secret: bytes, payload: dict[str, Any], delivery: str) -> tuple[dict[str, str], bytes]:
-    from reviewbot.webhooks import sign
+    from reviewbot.service.webhooks import sign
 
     body = json.dumps(payload).encode()
     headers = {
@@ -602,7 +602,7 @@ def wait_for_jobs(store: Any, count: int, timeout: float = 10.0) -> list[Any]:
 
 
 def run(pulls: int, oversubscribe: float, workdir: Path) -> Outcome:
-    from reviewbot.store import open_store
+    from reviewbot.store.store import open_store
 
     numbers = list(range(FIRST_NUMBER, FIRST_NUMBER + pulls))
     durations = [server_seconds(answer_tokens(number)) for number in numbers]

@@ -24,12 +24,12 @@ from typing import Any
 from _paths import fake_openai, new_fake_server
 from _report import Result, emit
 from _synth import count_changed, synth_diff
-from reviewbot.diff import parse_diff
-from reviewbot.filters import FilterRules
-from reviewbot.llm import ModelClient
-from reviewbot.pricing import default_price_table
-from reviewbot.result import ReviewResult
-from reviewbot.review import ReviewOptions, execute, prepare
+from reviewbot.engine.diff import parse_diff
+from reviewbot.engine.filters import FilterRules
+from reviewbot.engine.llm import ModelClient
+from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.result import ReviewResult
+from reviewbot.engine.review import ReviewOptions, execute, prepare
 
 TARGET = 1.25
 FILES = 150

@@ -6,7 +6,7 @@ default loop and HTTP implementation, logging configured as the CLI does) on 127
 
 - *webhook*: reviewbot's app (``create_app(settings, store)``: ``reviewbot serve`` less the review
   worker, which would only compete for the CPU) on a temporary SQLite file, with the recorder
-  process it starts (:mod:`reviewbot.recorder`);
+  process it starts (:mod:`reviewbot.service.recorder`);
 - *bare*: a Starlette app whose one ``POST`` route reads the body and answers 202 JSON.
 
 This process drives both over loopback with 32 concurrent keep-alive connections, sending the
@@ -104,20 +104,28 @@ def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path
     pauses = GcPauses()
     store = None
     if kind == "webhook":
-        import reviewbot.server  # noqa: F401  (what `reviewbot serve` loads: the GC walks all of it)
-        from reviewbot.app import create_app
-        from reviewbot.store import open_store
+        import reviewbot.service.server  # noqa: F401  (what `reviewbot serve` loads: the GC walks all of it)
+        from reviewbot.service.app import create_app
+        from reviewbot.store.store import open_store
 
         store = open_store(settings.database_url)
         # as build_app, less the review worker; the recorder process under cProfile with --profile
         recorder = None
         if profile_path is not None:
-            recorder = [sys.executable, "-m", "cProfile", "-o", f"{profile_path}.recorder", "-m", "reviewbot.recorder"]
+            recorder = [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                f"{profile_path}.recorder",
+                "-m",
+                "reviewbot.service.recorder",
+            ]
         app = create_app(settings, store, recorder_command=recorder)
     else:
         app = bare_app()
     # Served exactly as `reviewbot serve` serves: the same uvicorn settings and start-up steps.
-    from reviewbot.server import freeze_startup_objects, uvicorn_config
+    from reviewbot.service.server import freeze_startup_objects, uvicorn_config
 
     server = uvicorn.Server(uvicorn_config(app, host=HOST, port=port))
     freeze_startup_objects()
@@ -156,7 +164,7 @@ class Deliveries:
         self.issued = 0
 
     def make(self, count: int) -> list[Delivery]:
-        from reviewbot.webhooks import sign
+        from reviewbot.service.webhooks import sign
 
         made = []
         for _ in range(count):
@@ -432,7 +440,7 @@ async def drive(sides: list[Side], maker: Deliveries, rounds: int) -> tuple[dict
 
 def check_store(database_url: str, sent: list[str]) -> tuple[int, int, dict[str, int]]:
     """Deliveries found and jobs in all, reading the store the webhook server wrote."""
-    from reviewbot.store import open_store
+    from reviewbot.store.store import open_store
 
     store = open_store(database_url)
     try:

@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from reviewbot import __version__, costs
-from reviewbot.diff import parse_diff
+from reviewbot import __version__
+from reviewbot.engine.diff import parse_diff
+from reviewbot.engine.pricing import cost_report
+from reviewbot.engine.prompt import ReviewContext
+from reviewbot.engine.result import ReviewResult, Severity
+from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ConfigError, InputError, ModelError, ReviewbotError
-from reviewbot.pricing import cost_report
-from reviewbot.prompt import ReviewContext
+from reviewbot.money import costs
 from reviewbot.render import FORMATS, render_plan, render_result
-from reviewbot.result import ReviewResult, Severity
-from reviewbot.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.settings import Settings, load_settings
 
 EXIT_OK = 0
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from reviewbot.logs import configure_logging
-    from reviewbot.server import serve
+    from reviewbot.service.server import serve
 
     settings = load_settings(host=args.host, port=args.port)
     configure_logging(settings)  # REVIEWBOT_LOG_FORMAT; secrets redacted
@@ -138,7 +139,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from reviewbot.logs import configure_logging
-    from reviewbot.server import work
+    from reviewbot.service.server import work
 
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, not {args.concurrency}")
@@ -149,7 +150,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate() -> int:
-    from reviewbot.store import open_store
+    from reviewbot.store.store import open_store
 
     store = open_store(load_settings().database_url)  # opening migrates
     try:
@@ -202,7 +203,7 @@ def _exit_code(args: argparse.Namespace, result: ReviewResult) -> int:
 
 
 def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bool) -> int:
-    from reviewbot.remote import review_pull_request
+    from reviewbot.service.remote import review_pull_request
 
     remote = asyncio.run(review_pull_request(settings, args.pr, dry_run=args.dry_run, post=args.post))
     if remote.result is None:
@@ -221,7 +222,7 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
 
 async def _run(prepared: Prepared, settings: Settings, progress: _Progress | None) -> ReviewResult:
     # Imported here so a dry run never loads the HTTP client stack.
-    from reviewbot.llm import ModelClient
+    from reviewbot.engine.llm import ModelClient
 
     if not prepared.plan.requests:
         return await execute(prepared, None)

@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from reviewbot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from reviewbot.github import AppRegistration
+    from reviewbot.github.client import AppRegistration
     from reviewbot.settings import Settings
 
 log = logging.getLogger("reviewbot.credentials")

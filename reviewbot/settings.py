@@ -14,8 +14,8 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from reviewbot.credentials import with_saved_app
+from reviewbot.engine.result import Severity
 from reviewbot.errors import ConfigError
-from reviewbot.result import Severity
 
 DEFAULT_BASE_URL = "https://global-apis.com/v1"
 DEFAULT_MODEL = "qwen3-coder-30b"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reviewbot.diff import Diff, parse_diff
+from reviewbot.engine.diff import Diff, parse_diff
 
 
 def modified_file_diff(path: str = "app/service.py") -> str:

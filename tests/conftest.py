@@ -16,9 +16,9 @@ import databases
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI
 from loopback import LoopbackServer
-from reviewbot.app import create_app
+from reviewbot.service.app import create_app
 from reviewbot.settings import Settings
-from reviewbot.store import Store, open_store
+from reviewbot.store.store import Store, open_store
 
 WEBHOOK_SECRET = "test-webhook-secret"
 

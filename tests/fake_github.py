@@ -65,7 +65,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from loopback import LoopbackServer
-from reviewbot.diff import Diff, DiffFile, FileStatus, Side, parse_diff
+from reviewbot.engine.diff import Diff, DiffFile, FileStatus, Side, parse_diff
 
 APP_SLUG: Final = "reviewbot-test"
 APP_ID: Final = 123456

@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 
-from reviewbot.store import JobRequest, Store, open_store
+from reviewbot.store.store import JobRequest, Store, open_store
 
 
 def main(mode: str, url: str, *args: str) -> None:

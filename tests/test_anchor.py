@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from builders import modified_file_diff, parsed
-from reviewbot.anchor import anchor_findings, build_indexes, finalize
-from reviewbot.diff import Side
-from reviewbot.findings import CandidateFinding
-from reviewbot.result import Category, Finding, Severity
+from reviewbot.engine.anchor import anchor_findings, build_indexes, finalize
+from reviewbot.engine.diff import Side
+from reviewbot.engine.findings import CandidateFinding
+from reviewbot.engine.result import Category, Finding, Severity
 
 
 def candidate(**fields: Any) -> CandidateFinding:

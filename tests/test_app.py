@@ -21,10 +21,10 @@ from starlette.types import ASGIApp
 
 from conftest import WebhookServer
 from fixtures_path import WEBHOOKS
-from reviewbot.app import MAX_BODY_BYTES, create_app
+from reviewbot.service.app import MAX_BODY_BYTES, create_app
+from reviewbot.service.webhooks import sign
 from reviewbot.settings import Settings
-from reviewbot.store import open_store
-from reviewbot.webhooks import sign
+from reviewbot.store.store import open_store
 
 REPO = "Codertocat/Hello-World"
 TOO_BIG = 26 * 1024 * 1024
@@ -281,7 +281,7 @@ def test_only_post_is_allowed_on_the_webhook(webhook_server: WebhookServer) -> N
 def test_readyz_starts_a_new_recorder_when_the_last_one_ended(
     tmp_path: Path, serve_app: ServeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reviewbot import recorder
+    from reviewbot.service import recorder
     from test_recorder import kill_recorder
 
     monkeypatch.setattr(recorder, "RESTART_PAUSE_SECONDS", 0.0)

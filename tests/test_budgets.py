@@ -16,13 +16,13 @@ import pytest
 
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply, TokenUsage
-from reviewbot import ledger
-from reviewbot.ledger import Origin
-from reviewbot.pricing import default_price_table
-from reviewbot.repo_config import CONFIG_PATH, parse_repo_config
-from reviewbot.result import ModelCall
-from reviewbot.store import Store, open_store
-from reviewbot.usage import Usage
+from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.repo_config import CONFIG_PATH, parse_repo_config
+from reviewbot.engine.result import ModelCall
+from reviewbot.engine.usage import Usage
+from reviewbot.money import ledger
+from reviewbot.money.ledger import Origin
+from reviewbot.store.store import Store, open_store
 from test_service import (
     BASE,
     BUG,

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from reviewbot import ledger
 from reviewbot.cli import main
-from reviewbot.ledger import Origin
-from reviewbot.pricing import default_price_table
-from reviewbot.result import ModelCall
-from reviewbot.store import open_store
-from reviewbot.usage import Usage
+from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.result import ModelCall
+from reviewbot.engine.usage import Usage
+from reviewbot.money import ledger
+from reviewbot.money.ledger import Origin
+from reviewbot.store.store import open_store
 
 JUNE = datetime(2024, 6, 10, tzinfo=UTC).timestamp()
 JULY = datetime(2024, 7, 10, tzinfo=UTC).timestamp()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_path import FIXTURE_DIFFS
-from reviewbot.diff import Diff, DiffFile, DiffLine, FileStatus, Hunk, Side, parse_diff
+from reviewbot.engine.diff import Diff, DiffFile, DiffLine, FileStatus, Hunk, Side, parse_diff
 from reviewbot.errors import DiffError
 
 

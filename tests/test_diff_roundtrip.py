@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from reviewbot.diff import Diff, DiffFile, FileStatus, Hunk, parse_diff
+from reviewbot.engine.diff import Diff, DiffFile, FileStatus, Hunk, parse_diff
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git executable")
 

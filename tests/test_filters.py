@@ -4,8 +4,8 @@ import pytest
 
 from builders import modified_file_diff
 from fixtures_path import FIXTURE_DIFFS, SAMPLE_DIFFS
-from reviewbot.diff import parse_diff
-from reviewbot.filters import FilterRules, select_files
+from reviewbot.engine.diff import parse_diff
+from reviewbot.engine.filters import FilterRules, select_files
 
 
 def added_file(path: str, *lines: str) -> str:

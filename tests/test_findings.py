@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import json
 
-from reviewbot.diff import Side
-from reviewbot.findings import parse_reply
-from reviewbot.result import Category, Severity
+from reviewbot.engine.diff import Side
+from reviewbot.engine.findings import parse_reply
+from reviewbot.engine.result import Category, Severity
 
 ONE = {
     "path": "a.py",

@@ -20,7 +20,7 @@ from githubkit.compat import type_validate_python
 from githubkit_schemas.v2026_03_10 import models
 from pydantic import SecretStr
 
-import reviewbot.github
+import reviewbot.github.client
 from builders import modified_file_diff
 from fake_github import (
     LINE_NOT_IN_DIFF,
@@ -32,7 +32,7 @@ from fake_github import (
     Fault,
 )
 from fixtures_path import FIXTURE_DIFFS
-from reviewbot.diff import Diff, FileStatus, Side, decode, parse_diff
+from reviewbot.engine.diff import Diff, FileStatus, Side, decode, parse_diff
 from reviewbot.errors import (
     ConfigError,
     GitHubAuthError,
@@ -42,7 +42,7 @@ from reviewbot.errors import (
     GitHubTransient,
     GitHubUnprocessable,
 )
-from reviewbot.github import (
+from reviewbot.github.client import (
     NO_PATCH,
     DiffFetch,
     GitHubClient,
@@ -243,7 +243,7 @@ def test_an_app_client_knows_its_slug_and_bot_login(fake_github: FakeGitHub) -> 
     async def who(github: GitHubClient) -> tuple[str, str]:
         return await github.app_slug(), await github.viewer_login()
 
-    reviewbot.github._APP_SLUGS.clear()  # other tests' clients already asked for this App's slug
+    reviewbot.github.client._APP_SLUGS.clear()  # other tests' clients already asked for this App's slug
     assert with_app(fake_github, who) == ("reviewbot-test", "reviewbot-test[bot]")
     app_request = fake_github.requests_to("GET", "/app")[0]
     assert app_request.headers["authorization"].startswith("Bearer ey")
@@ -789,7 +789,7 @@ def test_the_fakes_json_is_what_githubkits_models_accept(fake_github: FakeGitHub
 
 
 def test_github_and_model_clients_verify_tls_with_contexts_made_once_per_process() -> None:
-    from reviewbot.llm import ModelClient
+    from reviewbot.engine.llm import ModelClient
 
     github = [GitHubClient.with_token("t", "https://api.github.com")._github.config.ssl_verify for _ in range(2)]
     models = [

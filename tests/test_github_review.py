@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from reviewbot.diff import Side
-from reviewbot.github_review import (
+from reviewbot.engine.diff import Side
+from reviewbot.engine.pricing import cost_report, default_price_table
+from reviewbot.engine.result import Category, Finding, NotReviewed, Repairs, ReviewResult, Severity, SkippedFile
+from reviewbot.engine.usage import Usage
+from reviewbot.github.draft import (
     MAX_BODY,
     ReviewContextInfo,
     build_review,
@@ -9,9 +12,6 @@ from reviewbot.github_review import (
     fingerprints_in,
     head_marker_of,
 )
-from reviewbot.pricing import cost_report, default_price_table
-from reviewbot.result import Category, Finding, NotReviewed, Repairs, ReviewResult, Severity, SkippedFile
-from reviewbot.usage import Usage
 
 HEAD = "0123456789abcdef0123456789abcdef01234567"
 
@@ -165,7 +165,7 @@ def test_the_body_stays_under_githubs_limit() -> None:
 
 
 def test_a_command_review_carries_its_job_so_a_restart_can_find_it() -> None:
-    from reviewbot.github_review import job_marker_of
+    from reviewbot.github.draft import job_marker_of
 
     draft = build_review(
         result(),
@@ -187,7 +187,7 @@ def test_a_command_review_carries_its_job_so_a_restart_can_find_it() -> None:
 
 
 def test_the_body_says_parts_failed_without_repeating_the_endpoints_errors() -> None:
-    from reviewbot.result import FailedRequest
+    from reviewbot.engine.result import FailedRequest
 
     secret_detail = "could not connect to http://10.0.0.5:8000/v1 (internal-host)"
     failed = result(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from reviewbot.gitpath import strip_prefix, unquote_c_style
+from reviewbot.engine.gitpath import strip_prefix, unquote_c_style
 
 
 def test_decodes_octal_escapes_as_utf8() -> None:

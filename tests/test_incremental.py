@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from builders import modified_file_diff
-from reviewbot.diff import parse_diff
-from reviewbot.incremental import restrict_to_changes
+from reviewbot.engine.diff import parse_diff
+from reviewbot.engine.incremental import restrict_to_changes
 
 
 def test_keeps_only_the_pr_hunks_that_the_new_commits_touched() -> None:

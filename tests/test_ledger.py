@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reviewbot import ledger
-from reviewbot.costs import parse_group_by, parse_since
-from reviewbot.ledger import Origin, Spend
-from reviewbot.pricing import Price, PriceTable, default_price_table
-from reviewbot.result import ModelCall
-from reviewbot.store import Store, open_store
-from reviewbot.usage import Usage
+from reviewbot.engine.pricing import Price, PriceTable, default_price_table
+from reviewbot.engine.result import ModelCall
+from reviewbot.engine.usage import Usage
+from reviewbot.money import ledger
+from reviewbot.money.costs import parse_group_by, parse_since
+from reviewbot.money.ledger import Origin, Spend
+from reviewbot.store.store import Store, open_store
 
 PRICES = default_price_table().with_overrides({"cheap-coder": (0.5, 2.0)})
 APP = Origin(installation_id=1, repo="octo/app", pr_number=7, head_sha="a" * 40, id=11)
@@ -143,7 +143,7 @@ def test_recording_no_calls_writes_nothing(store: Store) -> None:
 
 
 def test_a_job_row_is_an_origin(store: Store) -> None:
-    from reviewbot.store import JobRequest
+    from reviewbot.store.store import JobRequest
 
     request = JobRequest(
         installation_id=5, repo="o/r", pr_number=9, head_sha="d" * 40, base_sha="e" * 40, full_review=True, trigger="t"

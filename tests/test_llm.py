@@ -11,10 +11,10 @@ import openai
 import pytest
 
 from fake_openai import FakeOpenAI, Reply, TokenUsage
+from reviewbot.engine.llm import ModelClient, ModelReply, strip_thinking
+from reviewbot.engine.usage import Usage
 from reviewbot.errors import ConfigError, ModelAuthError, ModelError
-from reviewbot.llm import ModelClient, ModelReply, strip_thinking
 from reviewbot.settings import Settings
-from reviewbot.usage import Usage
 
 KEY = "sk-test-0123456789abcdef"
 MESSAGES = [

@@ -19,11 +19,11 @@ import pytest
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
-from reviewbot.app import create_app
 from reviewbot.logs import REDACTED, JsonFormatter, bind, build_handler, current_context, log_context, secret_values
+from reviewbot.service.app import create_app
+from reviewbot.service.worker import JobOutcome
 from reviewbot.settings import Settings
-from reviewbot.store import Job, Store, open_store
-from reviewbot.worker import JobOutcome
+from reviewbot.store.store import Job, Store, open_store
 from test_app import REPO, headers, opened_payload
 from test_worker import enqueue, make_worker, run_until
 

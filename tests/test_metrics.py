@@ -22,16 +22,16 @@ from starlette.types import ASGIApp
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI
 from fixtures_path import WEBHOOKS
-from reviewbot import metrics, recorder
-from reviewbot.app import create_app
+from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.result import ModelCall
+from reviewbot.engine.usage import Usage
 from reviewbot.errors import StoreError
-from reviewbot.metrics import JobsCollector, Metrics, scrape_registry, start_metrics_server
-from reviewbot.pricing import default_price_table
-from reviewbot.result import ModelCall
+from reviewbot.service import metrics, recorder
+from reviewbot.service.app import create_app
+from reviewbot.service.metrics import JobsCollector, Metrics, scrape_registry, start_metrics_server
+from reviewbot.service.worker import JobOutcome, TransientJobError
 from reviewbot.settings import Settings
-from reviewbot.store import JOB_STATES, Job, JobRequest, JobState, Store, open_store
-from reviewbot.usage import Usage
-from reviewbot.worker import JobOutcome, TransientJobError
+from reviewbot.store.store import JOB_STATES, Job, JobRequest, JobState, Store, open_store
 from test_app import TOO_BIG, headers, opened_payload
 from test_recorder import kill_recorder
 from test_service import BASE as SERVICE_BASE

@@ -5,11 +5,11 @@ from collections import Counter
 import pytest
 
 from fixtures_path import FIXTURE_DIFFS
-from reviewbot.diff import Diff, parse_diff
+from reviewbot.engine.diff import Diff, parse_diff
+from reviewbot.engine.filters import FilterRules, select_files
+from reviewbot.engine.plan import Budget, Cap, Plan, PromptOptions, make_plan
+from reviewbot.engine.prompt import ReviewContext
 from reviewbot.errors import ConfigError
-from reviewbot.filters import FilterRules, select_files
-from reviewbot.plan import Budget, Cap, Plan, PromptOptions, make_plan
-from reviewbot.prompt import ReviewContext
 
 ALL_DIFFS = sorted(FIXTURE_DIFFS.glob("*.diff"))
 

@@ -22,7 +22,7 @@ import pytest
 
 from databases import query
 from reviewbot.errors import ConfigError, StoreError
-from reviewbot.store import SCHEMA_VERSION, Delivery, JobRequest, Store, open_store
+from reviewbot.store.store import SCHEMA_VERSION, Delivery, JobRequest, Store, open_store
 
 REPO = "octo/widgets"
 CHILD = Path(__file__).with_name("store_child.py")

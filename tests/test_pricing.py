@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from reviewbot.pricing import PriceTable, cost_note, cost_report, default_price_table, format_usd
-from reviewbot.usage import Usage
+from reviewbot.engine.pricing import PriceTable, cost_note, cost_report, default_price_table, format_usd
+from reviewbot.engine.usage import Usage
 
 
 def test_ships_the_design_price_table() -> None:

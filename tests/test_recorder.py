@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from fixtures_path import WEBHOOKS
-from reviewbot import recorder
 from reviewbot.errors import StoreError
-from reviewbot.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
 from reviewbot.logs import build_handler
-from reviewbot.recorder import DeliveryRecorder, RecorderUnavailable
+from reviewbot.service import recorder
+from reviewbot.service.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
+from reviewbot.service.recorder import DeliveryRecorder, RecorderUnavailable
+from reviewbot.service.webhooks import WebhookOptions, router, sign
 from reviewbot.settings import Settings
-from reviewbot.store import Delivery, Store, open_store
-from reviewbot.webhooks import WebhookOptions, router, sign
+from reviewbot.store.store import Delivery, Store, open_store
 from test_app import REPO, opened_payload
 
 SECRET = b"recorder-secret"

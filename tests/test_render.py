@@ -10,14 +10,10 @@ from typing import Any
 
 import pytest
 
-from reviewbot.diff import Side, parse_diff
-from reviewbot.errors import ConfigError
-from reviewbot.filters import FilterRules
-from reviewbot.pricing import CostReport, cost_note, cost_report, default_price_table
-from reviewbot.render import FORMATS, plan_to_dict, render_plan, render_result, result_to_dict, result_to_sarif
-from reviewbot.render.annotations import escape_data, escape_property
-from reviewbot.render.markdown import code_span
-from reviewbot.result import (
+from reviewbot.engine.diff import Side, parse_diff
+from reviewbot.engine.filters import FilterRules
+from reviewbot.engine.pricing import CostReport, cost_note, cost_report, default_price_table
+from reviewbot.engine.result import (
     Category,
     FailedRequest,
     Finding,
@@ -27,9 +23,13 @@ from reviewbot.result import (
     Severity,
     SkippedFile,
 )
-from reviewbot.review import Prepared, ReviewOptions, prepare
-from reviewbot.tokens import ESTIMATED_OUTPUT_TOKENS
-from reviewbot.usage import Usage
+from reviewbot.engine.review import Prepared, ReviewOptions, prepare
+from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
+from reviewbot.engine.usage import Usage
+from reviewbot.errors import ConfigError
+from reviewbot.render import FORMATS, plan_to_dict, render_plan, render_result, result_to_dict, result_to_sarif
+from reviewbot.render.annotations import escape_data, escape_property
+from reviewbot.render.markdown import code_span
 
 LEEWAY_DIFF = Path(__file__).resolve().parents[1] / "examples" / "leeway.diff"
 UNICODE_PATH = "src/my dir/módulo.py"

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from reviewbot.filters import FilterRules
-from reviewbot.pricing import default_price_table
-from reviewbot.repo_config import RepoConfig, apply_repo_config, parse_repo_config
-from reviewbot.result import Severity
-from reviewbot.review import ReviewOptions
+from reviewbot.engine.filters import FilterRules
+from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.repo_config import RepoConfig, apply_repo_config, parse_repo_config
+from reviewbot.engine.result import Severity
+from reviewbot.engine.review import ReviewOptions
 
 ALLOWED = ["qwen3-coder-30b", "deepseek-coder"]
 

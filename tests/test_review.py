@@ -10,13 +10,13 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, TokenUsage
 from fixtures_path import SAMPLE_DIFFS
-from reviewbot.diff import Side, parse_diff
+from reviewbot.engine.diff import Side, parse_diff
+from reviewbot.engine.filters import FilterRules
+from reviewbot.engine.llm import ModelClient
+from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.result import ReviewResult, Severity
+from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ModelAuthError
-from reviewbot.filters import FilterRules
-from reviewbot.llm import ModelClient
-from reviewbot.pricing import default_price_table
-from reviewbot.result import ReviewResult, Severity
-from reviewbot.review import Prepared, ReviewOptions, execute, prepare
 
 LEEWAY = SAMPLE_DIFFS / "sample_leeway.diff"
 LARGE = SAMPLE_DIFFS / "sample_large_trace.diff"

@@ -24,10 +24,10 @@ from conftest import WEBHOOK_SECRET
 from fixtures_path import WEBHOOKS
 from reviewbot.cli import main
 from reviewbot.errors import ConfigError
-from reviewbot.server import build_app, check_service_settings
+from reviewbot.service.server import build_app, check_service_settings
+from reviewbot.service.worker import JobOutcome, Worker
 from reviewbot.settings import Settings
-from reviewbot.store import SCHEMA_VERSION, Job, Store, open_store
-from reviewbot.worker import JobOutcome, Worker
+from reviewbot.store.store import SCHEMA_VERSION, Job, Store, open_store
 from test_app import headers
 from test_worker import enqueue
 

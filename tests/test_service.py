@@ -20,13 +20,13 @@ from pydantic import SecretStr
 from fake_github import FakeGitHub, Fault
 from fake_openai import FakeOpenAI, Reply
 from fixtures_path import SAMPLE_DIFFS
-from reviewbot.github import GitHubClient, RetryPolicy
-from reviewbot.github_review import fingerprints_in
-from reviewbot.repo_config import CONFIG_PATH
-from reviewbot.service import ReviewService
+from reviewbot.engine.repo_config import CONFIG_PATH
+from reviewbot.github.client import GitHubClient, RetryPolicy
+from reviewbot.github.draft import fingerprints_in
+from reviewbot.service.job import ReviewService
+from reviewbot.service.worker import JobOutcome, TransientJobError
 from reviewbot.settings import Settings
-from reviewbot.store import Job, JobRequest, Store, open_store
-from reviewbot.worker import JobOutcome, TransientJobError
+from reviewbot.store.store import Job, JobRequest, Store, open_store
 
 REPO = "Codertocat/Hello-World"
 NUMBER = 2

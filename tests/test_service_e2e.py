@@ -21,8 +21,8 @@ import pytest
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply
 from fixtures_path import SAMPLE_DIFFS, WEBHOOKS
-from reviewbot.store import open_store
-from reviewbot.webhooks import sign
+from reviewbot.service.webhooks import sign
+from reviewbot.store.store import open_store
 
 REPO = "Codertocat/Hello-World"
 NUMBER = 2

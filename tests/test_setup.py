@@ -23,15 +23,15 @@ from starlette.types import ASGIApp
 
 from fake_github import APP_ID, APP_SLUG, WEB, FakeGitHub
 from fake_openai import FakeOpenAI
-from reviewbot import app_setup
-from reviewbot.app import create_app
-from reviewbot.app_setup import EVENTS, PERMISSIONS, SetupSite, StateBook, github_web_url, needs_setup, new_app_url
 from reviewbot.credentials import APP_FILE, KEY_FILE, save_app
 from reviewbot.errors import ConfigError, GitHubNotFound
-from reviewbot.github import AppRegistration, convert_app_manifest
-from reviewbot.server import check_service_settings
+from reviewbot.github.client import AppRegistration, convert_app_manifest
+from reviewbot.service import setup as app_setup
+from reviewbot.service.app import create_app
+from reviewbot.service.server import check_service_settings
+from reviewbot.service.setup import EVENTS, PERMISSIONS, SetupSite, StateBook, github_web_url, needs_setup, new_app_url
 from reviewbot.settings import Settings, load_settings
-from reviewbot.store import open_store
+from reviewbot.store.store import open_store
 from test_service_e2e import (
     BASE,
     BUG,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from databases import query
-from reviewbot import database
 from reviewbot.errors import ConfigError, StoreError
-from reviewbot.store import SCHEMA_VERSION, Delivery, JobRequest, Store, open_store
+from reviewbot.store import database
+from reviewbot.store.store import SCHEMA_VERSION, Delivery, JobRequest, Store, open_store
 
 REPO = "octo/widgets"
 

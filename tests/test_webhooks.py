@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from fixtures_path import WEBHOOKS
-from reviewbot.store import JobRequest, open_store
-from reviewbot.webhooks import (
+from reviewbot.service.webhooks import (
     Ignored,
     InstallationChange,
     PayloadError,
@@ -25,6 +24,7 @@ from reviewbot.webhooks import (
     sign,
     verify_signature,
 )
+from reviewbot.store.store import JobRequest, open_store
 
 # GitHub's documented test vector ("Validating webhook deliveries").
 DOCS_SECRET = b"It's a Secret to Everybody"

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from reviewbot.store import Job, JobRequest, Store, open_store
-from reviewbot.worker import JobHandler, JobOutcome, TransientJobError, Worker, backoff_seconds
+from reviewbot.service.worker import JobHandler, JobOutcome, TransientJobError, Worker, backoff_seconds
+from reviewbot.store.store import Job, JobRequest, Store, open_store
 
 REPO = "octo/widgets"
 

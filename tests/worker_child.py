@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from reviewbot.server import run_until_signalled
-from reviewbot.store import Job, open_store
-from reviewbot.worker import JobOutcome, Worker
+from reviewbot.service.server import run_until_signalled
+from reviewbot.service.worker import JobOutcome, Worker
+from reviewbot.store.store import Job, open_store
 
 
 async def handler(job: Job) -> JobOutcome:

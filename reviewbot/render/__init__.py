@@ -6,15 +6,15 @@ for a PR comment, ``github`` for GitHub Actions annotations (workflow commands).
 
 from __future__ import annotations
 
+from reviewbot.engine.pricing import CostReport
+from reviewbot.engine.result import ReviewResult
+from reviewbot.engine.review import Prepared
 from reviewbot.errors import ConfigError
-from reviewbot.pricing import CostReport
 from reviewbot.render.annotations import render_annotations
 from reviewbot.render.json_out import plan_to_dict, render_json, render_plan_json, result_to_dict
 from reviewbot.render.markdown import render_markdown, render_plan_markdown
 from reviewbot.render.sarif import render_sarif, result_to_sarif
 from reviewbot.render.text import render_plan_text, render_text
-from reviewbot.result import ReviewResult
-from reviewbot.review import Prepared
 
 FORMATS = ("text", "json", "markdown", "sarif", "github")
 PLAN_FORMATS = ("text", "json", "markdown")

@@ -7,9 +7,9 @@ reads as a new, attacker-chosen command.
 
 from __future__ import annotations
 
-from reviewbot.diff import Side
-from reviewbot.pricing import CostReport, cost_note
-from reviewbot.result import Finding, ReviewResult, Severity
+from reviewbot.engine.diff import Side
+from reviewbot.engine.pricing import CostReport, cost_note
+from reviewbot.engine.result import Finding, ReviewResult, Severity
 
 _COMMANDS = {
     Severity.CRITICAL: "error",

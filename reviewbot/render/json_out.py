@@ -1,4 +1,4 @@
-"""JSON for tools: the review (``reviewbot.review/1``) and the dry-run plan (``reviewbot.plan/1``).
+"""JSON for tools: the review (``reviewbot.engine.review/1``) and the dry-run plan (``reviewbot.engine.plan/1``).
 
 The schema names are versioned: a change that renames or removes a key, or changes what a
 value means, gets a new number. New keys may appear within a version.
@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from reviewbot.pricing import REFERENCE_MODELS, CostReport
-from reviewbot.result import Finding, ReviewResult
-from reviewbot.review import Prepared, ReviewOptions
-from reviewbot.tokens import ESTIMATED_OUTPUT_TOKENS
+from reviewbot.engine.pricing import REFERENCE_MODELS, CostReport
+from reviewbot.engine.result import Finding, ReviewResult
+from reviewbot.engine.review import Prepared, ReviewOptions
+from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
 
 RESULT_SCHEMA = "reviewbot.review/1"
 PLAN_SCHEMA = "reviewbot.plan/1"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 
-from reviewbot.diff import Side
-from reviewbot.pricing import CostReport, cost_note, format_usd
+from reviewbot.engine.diff import Side
+from reviewbot.engine.pricing import CostReport, cost_note, format_usd
+from reviewbot.engine.result import Finding, ReviewResult
+from reviewbot.engine.review import Prepared
 from reviewbot.render.json_out import plan_costs
 from reviewbot.render.text import failed_summary, line_span, plural, repairs_summary, severity_counts
-from reviewbot.result import Finding, ReviewResult
-from reviewbot.review import Prepared
 
 _BACKTICKS = re.compile(r"`+")
 

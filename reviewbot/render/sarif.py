@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from reviewbot import __version__
-from reviewbot.diff import Side
-from reviewbot.result import Category, Finding, ReviewResult, Severity
+from reviewbot.engine.diff import Side
+from reviewbot.engine.result import Category, Finding, ReviewResult, Severity
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"

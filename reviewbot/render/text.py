@@ -12,12 +12,12 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable
 
-from reviewbot.diff import Side
-from reviewbot.plan import Plan
-from reviewbot.pricing import CostReport, cost_note, format_usd
+from reviewbot.engine.diff import Side
+from reviewbot.engine.plan import Plan
+from reviewbot.engine.pricing import CostReport, cost_note, format_usd
+from reviewbot.engine.result import Finding, Repairs, ReviewResult, Severity
+from reviewbot.engine.review import Prepared
 from reviewbot.render.json_out import PlanCosts, plan_costs
-from reviewbot.result import Finding, Repairs, ReviewResult, Severity
-from reviewbot.review import Prepared
 
 WIDTH = 100
 _INDENT = "      "

@@ -1,0 +1,330 @@
+"""The model endpoint: one chat completion at a time, over any OpenAI-compatible API.
+
+This is the only module that imports ``openai``. It asks for structured output and steps down
+a ladder when the endpoint refuses it (``json_schema`` → ``json_object`` → plain text),
+remembering the level that worked; it asks thinking models not to think (and stops asking if
+the endpoint refuses the field); it bounds the requests in flight; and it turns every SDK
+error into a :class:`ModelError` whose message never contains the API key.
+
+Retries of 408, 409, 429, 5xx and timeouts (with exponential backoff, honouring
+``retry-after`` / ``retry-after-ms`` up to 120 s) are the SDK's own, set by ``max_retries``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from dataclasses import dataclass
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
+
+import openai
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat.completion_create_params import ResponseFormat
+from openai.types.shared_params.response_format_json_object import ResponseFormatJSONObject
+from openai.types.shared_params.response_format_json_schema import JSONSchema, ResponseFormatJSONSchema
+
+from reviewbot import tls
+from reviewbot.engine.usage import Usage
+from reviewbot.errors import ConfigError, ModelAuthError, ModelError
+
+if TYPE_CHECKING:
+    from reviewbot.settings import Settings
+
+ResponseFormatMode = Literal["json_schema", "json_object", "text"]
+
+# The structured-output ladder, most structured first.
+_LADDER: Final[tuple[ResponseFormatMode, ...]] = ("json_schema", "json_object", "text")
+
+# vLLM, SGLang and llama.cpp pass these to the chat template; Qwen3 and DeepSeek templates
+# then skip the reasoning phase.
+_THINKING_FIELD: Final = "chat_template_kwargs"
+_NO_THINKING_BODY: Final[dict[str, object]] = {_THINKING_FIELD: {"enable_thinking": False}}
+
+_THINK_BLOCK: Final = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReply:
+    """One answer of the model and what it cost.
+
+    ``text`` is the assistant's content without any ``<think>…</think>`` block.
+    ``usage_reported`` is False when the endpoint sent no ``usage`` (the token counts are then
+    0). ``response_format`` is the ladder level that produced the answer. ``seconds`` is the
+    time spent in requests for this answer (SDK retries and ladder steps included, waiting
+    for a concurrency slot excluded).
+    """
+
+    text: str
+    usage: Usage
+    usage_reported: bool
+    response_format: ResponseFormatMode
+    finish_reason: str | None
+    seconds: float
+
+
+def strip_thinking(content: str) -> str:
+    """Remove reasoning from a model's content.
+
+    Drops every ``<think>…</think>`` block; when only a closing tag is present (the template
+    opened the block in the prompt) drops everything up to it; when a block was opened and
+    never closed (the answer was cut off while thinking) nothing is left.
+    """
+    text = _THINK_BLOCK.sub("", content)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    if "<think>" in text:
+        text = text.split("<think>", 1)[0]
+    return text.strip()
+
+
+def _http_library() -> ModuleType:
+    """The module openai's HTTP client comes from: httpx, or in newer releases httpx2."""
+    return sys.modules[openai.DefaultAsyncHttpxClient.__mro__[1].__module__.partition(".")[0]]
+
+
+class ModelClient:
+    """Chat completions against one endpoint and model, at most ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        model: str,
+        timeout: float,
+        max_retries: int,
+        concurrency: int,
+        max_output_tokens: int,
+        temperature: float,
+        disable_thinking: bool,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
+        self.base_url = base_url
+        self.model = model
+        self._api_key = api_key
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._max_output_tokens = max_output_tokens
+        self._temperature = temperature
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(verify=tls.shared_context(_http_library())),
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        # Both only ever step down, so concurrent requests that each step down agree.
+        self._level = 0
+        self._send_thinking_switch = disable_thinking
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelClient:
+        """A client configured from ``REVIEWBOT_*`` settings; ConfigError when there is no key."""
+        if settings.api_key is None:
+            raise ConfigError(
+                f"no API key: set REVIEWBOT_API_KEY (or OPENAI_API_KEY) to the key of {settings.base_url}"
+            )
+        return cls(
+            base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value(),
+            model=settings.model,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            concurrency=settings.concurrency,
+            max_output_tokens=settings.max_output_tokens,
+            temperature=settings.temperature,
+            disable_thinking=settings.disable_thinking,
+        )
+
+    @property
+    def response_format(self) -> ResponseFormatMode:
+        """The ladder level the next request starts at."""
+        return _LADDER[self._level]
+
+    @property
+    def sends_thinking_switch(self) -> bool:
+        """Whether requests still carry ``chat_template_kwargs.enable_thinking = false``."""
+        return self._send_thinking_switch
+
+    async def complete(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str = "review"
+    ) -> ModelReply:
+        """Ask for one answer following ``schema`` as closely as the endpoint allows.
+
+        Raises ModelAuthError when the key is refused and ModelError for any other failure
+        left after the SDK's retries.
+        """
+        level = self._level
+        spent: list[float] = []
+        while True:
+            switch = self._send_thinking_switch
+            try:
+                completion = await self._create(messages, _LADDER[level], schema, schema_name, switch, spent)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                if switch and _mentions(exc, _THINKING_FIELD):
+                    self._send_thinking_switch = False
+                    continue
+                if level + 1 < len(_LADDER):
+                    level += 1
+                    continue
+                raise self._model_error(exc) from exc
+            except openai.OpenAIError as exc:
+                raise self._model_error(exc) from exc
+            break
+        self._level = max(self._level, level)
+        return self._reply(completion, _LADDER[level], sum(spent))
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> ModelClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _create(
+        self,
+        messages: list[dict[str, str]],
+        mode: ResponseFormatMode,
+        schema: dict[str, Any],
+        schema_name: str,
+        thinking_switch: bool,
+        spent: list[float],
+    ) -> ChatCompletion:
+        """One request (with the SDK's retries) in a concurrency slot; appends its duration to ``spent``."""
+        async with self._slots:
+            started = time.perf_counter()
+            try:
+                return await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=cast("list[ChatCompletionMessageParam]", messages),
+                    temperature=self._temperature,
+                    max_tokens=self._max_output_tokens,
+                    response_format=_response_format(mode, schema, schema_name),
+                    extra_body=_NO_THINKING_BODY if thinking_switch else None,
+                )
+            finally:
+                spent.append(time.perf_counter() - started)
+
+    def _reply(self, completion: ChatCompletion, mode: ResponseFormatMode, seconds: float) -> ModelReply:
+        # The SDK builds the response without validating it, so check what a sloppy endpoint may leave out.
+        choices = getattr(completion, "choices", None) if isinstance(completion, ChatCompletion) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        content = getattr(getattr(choice, "message", None), "content", None)
+        if not isinstance(content, str):
+            raise ModelError(f"the endpoint returned no answer (model {self.model!r} at {self.base_url})")
+        finish_reason = getattr(choice, "finish_reason", None)
+        usage, reported = _usage(completion)
+        return ModelReply(
+            text=strip_thinking(content),
+            usage=usage,
+            usage_reported=reported,
+            response_format=mode,
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            seconds=seconds,
+        )
+
+    def _model_error(self, exc: openai.OpenAIError) -> ModelError:
+        where = self.base_url
+        retries = {0: "with no retry", 1: "after 1 retry"}.get(self._max_retries, f"after {self._max_retries} retries")
+        kind: type[ModelError] = ModelError
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            kind = ModelAuthError
+            message = f"the endpoint {where} refused the API key (HTTP {exc.status_code}); check REVIEWBOT_API_KEY"
+        elif isinstance(exc, openai.RateLimitError):
+            message = (
+                f"the endpoint {where} is rate limiting requests (HTTP 429 rate limit), still "
+                f"{retries}; lower REVIEWBOT_CONCURRENCY or try again later"
+            )
+        elif isinstance(exc, openai.NotFoundError):
+            message = (
+                f"the endpoint {where} answered HTTP 404: the model name {self.model!r} may be unknown to it "
+                f"(check REVIEWBOT_MODEL), or the base URL may lack its /v1"
+            )
+        elif isinstance(exc, openai.APIStatusError):
+            message = f"the endpoint {where} answered HTTP {exc.status_code}: {_detail(exc)}"
+        elif isinstance(exc, openai.APITimeoutError):
+            message = (
+                f"the request to {where} timed out after {self._timeout:g} s, {retries}; "
+                f"raise REVIEWBOT_TIMEOUT for slow models"
+            )
+        elif isinstance(exc, openai.APIConnectionError):
+            cause = f": {exc.__cause__}" if exc.__cause__ is not None and str(exc.__cause__) else ""
+            message = f"could not connect to {where}, {retries}{cause}"
+        else:
+            message = f"the request to {where} failed: {exc}"
+        return kind(self._redact(message))
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if len(self._api_key) >= 4 else text
+
+
+def _response_format(mode: ResponseFormatMode, schema: dict[str, Any], name: str) -> ResponseFormat | openai.Omit:
+    if mode == "json_schema":
+        return ResponseFormatJSONSchema(
+            type="json_schema", json_schema=JSONSchema(name=name, schema=schema, strict=True)
+        )
+    if mode == "json_object":
+        return ResponseFormatJSONObject(type="json_object")
+    return openai.omit
+
+
+def _mentions(exc: openai.APIStatusError, word: str) -> bool:
+    return word in exc.message or word in repr(exc.body)
+
+
+def _detail(exc: openai.APIStatusError) -> str:
+    """The endpoint's own error message, without the SDK's ``Error code: N - `` prefix."""
+    message = exc.message
+    prefix = f"Error code: {exc.status_code}"
+    if message.startswith(prefix):
+        message = message[len(prefix) :].removeprefix(" - ")
+    return message or "no error message"
+
+
+def _usage(completion: ChatCompletion) -> tuple[Usage, bool]:
+    raw = completion.usage
+    if not isinstance(raw, CompletionUsage):
+        return Usage(requests=1), False
+    prompt_tokens = getattr(raw, "prompt_tokens", None)
+    completion_tokens = getattr(raw, "completion_tokens", None)
+    details = getattr(raw, "completion_tokens_details", None)
+    extra = raw.model_extra or {}
+    usage = Usage(
+        input_tokens=_count(prompt_tokens),
+        output_tokens=_count(completion_tokens),
+        reasoning_tokens=_count(getattr(details, "reasoning_tokens", None)),
+        requests=1,
+        cost_usd=_cost(extra.get("cost")),
+    )
+    return usage, isinstance(prompt_tokens, int) or isinstance(completion_tokens, int)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _cost(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if number >= 0 else None
+    return None

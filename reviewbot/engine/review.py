@@ -1,0 +1,283 @@
+"""The one place that knows the order of the steps: filter, plan, ask, read, anchor, finish.
+
+Everything here but :func:`execute` is pure. :func:`execute` talks to the model only through
+the small :class:`Completer` protocol, so tests and benchmarks can hand it any endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from reviewbot.engine.anchor import FileIndex, anchor_findings, build_indexes, finalize
+from reviewbot.engine.diff import Diff, DiffFile
+from reviewbot.engine.filters import FilterRules, select_files
+from reviewbot.engine.findings import CandidateFinding, ParsedReply, parse_reply
+from reviewbot.engine.plan import Budget, Cap, Plan, PlannedRequest, PromptOptions, make_plan
+from reviewbot.engine.pricing import PriceTable, default_price_table, format_usd
+from reviewbot.engine.prompt import REPAIR_INSTRUCTION, ReviewContext, findings_schema
+from reviewbot.engine.result import (
+    FailedRequest,
+    Finding,
+    ModelCall,
+    NotReviewed,
+    Repairs,
+    ReviewResult,
+    Severity,
+    SkippedFile,
+)
+from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
+from reviewbot.engine.usage import Usage
+from reviewbot.errors import ConfigError, ModelAuthError, ModelError
+from reviewbot.settings import Settings
+
+
+class Reply(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def usage(self) -> Usage: ...
+
+
+class Completer(Protocol):
+    """Anything that answers chat messages: the real model client, or a stand-in."""
+
+    async def complete(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str = ...
+    ) -> Reply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOptions:
+    """Everything that shapes a review, gathered from settings and command-line options."""
+
+    model: str
+    context_window: int
+    max_output_tokens: int
+    rules: FilterRules
+    prices: PriceTable
+    min_severity: Severity = Severity.LOW
+    max_findings: int = 30
+    include_nits: bool = False
+    extra_instructions: str = ""
+    max_cost: float | None = None
+    max_input_tokens: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReviewOptions:
+        overrides = {name: (price.input, price.output) for name, price in settings.prices.items()}
+        if settings.input_price is not None or settings.output_price is not None:
+            overrides[settings.model] = (settings.input_price, settings.output_price)
+        return cls(
+            model=settings.model,
+            context_window=settings.context_window,
+            max_output_tokens=settings.max_output_tokens,
+            rules=FilterRules(
+                include=tuple(settings.include),
+                exclude=tuple(settings.exclude),
+                max_file_lines=settings.max_file_lines,
+            ),
+            prices=default_price_table().with_overrides(overrides),
+            min_severity=settings.min_severity,
+            max_findings=settings.max_findings,
+            include_nits=settings.include_nits,
+            extra_instructions=settings.extra_instructions,
+            max_cost=settings.max_cost,
+            max_input_tokens=settings.max_input_tokens,
+        )
+
+    def budget(self) -> Budget:
+        caps: list[Cap] = []
+        if self.max_input_tokens is not None:
+            caps.append(
+                Cap(
+                    self.max_input_tokens,
+                    float,
+                    f"the cap of {self.max_input_tokens:,} prompt tokens (REVIEWBOT_MAX_INPUT_TOKENS)",
+                )
+            )
+        if self.max_cost is not None:
+            caps.append(self._cost_cap(self.max_cost))
+        return Budget(self.context_window, self.max_output_tokens, tuple(caps))
+
+    def _cost_cap(self, max_cost: float) -> Cap:
+        price = self.prices.lookup(self.model)
+        if price is None or price.input is None or price.output is None:
+            raise ConfigError(
+                f"REVIEWBOT_MAX_COST needs the input and output prices of {self.model}; "
+                "set REVIEWBOT_INPUT_PRICE and REVIEWBOT_OUTPUT_PRICE (USD per million tokens)"
+            )
+        input_price, output_price = price.input, price.output
+
+        def request_cost(tokens: int) -> float:
+            return (tokens * input_price + ESTIMATED_OUTPUT_TOKENS * output_price) / 1_000_000
+
+        return Cap(max_cost, request_cost, f"the cost cap of {format_usd(max_cost)} (REVIEWBOT_MAX_COST)")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A review ready to send: what will be reviewed, what will not, and the requests."""
+
+    diff: Diff
+    reviewable: tuple[DiffFile, ...]
+    skipped: tuple[SkippedFile, ...]
+    plan: Plan
+    options: ReviewOptions
+
+
+def prepare(diff: Diff, options: ReviewOptions, context: ReviewContext | None = None) -> Prepared:
+    """Filter and plan: everything up to the first model call, with no I/O."""
+    reviewable, skipped = select_files(diff, options.rules)
+    prompt_options = PromptOptions(
+        context=context or ReviewContext(),
+        include_nits=options.include_nits,
+        extra_instructions=options.extra_instructions,
+    )
+    plan = make_plan(reviewable, options.budget(), prompt_options)
+    return Prepared(diff, tuple(reviewable), tuple(skipped), plan, options)
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    candidates: tuple[CandidateFinding, ...]
+    usage: Usage
+    repairs: Repairs
+    failure: str | None
+    calls: tuple[ModelCall, ...]
+
+
+async def execute(
+    prepared: Prepared, client: Completer | None, on_progress: ProgressCallback | None = None
+) -> ReviewResult:
+    """Send the planned requests (the client bounds concurrency) and assemble the review.
+
+    A request that fails after the client's retries is reported and its lines listed as not
+    reviewed; the rest of the review still comes out. A refused API key stops everything.
+    ``client`` may be None when the plan has no requests (everything was skipped).
+    """
+    if client is None and prepared.plan.requests:
+        raise ValueError("execute() needs a model client when the plan has requests")
+    options = prepared.options
+    schema = findings_schema(options.include_nits)
+    total = len(prepared.plan.requests)
+    done = 0
+
+    async def one(request: PlannedRequest) -> _Outcome:
+        nonlocal done
+        assert client is not None
+        outcome = await _ask(client, request, schema, options.model)
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+        return outcome
+
+    outcomes = await _gather_or_cancel([one(request) for request in prepared.plan.requests])
+
+    indexes = build_indexes(prepared.reviewable)
+    candidates: list[Finding] = []
+    usage = Usage()
+    repairs = Repairs()
+    failed: list[FailedRequest] = []
+    not_reviewed = list(prepared.plan.not_reviewed)
+    calls: list[ModelCall] = []
+    for request, outcome in zip(prepared.plan.requests, outcomes, strict=True):
+        calls.extend(outcome.calls)
+        usage += outcome.usage
+        repairs += outcome.repairs
+        if outcome.failure is not None:
+            failed.append(FailedRequest(request.index, outcome.failure))
+            not_reviewed.extend(_request_lines(request, f"the model request failed: {outcome.failure}"))
+            continue
+        anchored, anchor_repairs = anchor_findings(outcome.candidates, _request_indexes(request, indexes))
+        candidates.extend(anchored)
+        repairs += anchor_repairs
+    findings, final_repairs = finalize(
+        candidates,
+        min_severity=options.min_severity,
+        max_findings=options.max_findings,
+        include_nits=options.include_nits,
+        file_order=[file.path for file in prepared.diff.files],
+    )
+    return ReviewResult(
+        findings=tuple(findings),
+        skipped=prepared.skipped,
+        not_reviewed=tuple(not_reviewed),
+        repairs=repairs + final_repairs,
+        usage=usage,
+        model=options.model,
+        requests_planned=total,
+        failed=tuple(failed),
+        calls=tuple(calls),
+    )
+
+
+async def _gather_or_cancel(jobs: Sequence[Any]) -> list[_Outcome]:
+    """Run all jobs; if one raises (a refused key), cancel the others and re-raise."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any], model: str) -> _Outcome:
+    calls: list[ModelCall] = []
+
+    async def call(messages: list[dict[str, str]]) -> tuple[Reply, ParsedReply]:
+        started = time.monotonic()
+        try:
+            reply = await client.complete(messages, schema)
+        except ModelError as exc:
+            calls.append(ModelCall(request.index, model, Usage(), time.monotonic() - started, "error", str(exc)))
+            raise
+        parsed = parse_reply(reply.text)
+        outcome = "ok" if parsed.problem is None else "invalid_json"
+        calls.append(ModelCall(request.index, model, reply.usage, time.monotonic() - started, outcome))
+        return reply, parsed
+
+    messages = list(request.messages)
+    try:
+        reply, parsed = await call(messages)
+        usage = reply.usage
+        if parsed.problem is None:
+            return _Outcome(parsed.findings, usage, Repairs(dropped=parsed.dropped), None, tuple(calls))
+        # One repair round: show the model its answer and what was wrong with it.
+        retry = [
+            *messages,
+            {"role": "assistant", "content": reply.text},
+            {"role": "user", "content": REPAIR_INSTRUCTION.format(problem=parsed.problem)},
+        ]
+        second, reparsed = await call(retry)
+        usage += second.usage
+        if reparsed.problem is None:
+            repairs = Repairs(dropped=reparsed.dropped, invalid_json=1)
+            return _Outcome(reparsed.findings, usage, repairs, None, tuple(calls))
+        failure = f"the answer was not valid JSON twice ({reparsed.problem})"
+        return _Outcome((), usage, Repairs(invalid_json=2), failure, tuple(calls))
+    except ModelAuthError:
+        raise
+    except ModelError as exc:
+        usage = sum((c.usage for c in calls), Usage())
+        return _Outcome((), usage, Repairs(), str(exc), tuple(calls))
+
+
+def _request_indexes(request: PlannedRequest, indexes: dict[str, FileIndex]) -> dict[str, FileIndex]:
+    """Only the files a request showed: a finding on a file the model never saw is not trusted."""
+    paths = {chunk.file.path for chunk in request.chunks} | {
+        chunk.file.old_path for chunk in request.chunks if chunk.file.old_path
+    }
+    return {name: index for name, index in indexes.items() if name in paths}
+
+
+def _request_lines(request: PlannedRequest, reason: str) -> list[NotReviewed]:
+    return [NotReviewed(chunk.file.path, chunk.first_line, chunk.last_line, reason) for chunk in request.chunks]

@@ -1,0 +1,107 @@
+"""Posting one review to GitHub, for the App's worker and for ``reviewbot review --pr --post``.
+
+Every anchor was checked before this point, so GitHub should accept the review. If it still
+refuses a comment (422), the findings must not be lost: they go into the body, which GitHub
+cannot refuse for its anchors. And a POST whose answer was lost may have landed, so the pull
+request is read before the error is passed on for a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from reviewbot.errors import GitHubRateLimited, GitHubTransient, GitHubUnprocessable, ReviewbotError
+from reviewbot.github.client import GitHubClient, PostedReview, PullRequest
+from reviewbot.github.draft import MAX_BODY, ReviewDraft, fingerprints_in, head_marker_of, job_marker_of
+
+log = logging.getLogger("reviewbot.posting")
+
+
+class ReviewRefused(ReviewbotError):
+    """GitHub refused the review even with every comment moved into its body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    review_id: int
+    body: str  # as posted: the draft's body, or the fallback that carries the comments too
+
+
+async def our_reviews(github: GitHubClient, pr: PullRequest, me: str) -> list[PostedReview]:
+    """The reviews on the pull request that we posted."""
+    return [review for review in await github.list_reviews(pr.repo, pr.number) if review.user_login == me]
+
+
+async def posted_fingerprints(github: GitHubClient, pr: PullRequest, me: str, ours: Iterable[PostedReview]) -> set[str]:
+    """Fingerprints of findings we already raised on the pull request, in comments or review bodies."""
+    comments = await github.list_review_comments(pr.repo, pr.number)
+    return fingerprints_in(comment.body for comment in comments if comment.user_login == me) | fingerprints_in(
+        review.body for review in ours
+    )
+
+
+def review_for_head(reviews: Iterable[PostedReview], head: str) -> PostedReview | None:
+    """A submitted review of ours made for ``head``."""
+    return next((r for r in reviews if r.state != "PENDING" and head_marker_of(r.body) == head), None)
+
+
+def review_for_job(reviews: Iterable[PostedReview], job_id: int) -> PostedReview | None:
+    """The review a /review command's job posted."""
+    return next((review for review in reviews if job_marker_of(review.body) == job_id), None)
+
+
+async def post_review(
+    github: GitHubClient,
+    pr: PullRequest,
+    draft: ReviewDraft,
+    *,
+    me: str,
+    seen: Iterable[PostedReview],
+    job_id: int | None = None,
+) -> Posted:
+    """Post ``draft`` as one review of ``pr``'s head. ``seen`` are our reviews read before."""
+    try:
+        review_id = await github.create_review(
+            pr.repo, pr.number, commit_id=pr.head_sha, body=draft.body, comments=draft.comments
+        )
+    except GitHubUnprocessable as exc:
+        log.error("GitHub refused the review of %s#%s (%s); posting findings in the body", pr.repo, pr.number, exc)
+        body = inline_into_body(draft)
+        try:
+            review_id = await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
+        except GitHubUnprocessable as again:
+            # Trying again would meet the same refusal (and, in the worker, pay for the model again).
+            raise ReviewRefused(f"GitHub refused the review twice: {again}") from again
+        return Posted(review_id, body)
+    except (GitHubTransient, GitHubRateLimited):
+        landed = await landed_after_all(github, pr, me=me, seen={review.id for review in seen}, job_id=job_id)
+        if landed is None:
+            raise
+        review_id = landed.id
+    return Posted(review_id, draft.body)
+
+
+async def landed_after_all(
+    github: GitHubClient,
+    pr: PullRequest,
+    *,
+    me: str,
+    seen: set[int],
+    job_id: int | None = None,
+    keep: Callable[[PostedReview], bool] = lambda review: True,
+) -> PostedReview | None:
+    """After a POST whose answer was lost: our review of the head (or of the /review job) that
+    was not among ``seen`` before it, and passes ``keep``; None if the POST did not land."""
+    fresh = [review for review in await our_reviews(github, pr, me) if review.id not in seen and keep(review)]
+    return review_for_job(fresh, job_id) if job_id is not None else review_for_head(fresh, pr.head_sha)
+
+
+def inline_into_body(draft: ReviewDraft) -> str:
+    """The draft's body with its inline comments appended, within GitHub's size limit."""
+    listed = "\n\n".join(f"`{c.path}:{c.line}`\n\n{c.body}" for c in draft.comments)
+    details = f"\n\n<details><summary>Inline comments</summary>\n\n{listed}\n\n</details>"
+    if len(draft.body) + len(details) > MAX_BODY:
+        details = details[: max(0, MAX_BODY - len(draft.body) - 60)] + "\n\n… (cut to fit GitHub's limit)"
+    return draft.body + details

@@ -1,0 +1,195 @@
+"""What becomes of a webhook delivery once its body is read: checked, routed, recorded, answered.
+
+:class:`DeliveryIntake` takes the deliveries that arrived together (a *group*) and returns an
+answer for each: it checks each signature, decodes and routes each payload, records the group's
+deliveries and jobs in one transaction (one commit, one fsync, for all of them), and writes each
+delivery's log line. It runs in the recorder process (:mod:`reviewbot.service.recorder`), so none of this
+competes with the event loop for the GIL; an answer is only sent once its delivery is committed.
+
+Requests and answers are msgspec structs, so they cross the recorder's socket as MessagePack.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+
+from reviewbot import logs
+from reviewbot.errors import StoreError
+from reviewbot.service import metrics
+from reviewbot.service.webhooks import (
+    Ignored,
+    InstallationChange,
+    Outcome,
+    PayloadError,
+    Router,
+    WebhookOptions,
+    delivery_facts,
+    verify_signature,
+)
+from reviewbot.service.webhooks import router as default_router
+from reviewbot.settings import Settings
+from reviewbot.store.store import Delivery, JobRequest, Store
+
+log = logging.getLogger("reviewbot.app")
+
+
+class IntakeRequest(msgspec.Struct, array_like=True):
+    """A delivery as read from the request: headers (empty when absent) and the raw body."""
+
+    id: int  # the request's number on the recorder's socket
+    delivery: str
+    event: str
+    signature: str | None
+    body: bytes
+
+
+class IntakeAnswer(msgspec.Struct, array_like=True):
+    """The HTTP answer to a delivery, and what the web process does besides sending it."""
+
+    id: int
+    status: int
+    body: bytes  # JSON
+    queued: bool = False  # a review job was queued: wake the worker
+    counted: metrics.DeliveryOutcome | None = None  # for reviewbot_webhook_deliveries_total
+
+
+class _Accepted(msgspec.Struct):
+    """A delivery that passed every check and waits for its group's commit."""
+
+    request: IntakeRequest
+    record: Delivery
+    name: str  # event.action
+    outcome: Outcome
+
+
+_JSON: Final = msgspec.json.Encoder()
+
+
+def error_body(message: str) -> bytes:
+    return _JSON.encode({"error": message})
+
+
+class DeliveryIntake:
+    """Answers groups of deliveries: signature, payload, routing, durable record, log line."""
+
+    def __init__(self, secret: bytes, store: Store, router: Router, options: WebhookOptions) -> None:
+        self._secret = secret
+        self._store = store
+        self._router = router
+        self._options = options
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store) -> DeliveryIntake:
+        """The intake ``reviewbot serve`` runs: the webhook secret and the default router."""
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else ""
+        return cls(secret.encode(), store, default_router, WebhookOptions.from_settings(settings))
+
+    def answer_group(self, requests: Sequence[IntakeRequest]) -> list[IntakeAnswer]:
+        """One answer per request, in order. Never raises: a bug answers 500 for its delivery."""
+        answers: dict[int, IntakeAnswer] = {}
+        accepted: list[_Accepted] = []
+        for request in requests:
+            with logs.log_context(delivery=request.delivery or None):
+                try:
+                    checked = self._check(request)
+                except Exception:
+                    log.exception("delivery %s: could not be handled", request.delivery)
+                    checked = IntakeAnswer(request.id, 500, error_body("internal error"))
+            if isinstance(checked, IntakeAnswer):
+                answers[request.id] = checked
+            else:
+                accepted.append(checked)
+        try:
+            recorded = self._record(accepted)
+        except Exception:  # a bug: answer 500 and keep going, rather than end the process
+            log.exception("%d deliveries could not be recorded", len(accepted))
+            recorded = [IntakeAnswer(item.request.id, 500, error_body("internal error")) for item in accepted]
+        for item, answer in zip(accepted, recorded, strict=True):
+            answers[item.request.id] = answer
+        return [answers[request.id] for request in requests]
+
+    def _check(self, request: IntakeRequest) -> IntakeAnswer | _Accepted:
+        """The refusal of a delivery, or what to record of it."""
+        if not verify_signature(self._secret, request.body, request.signature):
+            log.warning("delivery %s: invalid or missing X-Hub-Signature-256", request.delivery or "(no id)")
+            return IntakeAnswer(request.id, 401, error_body("invalid signature"))
+        if not request.event or not request.delivery:
+            return IntakeAnswer(
+                request.id, 400, error_body("X-GitHub-Event and X-GitHub-Delivery headers are required")
+            )
+        try:
+            payload = self._router.decode(request.body)
+        except PayloadError as exc:
+            log.warning("delivery %s: %s", request.delivery, exc)
+            return IntakeAnswer(request.id, 400, error_body(str(exc)))
+        facts = delivery_facts(payload)
+        name = f"{request.event}.{facts.action}" if facts.action is not None else request.event
+        try:
+            outcome = self._router.dispatch(request.event, payload, self._options)
+        except PayloadError as exc:
+            with logs.log_context(repo=facts.repo):
+                log.warning("delivery %s: %s", request.delivery, exc)
+            return IntakeAnswer(request.id, 400, error_body(str(exc)))
+        job = outcome if isinstance(outcome, JobRequest) else None
+        record = Delivery(request.delivery, request.event, facts.action, facts.installation_id, facts.repo, job)
+        return _Accepted(request, record, name, outcome)
+
+    def _record(self, accepted: list[_Accepted]) -> list[IntakeAnswer]:
+        """Commit the group (installation changes one at a time: rare, and they touch other
+        tables), then answer each delivery."""
+        grouped = [item for item in accepted if not isinstance(item.outcome, InstallationChange)]
+        outcomes: dict[int, bool | StoreError] = {}
+        if grouped:
+            try:
+                added: Sequence[bool | StoreError] = self._store.record_deliveries([item.record for item in grouped])
+            except StoreError as exc:
+                added = [exc] * len(grouped)
+            outcomes.update((item.request.id, outcome) for item, outcome in zip(grouped, added, strict=True))
+        for item in accepted:
+            if isinstance(item.outcome, InstallationChange):
+                try:
+                    outcomes[item.request.id] = self._apply_installation_change(item.record, item.outcome)
+                except StoreError as exc:
+                    outcomes[item.request.id] = exc
+        return [self._answer(item, outcomes[item.request.id]) for item in accepted]
+
+    def _apply_installation_change(self, record: Delivery, change: InstallationChange) -> bool:
+        if self._store.has_delivery(record.id):
+            return False
+        change.apply(self._store)  # idempotent, so a crash before the delivery is recorded is harmless
+        return self._store.record_deliveries([record])[0]
+
+    def _answer(self, item: _Accepted, added: bool | StoreError) -> IntakeAnswer:
+        """The answer once the delivery is committed (or could not be), and its log line."""
+        request, name, outcome = item.request, item.name, item.outcome
+        delivery = request.delivery
+        job = outcome if isinstance(outcome, JobRequest) else None
+        context: dict[str, object] = {"repo": item.record.repo}
+        if job is not None:
+            context.update(pr=job.pr_number, head=job.head_sha or None)
+        with logs.log_context(delivery=delivery, **context):
+            if isinstance(added, StoreError):
+                log.error("delivery %s: store unavailable: %s", delivery, added)
+                return IntakeAnswer(request.id, 503, error_body("store unavailable"))
+            if not added:
+                log.info("delivery %s %s: duplicate, nothing done", delivery, name)
+                body = {"duplicate": True, "queued": False, "delivery": delivery}
+                return IntakeAnswer(request.id, 200, _JSON.encode(body), counted="duplicate")
+            if isinstance(outcome, Ignored):
+                log.info("delivery %s %s: ignored: %s", delivery, name, outcome.reason)
+                body = {"ignored": outcome.reason, "delivery": delivery}
+                return IntakeAnswer(request.id, 200, _JSON.encode(body), counted="ignored")
+            if job is not None:
+                log.info("delivery %s %s: review queued for %s#%d", delivery, name, job.repo, job.pr_number)
+                body = {"queued": True, "delivery": delivery}
+                return IntakeAnswer(request.id, 202, _JSON.encode(body), queued=True, counted="queued")
+            if request.event == "ping":
+                log.info("delivery %s: ping", delivery)
+                return IntakeAnswer(request.id, 200, _JSON.encode({"pong": True, "delivery": delivery}), counted="ping")
+            log.info("delivery %s %s: handled", delivery, name)
+            body = {"queued": False, "delivery": delivery}
+            return IntakeAnswer(request.id, 202, _JSON.encode(body), counted="installation")

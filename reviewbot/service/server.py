@@ -1,0 +1,223 @@
+"""``reviewbot serve``: the webhook server and the review worker in one process; with
+``--no-worker`` the webhook server alone, and ``reviewbot worker`` the review worker alone (several
+replicas of each on one PostgreSQL database)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+
+from reviewbot.errors import ConfigError, ReviewbotError, StoreError
+from reviewbot.github.client import GitHubClient
+from reviewbot.service.app import create_app
+from reviewbot.service.job import ReviewService
+from reviewbot.service.metrics import start_metrics_server
+from reviewbot.service.setup import needs_setup, run_setup
+from reviewbot.service.worker import Worker
+from reviewbot.settings import Settings
+from reviewbot.store.store import Store, open_store
+
+log = logging.getLogger("reviewbot.server")
+# How long shutdown waits for reviews in progress; a job still running then is released, so
+# another worker starts it at once.
+_STOP_GRACE_SECONDS = 20.0
+#: Reviews one process runs at once, unless ``reviewbot worker --concurrency`` says otherwise.
+WORKER_CONCURRENCY = 2
+
+
+def check_service_settings(settings: Settings, *, webhooks: bool = True, reviews: bool = True) -> None:
+    """Refuse to start without what the webhook server (``webhooks``) or the review worker
+    (``reviews``) needs, naming the variable to set."""
+    missing = []
+    if reviews and not settings.github_app_id:
+        missing.append("REVIEWBOT_GITHUB_APP_ID (the App ID from the App's settings page)")
+    if reviews and settings.github_private_key is None and settings.github_private_key_path is None:
+        missing.append("REVIEWBOT_GITHUB_PRIVATE_KEY_PATH (the App's .pem file)")
+    if webhooks and settings.webhook_secret is None:
+        missing.append("REVIEWBOT_WEBHOOK_SECRET (the App's webhook secret)")
+    if reviews and settings.api_key is None:
+        missing.append("REVIEWBOT_API_KEY (the model endpoint's key)")
+    if missing:
+        what = "serve the GitHub App" if webhooks else "run the review worker"
+        raise ConfigError(f"cannot {what} without " + "; ".join(missing))
+    if reviews and settings.github_private_key_path is not None and not settings.github_private_key_path.is_file():
+        raise ConfigError(
+            f"REVIEWBOT_GITHUB_PRIVATE_KEY_PATH={settings.github_private_key_path} does not exist; "
+            "point it at the App's .pem file"
+        )
+
+
+def build_app(settings: Settings, store: Store, *, worker: bool = True) -> Starlette:
+    """The ASGI app; with ``worker``, the review worker runs alongside it for its lifetime."""
+    if not worker:
+        return create_app(settings, store)
+    runner = review_worker(settings, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop), name="reviewbot-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            await stop_worker(runner, task, store)
+
+    return create_app(settings, store, on_enqueued=runner.wake, lifespan=lifespan)
+
+
+def review_worker(settings: Settings, store: Store, *, concurrency: int = WORKER_CONCURRENCY) -> Worker:
+    """The job loop that reviews pull requests, as ``serve`` and ``worker`` both run it."""
+    service = ReviewService(settings, store)
+    return Worker(
+        store,
+        service.handle,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_attempts,
+        concurrency=concurrency,
+        poll_interval=settings.worker_poll_seconds,
+    )
+
+
+async def stop_worker(
+    worker: Worker,
+    task: asyncio.Task[None],
+    store: Store,
+    grace: float = _STOP_GRACE_SECONDS,
+    hurry: asyncio.Event | None = None,
+) -> None:
+    """Once ``worker`` was told to stop: wait up to ``grace`` seconds (or until ``hurry`` is set)
+    for the reviews in hand, then cancel the rest and release their jobs, so another worker starts
+    them at once rather than after their lease runs out."""
+    hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
+    await asyncio.wait({task} | ({hurried} if hurried else set()), timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+    if hurried is not None:
+        hurried.cancel()
+    if task.done():
+        task.result()  # a crash of the loop itself is a bug: let it show
+        return
+    task.cancel()  # Worker.run cancels the reviews in hand
+    await asyncio.wait({task})
+    try:
+        released = await asyncio.to_thread(store.release_jobs, worker.worker_id)
+    except StoreError as exc:
+        log.warning("reviews cut off at shutdown could not be released (%s); they restart after the lease", exc)
+    else:
+        log.warning("%d review(s) cut off at shutdown were released to the next worker", released)
+
+
+async def run_until_signalled(worker: Worker, store: Store, *, grace: float = _STOP_GRACE_SECONDS) -> None:
+    """Run ``worker`` until SIGTERM or SIGINT, then finish or release the jobs in hand
+    (:func:`stop_worker`); a second signal stops at once, releasing them."""
+    loop = asyncio.get_running_loop()
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: stopping now", signum.name)
+            hurry.set()
+        else:
+            log.info("%s: finishing the reviews in hand (up to %.0f s), taking no new ones", signum.name, grace)
+            stop.set()
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, on_signal, signum)
+    log.info("worker %s started; SIGTERM or SIGINT stops it", worker.worker_id)
+    try:
+        task = asyncio.create_task(worker.run(stop), name="reviewbot-worker")
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        await stop_worker(worker, task, store, grace, hurry)
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def work(settings: Settings, *, concurrency: int = WORKER_CONCURRENCY) -> None:
+    """``reviewbot worker``: review jobs from the store until SIGTERM or SIGINT, with no web server."""
+    check_service_settings(settings, webhooks=False)
+    settings = with_app_slug(settings)
+    store = open_store(settings.database_url)
+    try:
+        runner = review_worker(settings, store, concurrency=concurrency)
+        log.info("worker %s: up to %d reviews at once from %s", runner.worker_id, concurrency, store.location)
+        if settings.metrics_port is not None:  # its own counters; Prometheus sums them across targets
+            start_metrics_server(store.job_counts, port=settings.metrics_port, addr=settings.host)
+        freeze_startup_objects()
+        asyncio.run(run_until_signalled(runner, store))
+    finally:
+        store.close()
+
+
+def uvicorn_config(app: Starlette, *, host: str, port: int) -> uvicorn.Config:
+    """How reviewbot runs under uvicorn (benchmarks use the same). uvicorn's own lines go to the
+    root logger (``log_config=None``), so they get the same format and secret redaction."""
+    return uvicorn.Config(
+        app, host=host, port=port, proxy_headers=True, log_level="info", access_log=False, log_config=None
+    )
+
+
+def freeze_startup_objects() -> None:
+    """Everything loaded at start-up lives as long as the process: keep the cyclic collector from
+    rescanning it on every full collection, which stalls every request in flight."""
+    gc.collect()
+    gc.freeze()
+
+
+def with_app_slug(settings: Settings) -> Settings:
+    """``settings`` with the App's slug, asked of GitHub once at start-up when it is not set, so
+    that ``@<slug> review`` commands are recognised and no job has to ask again."""
+    if settings.github_app_slug or not settings.github_app_id:
+        return settings
+    if settings.github_private_key is None and settings.github_private_key_path is None:
+        return settings
+
+    async def fetch() -> str:
+        # GET /app is signed with the App's own key; no installation is involved.
+        async with GitHubClient.for_installation(settings, 0) as github:
+            return await github.app_slug()
+
+    try:
+        slug = asyncio.run(fetch())
+    except ReviewbotError as exc:
+        log.warning(
+            "could not ask GitHub for the App's slug (%s); /review works, and `@<slug> review` "
+            "needs REVIEWBOT_GITHUB_APP_SLUG",
+            exc,
+        )
+        return settings
+    log.info("the App's slug is %s", slug)
+    return settings.model_copy(update={"github_app_slug": slug})
+
+
+def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> None:
+    """Run until interrupted (SIGINT/SIGTERM stop it cleanly); without ``worker``, only receive
+    webhooks and queue their jobs for ``reviewbot worker`` processes. Without any App settings,
+    first register the App (:mod:`reviewbot.service.setup`), then serve it."""
+    if needs_setup(settings):
+        registered = run_setup(settings, lambda app: uvicorn_config(app, host=host, port=port))
+        if registered is None:
+            return
+        settings = registered
+    check_service_settings(settings, reviews=worker)
+    settings = with_app_slug(settings)
+    store = open_store(settings.database_url)
+    try:
+        app = build_app(settings, store, worker=worker)
+        config = uvicorn_config(app, host=host, port=port)
+        freeze_startup_objects()
+        uvicorn.Server(config).run()
+    finally:
+        store.close()

@@ -1,0 +1,1 @@
+"""Durable state: the schema, the SQLite and PostgreSQL backends, deliveries, the job queue and posted reviews."""
