@@ -19,12 +19,13 @@ from reviewbot import __version__
 from reviewbot.engine.diff import parse_diff
 from reviewbot.engine.pricing import cost_report
 from reviewbot.engine.prompt import ReviewContext
-from reviewbot.engine.result import ReviewResult, Severity
+from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ConfigError, InputError, ModelError, ReviewbotError
 from reviewbot.money import costs
 from reviewbot.render import FORMATS, render_plan, render_result
 from reviewbot.settings import Settings, load_settings
+from reviewbot.severity import Severity
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1

@@ -6,7 +6,7 @@
 
 ``app.json`` is written last, so its presence means a whole App was saved.
 
-:func:`with_saved_app` (which :func:`~reviewbot.settings.load_settings` applies) fills in the App
+:func:`~reviewbot.settings.with_saved_app` (which :func:`~reviewbot.settings.load_settings` applies) fills in the App
 settings the environment leaves unset. The environment (and ``.env``) always wins, setting by
 setting; the saved App is ignored as a whole when ``REVIEWBOT_GITHUB_APP_ID`` names another App,
 so a key of one App is never paired with the ID of another.
@@ -15,27 +15,32 @@ so a key of one App is never paired with the ID of another.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-
-from pydantic import SecretStr
+from typing import Any, Final
 
 from reviewbot.errors import ConfigError
-
-if TYPE_CHECKING:
-    from reviewbot.github.client import AppRegistration
-    from reviewbot.settings import Settings
-
-log = logging.getLogger("reviewbot.credentials")
 
 KEY_FILE: Final = "app.pem"
 APP_FILE: Final = "app.json"
 _PRIVATE: Final = 0o600
+
+
+@dataclass(frozen=True, slots=True)
+class AppRegistration:
+    """A GitHub App just registered from a manifest. ``pem`` and ``webhook_secret`` are secrets:
+    keep them out of logs and pages (they are left out of ``repr``)."""
+
+    id: int
+    slug: str | None
+    name: str
+    html_url: str
+    client_id: str
+    pem: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,31 +155,3 @@ def _write_private(path: Path, text: str) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-
-
-def with_saved_app(settings: Settings) -> Settings:
-    """``settings`` with the App saved in ``REVIEWBOT_DATA_DIR`` for each App setting they leave
-    unset (ID, key, webhook secret, slug, and the API URL it was registered on)."""
-    saved = load_saved_app(settings.data_dir)
-    if saved is None:
-        return settings
-    if settings.github_app_id and settings.github_app_id != saved.app_id:
-        log.warning(
-            "REVIEWBOT_GITHUB_APP_ID=%s is not the App saved in %s (%s): the saved App is not used",
-            settings.github_app_id,
-            settings.data_dir,
-            saved.app_id,
-        )
-        return settings
-    update: dict[str, object] = {}
-    if not settings.github_app_id:
-        update["github_app_id"] = saved.app_id
-    if settings.github_private_key is None and settings.github_private_key_path is None:
-        update["github_private_key_path"] = saved.key_path
-    if settings.webhook_secret is None:
-        update["webhook_secret"] = SecretStr(saved.webhook_secret)
-    if not settings.github_app_slug and saved.slug:
-        update["github_app_slug"] = saved.slug
-    if "github_api_url" not in settings.model_fields_set:
-        update["github_api_url"] = saved.github_api_url
-    return settings.model_copy(update=update)

@@ -7,15 +7,18 @@ unchanged.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from reviewbot.credentials import with_saved_app
-from reviewbot.engine.result import Severity
+from reviewbot.credentials import load_saved_app
 from reviewbot.errors import ConfigError
+from reviewbot.severity import Severity
+
+log = logging.getLogger("reviewbot.settings")
 
 DEFAULT_BASE_URL = "https://global-apis.com/v1"
 DEFAULT_MODEL = "qwen3-coder-30b"
@@ -216,3 +219,31 @@ def load_settings(**overrides: object) -> Settings:
             name = "REVIEWBOT_" + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{name}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
+
+
+def with_saved_app(settings: Settings) -> Settings:
+    """``settings`` with the App saved in ``REVIEWBOT_DATA_DIR`` for each App setting they leave
+    unset (ID, key, webhook secret, slug, and the API URL it was registered on)."""
+    saved = load_saved_app(settings.data_dir)
+    if saved is None:
+        return settings
+    if settings.github_app_id and settings.github_app_id != saved.app_id:
+        log.warning(
+            "REVIEWBOT_GITHUB_APP_ID=%s is not the App saved in %s (%s): the saved App is not used",
+            settings.github_app_id,
+            settings.data_dir,
+            saved.app_id,
+        )
+        return settings
+    update: dict[str, object] = {}
+    if not settings.github_app_id:
+        update["github_app_id"] = saved.app_id
+    if settings.github_private_key is None and settings.github_private_key_path is None:
+        update["github_private_key_path"] = saved.key_path
+    if settings.webhook_secret is None:
+        update["webhook_secret"] = SecretStr(saved.webhook_secret)
+    if not settings.github_app_slug and saved.slug:
+        update["github_app_slug"] = saved.slug
+    if "github_api_url" not in settings.model_fields_set:
+        update["github_api_url"] = saved.github_api_url
+    return settings.model_copy(update=update)

@@ -6,7 +6,8 @@ from builders import modified_file_diff, parsed
 from reviewbot.engine.anchor import anchor_findings, build_indexes, finalize
 from reviewbot.engine.diff import Side
 from reviewbot.engine.findings import CandidateFinding
-from reviewbot.engine.result import Category, Finding, Severity
+from reviewbot.engine.result import Category, Finding
+from reviewbot.severity import Severity
 
 
 def candidate(**fields: Any) -> CandidateFinding:

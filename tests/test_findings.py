@@ -4,7 +4,8 @@ import json
 
 from reviewbot.engine.diff import Side
 from reviewbot.engine.findings import parse_reply
-from reviewbot.engine.result import Category, Severity
+from reviewbot.engine.result import Category
+from reviewbot.severity import Severity
 
 ONE = {
     "path": "a.py",

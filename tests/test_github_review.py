@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from reviewbot.engine.diff import Side
 from reviewbot.engine.pricing import cost_report, default_price_table
-from reviewbot.engine.result import Category, Finding, NotReviewed, Repairs, ReviewResult, Severity, SkippedFile
+from reviewbot.engine.result import Category, Finding, NotReviewed, Repairs, ReviewResult, SkippedFile
 from reviewbot.engine.usage import Usage
 from reviewbot.github.draft import (
     MAX_BODY,
@@ -12,6 +12,7 @@ from reviewbot.github.draft import (
     fingerprints_in,
     head_marker_of,
 )
+from reviewbot.severity import Severity
 
 HEAD = "0123456789abcdef0123456789abcdef01234567"
 

@@ -305,7 +305,7 @@ def test_a_closed_store_gives_its_connections_back(postgres_url: str) -> None:
 
 def test_psycopg_is_only_imported_for_a_postgres_url() -> None:
     code = (
-        "import sys; from reviewbot.store import open_store; "
+        "import sys; from reviewbot.store.store import open_store; "
         "open_store('sqlite://:memory:').close(); print('psycopg' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)

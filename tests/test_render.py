@@ -20,7 +20,6 @@ from reviewbot.engine.result import (
     NotReviewed,
     Repairs,
     ReviewResult,
-    Severity,
     SkippedFile,
 )
 from reviewbot.engine.review import Prepared, ReviewOptions, prepare
@@ -30,6 +29,7 @@ from reviewbot.errors import ConfigError
 from reviewbot.render import FORMATS, plan_to_dict, render_plan, render_result, result_to_dict, result_to_sarif
 from reviewbot.render.annotations import escape_data, escape_property
 from reviewbot.render.markdown import code_span
+from reviewbot.severity import Severity
 
 LEEWAY_DIFF = Path(__file__).resolve().parents[1] / "examples" / "leeway.diff"
 UNICODE_PATH = "src/my dir/módulo.py"

@@ -3,8 +3,8 @@ from __future__ import annotations
 from reviewbot.engine.filters import FilterRules
 from reviewbot.engine.pricing import default_price_table
 from reviewbot.engine.repo_config import RepoConfig, apply_repo_config, parse_repo_config
-from reviewbot.engine.result import Severity
 from reviewbot.engine.review import ReviewOptions
+from reviewbot.severity import Severity
 
 ALLOWED = ["qwen3-coder-30b", "deepseek-coder"]
 

@@ -14,9 +14,10 @@ from reviewbot.engine.diff import Side, parse_diff
 from reviewbot.engine.filters import FilterRules
 from reviewbot.engine.llm import ModelClient
 from reviewbot.engine.pricing import default_price_table
-from reviewbot.engine.result import ReviewResult, Severity
+from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ModelAuthError
+from reviewbot.severity import Severity
 
 LEEWAY = SAMPLE_DIFFS / "sample_leeway.diff"
 LARGE = SAMPLE_DIFFS / "sample_large_trace.diff"

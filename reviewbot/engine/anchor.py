@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from reviewbot.engine.diff import DiffFile, Side
 from reviewbot.engine.findings import CandidateFinding
 from reviewbot.engine.gitpath import strip_prefix
-from reviewbot.engine.result import Category, Finding, Repairs, Severity
+from reviewbot.engine.result import Category, Finding, Repairs
+from reviewbot.severity import Severity
 
 # How far off the diff a claimed line may be and still be moved to the line it quoted.
 MOVE_DISTANCE = 8

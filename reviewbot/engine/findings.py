@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reviewbot.engine.diff import Side
-from reviewbot.engine.result import Category, Severity
+from reviewbot.engine.result import Category
+from reviewbot.severity import Severity
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reviewbot.engine.diff import DiffFile, DiffLine, Hunk
-from reviewbot.engine.result import Category, Severity
+from reviewbot.engine.result import Category
+from reviewbot.severity import Severity
 
 
 @dataclass(frozen=True, slots=True)

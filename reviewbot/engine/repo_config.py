@@ -25,8 +25,8 @@ from typing import Any
 
 from reviewbot.engine.filters import FilterRules
 from reviewbot.engine.pricing import format_usd
-from reviewbot.engine.result import Severity
 from reviewbot.engine.review import ReviewOptions
+from reviewbot.severity import Severity
 
 CONFIG_PATH = ".github/reviewbot.toml"
 _MAX_INSTRUCTIONS = 2_000

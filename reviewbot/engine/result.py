@@ -11,27 +11,7 @@ from enum import StrEnum
 
 from reviewbot.engine.diff import Side
 from reviewbot.engine.usage import Usage
-
-
-class Severity(StrEnum):
-    """How much a finding matters, most severe first."""
-
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-    INFO = "info"
-
-    @property
-    def rank(self) -> int:
-        """0 for the most severe; lower sorts first."""
-        return _SEVERITY_ORDER.index(self)
-
-    def at_least(self, threshold: Severity) -> bool:
-        return self.rank <= threshold.rank
-
-
-_SEVERITY_ORDER = list(Severity)
+from reviewbot.severity import Severity
 
 
 class Category(StrEnum):

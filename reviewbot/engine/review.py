@@ -26,13 +26,13 @@ from reviewbot.engine.result import (
     NotReviewed,
     Repairs,
     ReviewResult,
-    Severity,
     SkippedFile,
 )
 from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
 from reviewbot.engine.usage import Usage
 from reviewbot.errors import ConfigError, ModelAuthError, ModelError
 from reviewbot.settings import Settings
+from reviewbot.severity import Severity
 
 
 class Reply(Protocol):

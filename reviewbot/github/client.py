@@ -52,6 +52,7 @@ from githubkit.rest import Paginator
 from githubkit.typing import RetryOption
 
 from reviewbot import __version__, tls
+from reviewbot.credentials import AppRegistration
 from reviewbot.engine.diff import Side, decode
 from reviewbot.errors import (
     ConfigError,
@@ -474,20 +475,6 @@ class GitHubClient:
 
 
 # -- registering the App ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AppRegistration:
-    """A GitHub App just registered from a manifest. ``pem`` and ``webhook_secret`` are secrets:
-    keep them out of logs and pages (they are left out of ``repr``)."""
-
-    id: int
-    slug: str | None
-    name: str
-    html_url: str
-    client_id: str
-    pem: str = dataclasses.field(repr=False)
-    webhook_secret: str = dataclasses.field(repr=False)
 
 
 async def convert_app_manifest(api_url: str, code: str, *, timeout: float = 30.0) -> AppRegistration:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from reviewbot.engine.diff import Side
 from reviewbot.engine.pricing import CostReport, cost_note
-from reviewbot.engine.result import Finding, ReviewResult, Severity
+from reviewbot.engine.result import Finding, ReviewResult
+from reviewbot.severity import Severity
 
 _COMMANDS = {
     Severity.CRITICAL: "error",

@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 from reviewbot import __version__
 from reviewbot.engine.diff import Side
-from reviewbot.engine.result import Category, Finding, ReviewResult, Severity
+from reviewbot.engine.result import Category, Finding, ReviewResult
+from reviewbot.severity import Severity
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"

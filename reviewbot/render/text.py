@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from reviewbot.engine.diff import Side
 from reviewbot.engine.plan import Plan
 from reviewbot.engine.pricing import CostReport, cost_note, format_usd
-from reviewbot.engine.result import Finding, Repairs, ReviewResult, Severity
+from reviewbot.engine.result import Finding, Repairs, ReviewResult
 from reviewbot.engine.review import Prepared
 from reviewbot.render.json_out import PlanCosts, plan_costs
+from reviewbot.severity import Severity
 
 WIDTH = 100
 _INDENT = "      "
