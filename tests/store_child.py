@@ -19,7 +19,8 @@ import os
 import sys
 import threading
 
-from reviewbot.store.store import JobRequest, Store, open_store
+from reviewbot.store.records import JobRequest
+from reviewbot.store.store import Store, open_store
 
 
 def main(mode: str, url: str, *args: str) -> None:

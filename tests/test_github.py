@@ -42,14 +42,10 @@ from reviewbot.errors import (
     GitHubTransient,
     GitHubUnprocessable,
 )
-from reviewbot.github.client import (
-    NO_PATCH,
-    DiffFetch,
-    GitHubClient,
-    PullRequest,
-    RetryPolicy,
-    ReviewComment,
-)
+from reviewbot.github.client import GitHubClient
+from reviewbot.github.draft import ReviewComment
+from reviewbot.github.pulls import NO_PATCH, DiffFetch, PullRequest
+from reviewbot.github.retry import RetryPolicy
 from reviewbot.settings import Settings
 
 T = TypeVar("T")

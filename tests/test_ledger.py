@@ -143,7 +143,7 @@ def test_recording_no_calls_writes_nothing(store: Store) -> None:
 
 
 def test_a_job_row_is_an_origin(store: Store) -> None:
-    from reviewbot.store.store import JobRequest
+    from reviewbot.store.records import JobRequest
 
     request = JobRequest(
         installation_id=5, repo="o/r", pr_number=9, head_sha="d" * 40, base_sha="e" * 40, full_review=True, trigger="t"

@@ -23,7 +23,8 @@ from reviewbot.logs import REDACTED, JsonFormatter, bind, build_handler, current
 from reviewbot.service.app import create_app
 from reviewbot.service.worker import JobOutcome
 from reviewbot.settings import Settings
-from reviewbot.store.store import Job, Store, open_store
+from reviewbot.store.records import Job
+from reviewbot.store.store import Store, open_store
 from test_app import REPO, headers, opened_payload
 from test_worker import enqueue, make_worker, run_until
 

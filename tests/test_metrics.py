@@ -31,7 +31,8 @@ from reviewbot.service.app import create_app
 from reviewbot.service.metrics import JobsCollector, Metrics, scrape_registry, start_metrics_server
 from reviewbot.service.worker import JobOutcome, TransientJobError
 from reviewbot.settings import Settings
-from reviewbot.store.store import JOB_STATES, Job, JobRequest, JobState, Store, open_store
+from reviewbot.store.records import JOB_STATES, Job, JobRequest, JobState
+from reviewbot.store.store import Store, open_store
 from test_app import TOO_BIG, headers, opened_payload
 from test_recorder import kill_recorder
 from test_service import BASE as SERVICE_BASE

@@ -22,7 +22,9 @@ import pytest
 
 from databases import query
 from reviewbot.errors import ConfigError, StoreError
-from reviewbot.store.store import SCHEMA_VERSION, Delivery, JobRequest, Store, open_store
+from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.schema import SCHEMA_VERSION
+from reviewbot.store.store import Store, open_store
 
 REPO = "octo/widgets"
 CHILD = Path(__file__).with_name("store_child.py")

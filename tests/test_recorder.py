@@ -24,7 +24,8 @@ from reviewbot.service.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
 from reviewbot.service.recorder import DeliveryRecorder, RecorderUnavailable
 from reviewbot.service.webhooks import WebhookOptions, router, sign
 from reviewbot.settings import Settings
-from reviewbot.store.store import Delivery, Store, open_store
+from reviewbot.store.records import Delivery
+from reviewbot.store.store import Store, open_store
 from test_app import REPO, opened_payload
 
 SECRET = b"recorder-secret"

@@ -42,7 +42,8 @@ from fixtures_path import FIXTURE_DIFFS, SAMPLE_DIFFS, WEBHOOKS
 from reviewbot.engine.diff import parse_diff
 from reviewbot.engine.filters import FilterRules, select_files
 from reviewbot.service.webhooks import sign
-from reviewbot.store.store import Job, open_store
+from reviewbot.store.records import Job
+from reviewbot.store.store import open_store
 
 LEASE_SECONDS = 3
 BASE_SHA = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"

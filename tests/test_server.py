@@ -27,7 +27,9 @@ from reviewbot.errors import ConfigError
 from reviewbot.service.server import build_app, check_service_settings
 from reviewbot.service.worker import JobOutcome, Worker
 from reviewbot.settings import Settings
-from reviewbot.store.store import SCHEMA_VERSION, Job, Store, open_store
+from reviewbot.store.records import Job
+from reviewbot.store.schema import SCHEMA_VERSION
+from reviewbot.store.store import Store, open_store
 from test_app import headers
 from test_worker import enqueue
 

@@ -21,12 +21,14 @@ from fake_github import FakeGitHub, Fault
 from fake_openai import FakeOpenAI, Reply
 from fixtures_path import SAMPLE_DIFFS
 from reviewbot.engine.repo_config import CONFIG_PATH
-from reviewbot.github.client import GitHubClient, RetryPolicy
+from reviewbot.github.client import GitHubClient
 from reviewbot.github.draft import fingerprints_in
+from reviewbot.github.retry import RetryPolicy
 from reviewbot.service.job import ReviewService
 from reviewbot.service.worker import JobOutcome, TransientJobError
 from reviewbot.settings import Settings
-from reviewbot.store.store import Job, JobRequest, Store, open_store
+from reviewbot.store.records import Job, JobRequest
+from reviewbot.store.store import Store, open_store
 
 REPO = "Codertocat/Hello-World"
 NUMBER = 2

@@ -25,7 +25,7 @@ from fake_github import APP_ID, APP_SLUG, WEB, FakeGitHub
 from fake_openai import FakeOpenAI
 from reviewbot.credentials import APP_FILE, KEY_FILE, AppRegistration, save_app
 from reviewbot.errors import ConfigError, GitHubNotFound
-from reviewbot.github.client import convert_app_manifest
+from reviewbot.github.manifest import convert_app_manifest
 from reviewbot.service import setup as app_setup
 from reviewbot.service.app import create_app
 from reviewbot.service.server import check_service_settings

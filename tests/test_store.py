@@ -18,8 +18,10 @@ import pytest
 
 from databases import query
 from reviewbot.errors import ConfigError, StoreError
-from reviewbot.store import database
-from reviewbot.store.store import SCHEMA_VERSION, Delivery, JobRequest, Store, open_store
+from reviewbot.store import sqlite
+from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.schema import SCHEMA_VERSION
+from reviewbot.store.store import Store, open_store
 
 REPO = "octo/widgets"
 
@@ -487,7 +489,7 @@ def test_a_writer_waits_its_turn_while_another_process_writes_and_goes_on_once_i
 def test_a_writer_gives_up_with_a_store_error_when_another_process_never_finishes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(database, "BUSY_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_SECONDS", 0.1)
     store = open_store(f"sqlite:///{tmp_path / 'stuck.db'}")
     other_process = os.open(tmp_path / "stuck.db-lock", os.O_RDWR)
     fcntl.flock(other_process, fcntl.LOCK_EX)

@@ -24,7 +24,8 @@ from reviewbot.service.webhooks import (
     sign,
     verify_signature,
 )
-from reviewbot.store.store import JobRequest, open_store
+from reviewbot.store.records import JobRequest
+from reviewbot.store.store import open_store
 
 # GitHub's documented test vector ("Validating webhook deliveries").
 DOCS_SECRET = b"It's a Secret to Everybody"

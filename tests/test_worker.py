@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from reviewbot.service.worker import JobHandler, JobOutcome, TransientJobError, Worker, backoff_seconds
-from reviewbot.store.store import Job, JobRequest, Store, open_store
+from reviewbot.store.records import Job, JobRequest
+from reviewbot.store.store import Store, open_store
 
 REPO = "octo/widgets"
 

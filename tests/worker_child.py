@@ -12,7 +12,8 @@ import sys
 
 from reviewbot.service.server import run_until_signalled
 from reviewbot.service.worker import JobOutcome, Worker
-from reviewbot.store.store import Job, open_store
+from reviewbot.store.records import Job
+from reviewbot.store.store import open_store
 
 
 async def handler(job: Job) -> JobOutcome:

@@ -1,1 +1,1 @@
-"""The GitHub side: the REST client (the one githubkit importer), and building and posting a review."""
+"""The GitHub side: the REST client and App auth (the only githubkit importers), and building and posting a review."""

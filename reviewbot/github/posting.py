@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reviewbot.errors import GitHubRateLimited, GitHubTransient, GitHubUnprocessable, ReviewbotError
-from reviewbot.github.client import GitHubClient, PostedReview, PullRequest
+from reviewbot.github.client import GitHubClient
 from reviewbot.github.draft import MAX_BODY, ReviewDraft, fingerprints_in, head_marker_of, job_marker_of
+from reviewbot.github.pulls import PullRequest
+from reviewbot.github.reviews import PostedReview
 
 log = logging.getLogger("reviewbot.posting")
 

@@ -41,7 +41,7 @@ _COLUMNS: Final[dict[GroupKey, str]] = {
 
 
 class CallOrigin(Protocol):
-    """Where a review's calls came from; a store :class:`~reviewbot.store.store.Job` is one."""
+    """Where a review's calls came from; a store :class:`~reviewbot.store.records.Job` is one."""
 
     @property
     def id(self) -> int | None: ...

@@ -32,7 +32,8 @@ from reviewbot.service.webhooks import (
 )
 from reviewbot.service.webhooks import router as default_router
 from reviewbot.settings import Settings
-from reviewbot.store.store import Delivery, JobRequest, Store
+from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.store import Store
 
 log = logging.getLogger("reviewbot.app")
 

@@ -36,7 +36,7 @@ from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig, apply_repo_con
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import ReviewOptions, execute, prepare
 from reviewbot.errors import GitHubRateLimited, GitHubTransient, ModelError
-from reviewbot.github.client import GitHubClient, PostedReview, PullRequest
+from reviewbot.github.client import GitHubClient
 from reviewbot.github.draft import (
     ReviewContextInfo,
     ReviewDraft,
@@ -52,12 +52,15 @@ from reviewbot.github.posting import (
     review_for_head,
     review_for_job,
 )
+from reviewbot.github.pulls import PullRequest
+from reviewbot.github.reviews import PostedReview
 from reviewbot.money import budgets, ledger
 from reviewbot.render.text import plural
 from reviewbot.service import metrics
 from reviewbot.service.worker import JobOutcome, TransientJobError
 from reviewbot.settings import Settings
-from reviewbot.store.store import Job, Store
+from reviewbot.store.records import Job
+from reviewbot.store.store import Store
 
 log = logging.getLogger("reviewbot.service")
 P = ParamSpec("P")

@@ -46,7 +46,7 @@ from reviewbot.engine.pricing import PriceTable
 from reviewbot.engine.result import ModelCall
 from reviewbot.errors import StoreError
 from reviewbot.money.ledger import price_call
-from reviewbot.store.store import JobState
+from reviewbot.store.records import JobState
 
 log = logging.getLogger("reviewbot.metrics")
 

@@ -18,9 +18,10 @@ from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig, apply_repo_con
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ConfigError
-from reviewbot.github.client import GitHubClient, PullRequest
+from reviewbot.github.client import GitHubClient
 from reviewbot.github.draft import ReviewContextInfo, build_review
 from reviewbot.github.posting import our_reviews, post_review, posted_fingerprints
+from reviewbot.github.pulls import PullRequest
 from reviewbot.settings import Settings
 
 _REF = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)#(?P<number>\d+)$")

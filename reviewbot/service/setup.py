@@ -48,7 +48,7 @@ from starlette.routing import Route
 from reviewbot import logs
 from reviewbot.credentials import prepare_data_dir, save_app, saved_app_exists
 from reviewbot.errors import ConfigError, ReviewbotError
-from reviewbot.github.client import convert_app_manifest
+from reviewbot.github.manifest import convert_app_manifest
 from reviewbot.settings import Settings, with_saved_app
 
 log = logging.getLogger("reviewbot.setup")

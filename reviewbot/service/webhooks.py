@@ -2,7 +2,7 @@
 
 A handler is a small function of the payload (and :class:`WebhookOptions`) that returns:
 
-- a :class:`~reviewbot.store.store.JobRequest` to queue a review,
+- a :class:`~reviewbot.store.records.JobRequest` to queue a review,
 - an :class:`InstallationChange` to apply to the store (nothing queued),
 - ``None`` when the event is handled and needs nothing more (``ping``),
 - :class:`Ignored` with the reason otherwise.
@@ -37,7 +37,8 @@ from typing import Any, Final, Literal, TypeAlias, TypedDict
 import msgspec
 
 from reviewbot.settings import Settings
-from reviewbot.store.store import COMMAND_TRIGGER, JobRequest, Store
+from reviewbot.store.records import COMMAND_TRIGGER, JobRequest
+from reviewbot.store.store import Store
 
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 _SIGNATURE_PREFIX: Final = "sha256="

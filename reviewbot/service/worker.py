@@ -26,7 +26,8 @@ from typing import Final, Literal
 from reviewbot import logs
 from reviewbot.errors import StoreError
 from reviewbot.service import metrics
-from reviewbot.store.store import Job, Store
+from reviewbot.store.records import Job
+from reviewbot.store.store import Store
 
 log = logging.getLogger("reviewbot.worker")
 

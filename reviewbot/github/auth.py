@@ -1,0 +1,104 @@
+"""Acting as a GitHub App: reading and checking its private key, and the installation-token
+auth flow with its shared token caches."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from githubkit import AppInstallationAuthStrategy, GitHubCore
+from githubkit.auth.app import AppAuth
+from githubkit.cache import MemCacheStrategy
+
+from reviewbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reviewbot.settings import Settings
+
+# -- installation tokens ----------------------------------------------------------------------
+
+_token_caches: dict[tuple[str, str, str], MemCacheStrategy] = {}
+_token_caches_lock = threading.Lock()
+
+
+def _token_cache(api_url: str, app_id: str, private_key: str) -> MemCacheStrategy:
+    """githubkit keeps JWTs and installation tokens in its cache under keys made of the App ID
+    and installation ID alone, in one cache for the whole process by default. One cache per API
+    URL, App ID and key keeps two GitHub hosts (or an old and a new key) apart."""
+    fingerprint = hashlib.sha256(private_key.encode()).hexdigest()
+    with _token_caches_lock:
+        return _token_caches.setdefault((api_url, app_id, fingerprint), MemCacheStrategy())
+
+
+class _AppAuth(AppAuth):
+    """githubkit's App auth flow, able to sign requests for paths that hold ``#`` or ``?``.
+
+    To tell App routes (JWT) from installation routes (token), githubkit rebuilds the request
+    path with ``httpx.URL(path=url.path)``; ``url.path`` is percent-decoded, so a file named
+    ``a#b`` makes that raise InvalidURL. Reading the still-encoded ``raw_path`` avoids it.
+    """
+
+    def _get_api_route(self, url: httpx.URL) -> httpx.URL:
+        base = self.github.config.base_url.raw_path
+        raw = url.raw_path.partition(b"?")[0]
+        if raw.startswith(base):
+            raw = b"/" + raw[len(base) :]
+        return httpx.URL(raw.decode("ascii"))
+
+
+@dataclasses.dataclass
+class _InstallationAuthStrategy(AppInstallationAuthStrategy):
+    def get_auth_flow(self, github: GitHubCore[Any]) -> httpx.Auth:
+        flow = super().get_auth_flow(github)
+        assert isinstance(flow, AppAuth)
+        return _AppAuth(**{field.name: getattr(flow, field.name) for field in dataclasses.fields(flow)})
+
+
+# -- the App's private key -------------------------------------------------------------------
+
+
+def _read_private_key(settings: Settings) -> str:
+    if settings.github_private_key is not None and settings.github_private_key.get_secret_value().strip():
+        text = settings.github_private_key.get_secret_value().strip()
+        if "\n" not in text and "\\n" in text:  # a PEM squeezed onto one line of a .env file
+            text = text.replace("\\n", "\n")
+        _check_pem(text, "REVIEWBOT_GITHUB_PRIVATE_KEY")
+        return text
+    path = settings.github_private_key_path
+    if path is None:
+        raise ConfigError(
+            "REVIEWBOT_GITHUB_PRIVATE_KEY_PATH is not set; point it at the App's .pem file "
+            "(or put the key itself in REVIEWBOT_GITHUB_PRIVATE_KEY)"
+        )
+    variable = f"REVIEWBOT_GITHUB_PRIVATE_KEY_PATH={path}"
+    if not path.exists():
+        raise ConfigError(f"{variable} does not exist; point it at the App's .pem file")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"{variable} cannot be read ({reason}); point it at the App's .pem file") from None
+    _check_pem(text, variable)
+    return text.strip()
+
+
+@functools.lru_cache(maxsize=8)  # loading an RSA key checks it, ~50 ms; a worker reads it for every job
+def _check_pem(text: str, variable: str) -> None:
+    """GitHub Apps sign with RSA keys in PEM; anything else would only fail at the first request."""
+    try:
+        key = load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key = None
+    if not isinstance(key, RSAPrivateKey):
+        raise ConfigError(
+            f"{variable} is not a PEM RSA private key without a passphrase; "
+            "download a new key from the App's settings page"
+        )

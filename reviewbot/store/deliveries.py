@@ -1,0 +1,105 @@
+"""Webhook deliveries: recorded once each (GitHub redelivers with the same id), with the job each asks for."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from reviewbot.store.base import StoreBase
+from reviewbot.store.bulk import MAX_PARAMS, chunks, insert_rows, select_in
+from reviewbot.store.database import Tx
+from reviewbot.store.queue import enqueue, enqueue_together
+from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.schema import LOCK_PULL_REQUEST
+
+
+class DeliveriesMixin(StoreBase):
+    """The deliveries' side of :class:`reviewbot.store.store.Store`."""
+
+    def has_delivery(self, delivery_id: str) -> bool:
+        with self._read() as tx:
+            return tx.one("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)) is not None
+
+    def record_delivery(
+        self,
+        delivery_id: str,
+        event: str,
+        action: str | None,
+        installation_id: int | None,
+        repo: str | None,
+        job: JobRequest | None = None,
+        *,
+        now: float | None = None,
+    ) -> bool:
+        """Record a delivery and enqueue its job in one transaction.
+
+        Returns False, changing nothing, when the delivery id is already known (GitHub keeps the id
+        when a delivery is redelivered). A review job coalesces with a *queued* review job of the
+        same pull request: that one takes the newer head and base, ``full_review`` becomes the OR
+        of both, a command trigger is kept, and the attempts restart when the head changes. A job
+        already *running* for the PR is left alone and a new one is queued (the running one finds
+        its head stale).
+        """
+        delivery = Delivery(delivery_id, event, action, installation_id, repo, job)
+        return self.record_deliveries([delivery], now=now)[0]
+
+    def record_deliveries(self, deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
+        """:meth:`record_delivery` for several at once, in one transaction (one fsync for all).
+
+        The webhook receiver groups the deliveries that arrive together this way, so a burst
+        costs one commit instead of one each.
+        """
+        now = time.time() if now is None else now
+        added: list[bool] = []
+        with self._write() as tx:
+            if tx.dialect.serial_writes:  # SQLite: its write lock already serialises all of this
+                return self._record_together(tx, deliveries, now)
+            # Coalescing reads a pull request's queued job and then updates it or inserts one, so
+            # two writers for one pull request must take turns. On PostgreSQL a row lock is not
+            # enough (with no queued job yet there is no row to lock, and both would insert), and
+            # a unique index on queued jobs per pull request cannot hold (retry_job legitimately
+            # sends a running job back beside a newer queued one). So: a transaction-scoped
+            # advisory lock per pull request, released at commit, taken before anything else and
+            # in sorted order so two batches cannot deadlock on each other. A hash collision only
+            # makes two pull requests wait for each other. SQLite's write lock already does this.
+            pulls = {(d.job.kind, d.job.repo, d.job.pr_number) for d in deliveries if d.job is not None}
+            for kind, repo, pr_number in sorted(pulls):
+                tx.lock(LOCK_PULL_REQUEST, f"{kind}:{repo}#{pr_number}")
+            for delivery in deliveries:
+                inserted = tx.execute(
+                    "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    (delivery.id, delivery.event, delivery.action, delivery.installation_id, delivery.repo, now),
+                )
+                added.append(inserted == 1)
+                if inserted == 1 and delivery.job is not None:
+                    enqueue(tx, delivery.job, now)
+        return added
+
+    def _record_together(self, tx: Tx, deliveries: Sequence[Delivery], now: float) -> list[bool]:
+        """:meth:`record_deliveries` in a few statements for the whole group, whatever its size.
+
+        Only where a write transaction excludes every other writer (SQLite): what the SELECTs find
+        cannot change before the INSERTs. A group then costs one statement per table read or
+        written instead of two or three per delivery, and the write lock is held that much shorter.
+        """
+        ids = list(dict.fromkeys(delivery.id for delivery in deliveries))
+        known = {str(row["id"]) for row in select_in(tx, "SELECT id FROM deliveries WHERE id IN ({})", ids)}
+        added: list[bool] = []
+        rows: list[tuple[Any, ...]] = []
+        jobs: list[JobRequest] = []
+        for delivery in deliveries:
+            new = delivery.id not in known
+            added.append(new)
+            if new:
+                known.add(delivery.id)  # the same id twice in one group: the second is a redelivery
+                rows.append(
+                    (delivery.id, delivery.event, delivery.action, delivery.installation_id, delivery.repo, now)
+                )
+                if delivery.job is not None:
+                    jobs.append(delivery.job)
+        insert_rows(tx, "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at) VALUES", rows)
+        for chunk in chunks(jobs, MAX_PARAMS // 2):
+            enqueue_together(tx, chunk, now)
+        return added

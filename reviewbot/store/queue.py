@@ -1,0 +1,303 @@
+"""The job queue: coalescing requests into queued jobs, then claiming, heartbeats, finishing,
+retrying and releasing them, and what the queue holds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from reviewbot.errors import StoreError
+from reviewbot.store.base import StoreBase
+from reviewbot.store.bulk import insert_rows, marks, padded
+from reviewbot.store.database import Row, Tx
+from reviewbot.store.records import COMMAND_TRIGGER, JOB_STATES, Job, JobRequest, JobState
+
+#: How coalescing inserts queued jobs: these columns, then state, not_before, created_at, updated_at.
+_INSERT_QUEUED: Final = (
+    "INSERT INTO jobs (kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger,"
+    " attempts, last_error, state, not_before, created_at, updated_at) VALUES"
+)
+#: What coalescing reads of a queued job.
+_QUEUED_COLUMNS: Final = (
+    "id, kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger, attempts, last_error"
+)
+
+
+@dataclass(slots=True)
+class _QueuedJob:
+    """A queued job as coalescing sees it: the columns a newer request for its pull request changes.
+    ``id`` is None for a job this transaction is about to insert."""
+
+    id: int | None
+    installation_id: int
+    head_sha: str
+    base_sha: str
+    full_review: bool
+    trigger: str
+    attempts: int
+    last_error: str | None
+
+    @classmethod
+    def of(cls, job: JobRequest) -> _QueuedJob:
+        return cls(None, job.installation_id, job.head_sha, job.base_sha, job.full_review, job.trigger, 0, None)
+
+    @classmethod
+    def from_row(cls, row: Row) -> _QueuedJob:
+        return cls(
+            int(row["id"]),
+            int(row["installation_id"]),
+            str(row["head_sha"]),
+            str(row["base_sha"]),
+            bool(row["full_review"]),
+            str(row["trigger"]),
+            int(row["attempts"]),
+            row["last_error"],
+        )
+
+    def absorb(self, job: JobRequest) -> None:
+        """Coalesce ``job`` into this one: the newer head and base, ``full_review`` the OR of both,
+        a command trigger kept, and the attempts (and last error) restarted when the head changes."""
+        if self.head_sha != job.head_sha:
+            self.attempts, self.last_error = 0, None
+        self.trigger = COMMAND_TRIGGER if COMMAND_TRIGGER in (self.trigger, job.trigger) else job.trigger
+        self.full_review = self.full_review or job.full_review
+        self.installation_id, self.head_sha, self.base_sha = job.installation_id, job.head_sha, job.base_sha
+
+    def columns(self) -> tuple[Any, ...]:
+        """installation_id, head_sha, base_sha, full_review, trigger, attempts, last_error."""
+        return (
+            self.installation_id,
+            self.head_sha,
+            self.base_sha,
+            self.full_review,
+            self.trigger,
+            self.attempts,
+            self.last_error,
+        )
+
+
+def _update_queued(tx: Tx, job_id: int, job: _QueuedJob, now: float) -> None:
+    tx.execute(
+        "UPDATE jobs SET installation_id = ?, head_sha = ?, base_sha = ?, full_review = ?, trigger = ?,"
+        " attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
+        (*job.columns(), now, job_id),
+    )
+
+
+def enqueue(tx: Tx, job: JobRequest, now: float) -> None:
+    """Queue ``job``, or coalesce it into the queued job of its pull request (:meth:`_QueuedJob.absorb`)."""
+    # FOR UPDATE: a worker's claim (which passes over locked rows) cannot take the job between
+    # this read and the update below, so a push is never folded into a job already running.
+    row = tx.one(
+        f"SELECT {_QUEUED_COLUMNS} FROM jobs"  # noqa: S608 (a constant)
+        " WHERE kind = ? AND repo = ? AND pr_number = ? AND state = 'queued' ORDER BY id DESC LIMIT 1{for_update}",
+        (job.kind, job.repo, job.pr_number),
+    )
+    if row is None:
+        insert_rows(
+            tx,
+            _INSERT_QUEUED,
+            [(job.kind, job.repo, job.pr_number, *_QueuedJob.of(job).columns(), "queued", now, now, now)],
+        )
+        return
+    queued = _QueuedJob.from_row(row)
+    queued.absorb(job)
+    assert queued.id is not None
+    _update_queued(tx, queued.id, queued, now)
+
+
+def enqueue_together(tx: Tx, jobs: Sequence[JobRequest], now: float) -> None:
+    """:func:`enqueue` for several jobs: one SELECT for all their pull requests, one INSERT."""
+    if not jobs:
+        return
+    repos = padded(sorted({job.repo for job in jobs}))
+    numbers = padded(sorted({job.pr_number for job in jobs}))
+    # Every repository × number pair: a few rows of other pull requests may come back, unused.
+    found = tx.all(
+        f"SELECT {_QUEUED_COLUMNS} FROM jobs WHERE state = 'queued'"  # noqa: S608 (markers only)
+        f" AND repo IN ({marks(len(repos))}) AND pr_number IN ({marks(len(numbers))}) ORDER BY id",
+        (*repos, *numbers),
+    )
+    queued = {(str(row["kind"]), str(row["repo"]), int(row["pr_number"])): _QueuedJob.from_row(row) for row in found}
+    new: dict[tuple[str, str, int], _QueuedJob] = {}  # the newest queued job wins, as in enqueue
+    changed: dict[int, _QueuedJob] = {}
+    for job in jobs:
+        key = (job.kind, job.repo, job.pr_number)
+        current = new.get(key) or queued.get(key)
+        if current is None:
+            new[key] = _QueuedJob.of(job)
+            continue
+        current.absorb(job)
+        if current.id is not None:
+            changed[current.id] = current
+    insert_rows(
+        tx,
+        _INSERT_QUEUED,
+        [(*key, *job.columns(), "queued", now, now, now) for key, job in new.items()],
+    )
+    for job_id, queued_job in changed.items():
+        _update_queued(tx, job_id, queued_job, now)
+
+
+class QueueMixin(StoreBase):
+    """The job queue's side of :class:`reviewbot.store.store.Store`."""
+
+    def claim_job(
+        self, worker_id: str, lease_seconds: float, now: float | None = None, *, max_attempts: int | None = None
+    ) -> Job | None:
+        """Take the oldest job that is due: queued with ``not_before <= now``, or running with an
+        expired lease (its worker died). It becomes running, leased to ``worker_id`` until
+        ``now + lease_seconds``, with one more attempt counted.
+
+        With ``max_attempts``, expired jobs that already had that many attempts are marked failed
+        instead of being run again, so a job that kills its worker cannot loop forever.
+
+        Many workers in many processes may claim at once: on PostgreSQL each locks the row it
+        picks with ``FOR UPDATE SKIP LOCKED``, so the others pass over it to the next due job
+        instead of waiting (READ COMMITTED re-checks a row another claimer changed meanwhile, so a
+        job just taken no longer matches). On SQLite the write lock makes claims take turns.
+        """
+        now = time.time() if now is None else now
+        with self._write() as tx:
+            if max_attempts is not None:
+                tx.execute(
+                    "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = ?,"
+                    " last_error = 'the worker stopped heartbeating (lease expired) on its last attempt'"
+                    " WHERE id IN (SELECT id FROM jobs"
+                    " WHERE state = 'running' AND lease_until < ? AND attempts >= ?{skip_locked})",
+                    (now, now, max_attempts),
+                )
+            row = tx.one(
+                "SELECT id FROM jobs WHERE (state = 'queued' AND not_before <= ?)"
+                " OR (state = 'running' AND lease_until < ?) ORDER BY id LIMIT 1{skip_locked}",
+                (now, now),
+            )
+            if row is None:
+                return None
+            tx.execute(
+                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ?",
+                (worker_id, now + lease_seconds, now, row["id"]),
+            )
+            claimed = tx.one("SELECT * FROM jobs WHERE id = ?", (row["id"],))
+        assert claimed is not None
+        return Job._from_row(claimed)
+
+    def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float, *, now: float | None = None) -> bool:
+        """Extend the lease; False when ``worker_id`` no longer holds the job."""
+        now = time.time() if now is None else now
+        with self._write() as tx:
+            changed = tx.execute(
+                "UPDATE jobs SET lease_until = ?, updated_at = ?"
+                " WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                (now + lease_seconds, now, job_id, worker_id),
+            )
+        return changed == 1
+
+    def finish_job(
+        self, job_id: int, worker_id: str, state: Literal["done", "dropped"] = "done", note: str | None = None
+    ) -> bool:
+        """End a job as done or dropped (``note`` says why); False when the lease was lost."""
+        if state not in ("done", "dropped"):
+            raise ValueError(f"a job finishes as 'done' or 'dropped', not {state!r}")
+        with self._write() as tx:
+            changed = tx.execute(
+                "UPDATE jobs SET state = ?, last_error = ?, lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                (state, note, time.time(), job_id, worker_id),
+            )
+        return changed == 1
+
+    def retry_job(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str,
+        delay_seconds: float,
+        max_attempts: int,
+        *,
+        now: float | None = None,
+    ) -> JobState:
+        """Queue the job again after ``delay_seconds``, or fail it once ``max_attempts`` were made.
+
+        Returns the job's new state; when ``worker_id`` lost the lease nothing changes and the
+        job's current state is returned.
+        """
+        now = time.time() if now is None else now
+        with self._write() as tx:
+            # FOR UPDATE: another worker cannot take the job over between this check and the update.
+            row = tx.one("SELECT state, attempts, lease_owner FROM jobs WHERE id = ?{for_update}", (job_id,))
+            if row is None:
+                raise StoreError(f"job {job_id} does not exist")
+            if row["state"] != "running" or row["lease_owner"] != worker_id:
+                state: JobState = row["state"]
+                return state
+            if row["attempts"] >= max_attempts:
+                tx.execute(
+                    "UPDATE jobs SET state = 'failed', last_error = ?, lease_until = NULL, updated_at = ? WHERE id = ?",
+                    (error, now, job_id),
+                )
+                return "failed"
+            tx.execute(
+                "UPDATE jobs SET state = 'queued', last_error = ?, not_before = ?, lease_owner = NULL,"
+                " lease_until = NULL, updated_at = ? WHERE id = ?",
+                (error, now + max(0.0, delay_seconds), now, job_id),
+            )
+            return "queued"
+
+    def release_jobs(self, worker_id: str, *, now: float | None = None) -> int:
+        """Give back every job ``worker_id`` holds, claimable at once (a worker shutting down).
+
+        The attempt is not counted: the job was cut off, it did not fail. Returns how many
+        jobs were released.
+        """
+        now = time.time() if now is None else now
+        with self._write() as tx:
+            return tx.execute(
+                "UPDATE jobs SET state = 'queued', attempts = attempts - 1, not_before = ?, lease_owner = NULL,"
+                " lease_until = NULL, updated_at = ? WHERE state = 'running' AND lease_owner = ?",
+                (now, now, worker_id),
+            )
+
+    def newer_job_exists(self, repo: str, pr_number: int, head_sha: str, *, after_job_id: int | None = None) -> bool:
+        """Whether a queued or running review job of this pull request is for another head.
+
+        A running job passes its own id as ``after_job_id`` so that only jobs created after it count
+        (an older job that was sent back to the queue is not newer work).
+        """
+        sql = (
+            "SELECT 1 FROM jobs WHERE kind = 'review' AND repo = ? AND pr_number = ?"
+            " AND state IN ('queued', 'running') AND head_sha <> ?"
+        )
+        params: tuple[Any, ...] = (repo, pr_number, head_sha)
+        if after_job_id is not None:
+            sql += " AND id > ?"
+            params += (after_job_id,)
+        with self._read() as tx:
+            return tx.one(sql + " LIMIT 1", params) is not None
+
+    def get_job(self, job_id: int) -> Job | None:
+        with self._read() as tx:
+            row = tx.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return Job._from_row(row) if row is not None else None
+
+    def list_jobs(self, *, repo: str | None = None, pr_number: int | None = None) -> list[Job]:
+        """Jobs, oldest first, optionally of one repository or pull request."""
+        sql = "SELECT * FROM jobs WHERE 1 = 1"
+        params: tuple[Any, ...] = ()
+        if repo is not None:
+            sql, params = sql + " AND repo = ?", (*params, repo)
+        if pr_number is not None:
+            sql, params = sql + " AND pr_number = ?", (*params, pr_number)
+        with self._read() as tx:
+            return [Job._from_row(row) for row in tx.all(sql + " ORDER BY id", params)]
+
+    def job_counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state present, zero or not)."""
+        counts: dict[JobState, int] = dict.fromkeys(JOB_STATES, 0)
+        with self._read() as tx:
+            for row in tx.all("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
+                counts[row["state"]] = int(row["n"])
+        return counts

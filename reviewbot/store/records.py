@@ -1,0 +1,76 @@
+"""What the store hands out and takes in: jobs and their states, deliveries, installations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Final, Literal
+
+from reviewbot.store.database import Row
+
+JobState = Literal["queued", "running", "done", "failed", "dropped"]
+JOB_STATES: Final[tuple[JobState, ...]] = ("queued", "running", "done", "failed", "dropped")
+#: A command's trigger; it survives coalescing so a `/review` is never downgraded to a push.
+COMMAND_TRIGGER: Final = "command"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRequest:
+    """A job to enqueue. ``head_sha`` is "" when the delivery did not say (a `/review` command):
+    the worker then reviews whatever the pull request's head is when the job runs."""
+
+    kind: str = "review"
+    installation_id: int
+    repo: str
+    pr_number: int
+    head_sha: str
+    base_sha: str
+    full_review: bool
+    trigger: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A webhook delivery to record, with the job it asks for, if any."""
+
+    id: str
+    event: str
+    action: str | None
+    installation_id: int | None
+    repo: str | None
+    job: JobRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of the ``jobs`` table."""
+
+    id: int
+    kind: str
+    installation_id: int
+    repo: str
+    pr_number: int
+    head_sha: str
+    base_sha: str
+    full_review: bool
+    trigger: str
+    state: JobState
+    attempts: int
+    not_before: float
+    lease_owner: str | None
+    lease_until: float | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def _from_row(cls, row: Row) -> Job:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values["full_review"] = bool(values["full_review"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    id: int
+    account: str
+    suspended: bool

@@ -1,0 +1,103 @@
+"""The store's schema: its migrations, one per version, and the keys of the advisory locks it takes.
+
+Both backends get the same schema and the same SQL: standard types only (TEXT, INTEGER, BIGINT,
+BOOLEAN, DOUBLE PRECISION), timestamps as epoch seconds, ``INSERT … ON CONFLICT``, no ``RETURNING``
+(SQLite before 3.35 lacks it).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# First keys of the PostgreSQL advisory locks the store takes ("rb" and a number), so that another
+# application's advisory locks in the same database are unlikely to collide with ours.
+LOCK_MIGRATIONS: Final = 0x7262_0001
+LOCK_PULL_REQUEST: Final = 0x7262_0002
+
+# Each entry is one schema version (1, 2, …); never edit an entry once released, append a new one.
+# `{auto_id}` is filled in from the dialect.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE deliveries (
+            id TEXT PRIMARY KEY,
+            event TEXT NOT NULL,
+            action TEXT,
+            installation_id BIGINT,
+            repo TEXT,
+            received_at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE jobs (
+            id {auto_id},
+            kind TEXT NOT NULL,
+            installation_id BIGINT NOT NULL,
+            repo TEXT NOT NULL,
+            pr_number INTEGER NOT NULL,
+            head_sha TEXT NOT NULL,
+            base_sha TEXT NOT NULL,
+            full_review BOOLEAN NOT NULL,
+            trigger TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'dropped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before DOUBLE PRECISION NOT NULL,
+            lease_owner TEXT,
+            lease_until DOUBLE PRECISION,
+            last_error TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX jobs_by_state ON jobs (state, not_before)",
+        "CREATE INDEX jobs_by_pull_request ON jobs (repo, pr_number, state)",
+        """CREATE TABLE reviews (
+            repo TEXT NOT NULL,
+            pr_number INTEGER NOT NULL,
+            head_sha TEXT NOT NULL,
+            review_id BIGINT NOT NULL,
+            posted_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (repo, pr_number, head_sha)
+        )""",
+        """CREATE TABLE fingerprints (
+            repo TEXT NOT NULL,
+            pr_number INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL,
+            PRIMARY KEY (repo, pr_number, fingerprint)
+        )""",
+        """CREATE TABLE installations (
+            id BIGINT PRIMARY KEY,
+            account TEXT NOT NULL,
+            suspended BOOLEAN NOT NULL DEFAULT FALSE,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE installation_repos (
+            installation_id BIGINT NOT NULL,
+            repo TEXT NOT NULL,
+            PRIMARY KEY (installation_id, repo)
+        )""",
+    ),
+    # 2: the cost ledger (reviewbot.ledger), one row per model request. cost_usd NULL = unknown.
+    (
+        """CREATE TABLE model_calls (
+            id {auto_id},
+            job_id BIGINT,
+            installation_id BIGINT NOT NULL,
+            repo TEXT NOT NULL,
+            pr_number INTEGER NOT NULL,
+            head_sha TEXT NOT NULL,
+            request_index INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL,
+            reasoning_tokens BIGINT NOT NULL,
+            cost_usd DOUBLE PRECISION,
+            cost_source TEXT NOT NULL CHECK (cost_source IN ('endpoint', 'price table', 'unknown')),
+            seconds DOUBLE PRECISION NOT NULL,
+            outcome TEXT NOT NULL,
+            error TEXT,
+            at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX model_calls_by_time ON model_calls (at)",
+        "CREATE INDEX model_calls_by_installation ON model_calls (installation_id, at)",
+        "CREATE INDEX model_calls_by_repo ON model_calls (repo, at)",
+    ),
+)
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
