@@ -206,19 +206,28 @@ def _exit_code(args: argparse.Namespace, result: ReviewResult) -> int:
 def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bool) -> int:
     from reviewbot.service.remote import review_pull_request
 
-    remote = asyncio.run(review_pull_request(settings, args.pr, dry_run=args.dry_run, post=args.post))
-    if remote.result is None:
-        _emit(args, render_plan(remote.prepared, args.format, color=color))
+    reviewed = asyncio.run(review_pull_request(settings, args.pr, dry_run=args.dry_run, post=args.post))
+    if reviewed.prepared is None:
+        # Nothing was reviewed: the pull request is closed, a draft, turned off, over budget, or
+        # (with --post) already reviewed at this head.
+        print(f"reviewbot: {reviewed.note}", file=sys.stderr)
         return EXIT_OK
-    cost = cost_report(remote.result.usage, remote.result.model, remote.prepared.options.prices)
-    _emit(args, render_result(remote.result, args.format, cost=cost, color=color))
-    for problem in remote.config.problems:
+    if reviewed.result is None:
+        _emit(args, render_plan(reviewed.prepared, args.format, color=color))
+    else:
+        cost = cost_report(reviewed.result.usage, reviewed.result.model, reviewed.prepared.options.prices)
+        _emit(args, render_result(reviewed.result, args.format, cost=cost, color=color))
+    for problem in reviewed.config.problems if reviewed.config is not None else ():
         print(f"reviewbot: {problem}", file=sys.stderr)
-    if remote.posted_review_id is not None:
-        print(f"reviewbot: posted review {remote.posted_review_id} on {remote.pull.html_url}", file=sys.stderr)
-    elif args.post:
+    if reviewed.result is None:
+        return EXIT_OK
+    if reviewed.posted and reviewed.pull is not None:
+        print(f"reviewbot: posted review {reviewed.review_id} on {reviewed.pull.html_url}", file=sys.stderr)
+    elif reviewed.state == "failed" and args.post:
         print("reviewbot: every model request failed; nothing was posted", file=sys.stderr)
-    return _exit_code(args, remote.result)
+    elif args.post:
+        print(f"reviewbot: not posted: {reviewed.note}", file=sys.stderr)
+    return _exit_code(args, reviewed.result)
 
 
 async def _run(prepared: Prepared, settings: Settings, progress: _Progress | None) -> ReviewResult:

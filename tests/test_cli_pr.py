@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply
 from fixtures_path import SAMPLE_DIFFS
 from reviewbot.cli import main
+from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.result import ModelCall
+from reviewbot.engine.usage import Usage
+from reviewbot.github.client import GitHubClient
+from reviewbot.github.retry import RetryPolicy
+from reviewbot.money import ledger
+from reviewbot.service.job import ReviewService
+from reviewbot.settings import Settings
+from reviewbot.store.records import JobRequest
+from reviewbot.store.store import Store, open_store
 
 REPO = "Codertocat/Hello-World"
 NUMBER = 2
@@ -19,6 +32,7 @@ HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 BASE = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
 TOKEN = "ghp_cliTestToken0123456789abcdefABCDEF"
 USER = "reviewer-bob"
+INSTALLATION = 4242
 LEEWAY = (SAMPLE_DIFFS / "sample_leeway.diff").read_text("utf-8")
 BUG: dict[str, Any] = {
     "path": "src/itsdangerous/timed.py",
@@ -34,7 +48,71 @@ BUG: dict[str, Any] = {
 }
 
 
+NEW_HEAD = "1111111111111111111111111111111111111111"
+NEW_TEST: dict[str, Any] = dict(
+    BUG, path="tests/test_itsdangerous/test_timed.py", line=48, title="Sleeps in a test", quote="", suggestion=None
+)
+PUSHED = LEEWAY.replace("freeze.tick(timedelta(seconds=12))", "freeze.tick(timedelta(seconds=13))")
+CHANGES = (
+    "diff --git a/tests/test_itsdangerous/test_timed.py b/tests/test_itsdangerous/test_timed.py\n"
+    "index 1111111..2222222 100644\n"
+    "--- a/tests/test_itsdangerous/test_timed.py\n+++ b/tests/test_itsdangerous/test_timed.py\n"
+    "@@ -48 +48 @@\n-        freeze.tick(timedelta(seconds=12))\n+        freeze.tick(timedelta(seconds=13))\n"
+)
+
 pytestmark = pytest.mark.usefixtures("clean_environment")
+
+
+def push(github: FakeGitHub, number: int = NUMBER) -> None:
+    """A new commit on the pull request that changes only a line of the test file."""
+    github.add_pull(REPO, number, PUSHED, head_sha=NEW_HEAD, base_sha=BASE, title="Add leeway")
+    github.set_compare(REPO, HEAD, NEW_HEAD, CHANGES)
+
+
+def placed(github: FakeGitHub, number: int) -> list[tuple[str, str, int]]:
+    return sorted((c["commit_id"], c["path"], c["line"]) for c in github.comments(REPO, number))
+
+
+@dataclass
+class AppService:
+    """The GitHub App's review job on its own store, for pull requests of the fake GitHub."""
+
+    service: ReviewService
+    store: Store
+
+    def run(self, number: int, head: str) -> str:
+        request = JobRequest(
+            installation_id=INSTALLATION,
+            repo=REPO,
+            pr_number=number,
+            head_sha=head,
+            base_sha=BASE,
+            full_review=False,
+            trigger="pull_request.synchronize",
+        )
+        self.store.record_delivery(f"d-{number}-{head}", "pull_request", "synchronize", INSTALLATION, REPO, job=request)
+        job = self.store.claim_job("w", 60)
+        assert job is not None
+        outcome = asyncio.run(self.service.handle(job))
+        self.store.finish_job(job.id, "w", outcome.state, outcome.note)
+        return outcome.state
+
+
+def app_service(github: FakeGitHub, model: FakeOpenAI, tmp_path: Path) -> AppService:
+    settings = Settings(
+        github_app_id=str(github.app_id),
+        github_private_key=SecretStr(github.private_key_pem),
+        github_api_url=github.api_url,
+        api_key=SecretStr("sk-cli-test"),
+        base_url=model.base_url,
+        max_retries=0,
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'app.db'}")
+
+    def installation_client(installation: int) -> GitHubClient:
+        return GitHubClient.for_installation(settings, installation, retry=RetryPolicy(time_scale=0.001), timeout=10)
+
+    return AppService(ReviewService(settings, store, github=installation_client), store)
 
 
 @pytest.fixture
@@ -142,20 +220,65 @@ def test_post_alone_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--post works with --pr only" in capsys.readouterr().err
 
 
-def test_post_twice_does_not_repeat_findings_already_on_the_pull_request(
+def test_post_again_on_the_same_head_posts_nothing_more_and_calls_no_model(
+    github: FakeGitHub, model: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["review", "--pr", REF, "--post"]) == 0
+    calls = len(model.requests)
+
+    assert main(["review", "--pr", REF, "--post"]) == 0
+
+    assert posts(github) == 1
+    assert len(model.requests) == calls
+    assert "was already posted" in capsys.readouterr().err
+
+
+def test_post_after_a_push_reviews_only_the_new_commits_and_repeats_no_finding(
     github: FakeGitHub, model: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     note = dict(BUG, line=400, quote="", suggestion=None, title="Leeway is never validated")
     model.set_default(lambda body: Reply.json({"findings": [BUG, note] if BUG["path"] in str(body) else []}))
+    assert main(["review", "--pr", REF, "--post"]) == 0
+    push(github)
+    model.reset()
+    model.set_default(lambda body: Reply.json({"findings": [BUG, note, NEW_TEST]}))
 
     assert main(["review", "--pr", REF, "--post"]) == 0
-    assert main(["review", "--pr", REF, "--post"]) == 0
 
+    sent = model.requests[0].body["messages"][1]["content"]
+    assert "tests/test_itsdangerous/test_timed.py" in sent
+    assert "src/itsdangerous/timed.py" not in sent
     first, second = github.reviews(REPO, NUMBER)
     assert "Leeway is never validated" in first["body"]
+    assert "since `ec26c3e`" in second["body"]
     assert "Leeway is never validated" not in second["body"]
-    assert "2 findings already raised earlier not repeated" in second["body"]
-    assert len(github.comments(REPO, NUMBER)) == 1
+    # The model repeated both old findings; only the new one is posted.
+    assert [(c["path"], c["line"]) for c in github.comments(REPO, NUMBER) if c["commit_id"] == NEW_HEAD] == [
+        ("tests/test_itsdangerous/test_timed.py", 48)
+    ]
+
+
+def test_post_posts_what_the_app_posts_for_the_same_pull_request_and_push(
+    github: FakeGitHub, model: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model.set_default(lambda body: Reply.json({"findings": [f for f in (BUG, NEW_TEST) if f["path"] in str(body)]}))
+    other = 3  # the same change as a second pull request, reviewed by the App
+    github.add_pull(REPO, other, LEEWAY, head_sha=HEAD, base_sha=BASE, title="Add leeway")
+    app = app_service(github, model, tmp_path)
+
+    assert main(["review", "--pr", REF, "--post"]) == 0
+    assert app.run(other, HEAD) == "done"
+    push(github)
+    push(github, other)
+    assert main(["review", "--pr", REF, "--post"]) == 0
+    assert app.run(other, NEW_HEAD) == "done"
+
+    by_cli, by_app = github.reviews(REPO, NUMBER), github.reviews(REPO, other)
+    assert [r["user"]["login"] for r in by_cli] == [USER, USER]
+    assert [r["user"]["login"] for r in by_app] == [github.bot_login] * 2
+    assert [r["body"] for r in by_cli] == [r["body"] for r in by_app]
+    assert "since `ec26c3e`" in by_cli[1]["body"]
+    assert placed(github, NUMBER) == placed(github, other) != []
 
 
 def test_post_posts_nothing_when_every_model_request_failed(
@@ -189,3 +312,47 @@ def test_an_unknown_pull_request_exits_2_naming_the_request(
     assert main(["review", "--pr", f"{REPO}#99", "--dry-run"]) == 2
 
     assert f"404 to GET /repos/{REPO}/pulls/99" in capsys.readouterr().err
+
+
+def test_with_a_database_the_requests_land_in_the_ledger_under_no_installation(
+    github: FakeGitHub, model: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    monkeypatch.setenv("REVIEWBOT_DATABASE_URL", url)
+
+    assert main(["review", "--pr", REF]) == 0
+
+    store = open_store(url)
+    try:
+        entries = ledger.entries(store, repo=REPO)
+    finally:
+        store.close()
+    assert len(entries) == len(model.requests) >= 1
+    assert {(e.installation_id, e.pr_number, e.head_sha, e.job_id) for e in entries} == {(0, NUMBER, HEAD, None)}
+
+
+def test_without_a_database_setting_no_database_file_is_made(github: FakeGitHub, model: FakeOpenAI) -> None:
+    assert main(["review", "--pr", REF, "--post"]) == 0
+
+    assert not Path("reviewbot.db").exists()  # the working directory is the test's own
+
+
+def test_with_a_database_a_repository_over_its_budget_gets_the_note_and_no_model_is_called(
+    github: FakeGitHub, model: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    monkeypatch.setenv("REVIEWBOT_DATABASE_URL", url)
+    monkeypatch.setenv("REVIEWBOT_MONTHLY_BUDGET_PER_REPO", "1")
+    store = open_store(url)
+    try:
+        earlier = ModelCall(0, "somebody-elses-model", Usage(1_000, 100, 0, 1, 1.5), 1.0, "ok")
+        ledger.record_calls(store, ledger.Origin(0, REPO, 1, "f" * 40), [earlier], default_price_table())
+    finally:
+        store.close()
+
+    assert main(["review", "--pr", REF, "--post"]) == 0
+
+    assert model.requests == []
+    (note,) = github.reviews(REPO, NUMBER)
+    assert "monthly budget of this repository" in note["body"]
+    assert github.comments(REPO, NUMBER) == []

@@ -1,28 +1,20 @@
-"""``reviewbot review --pr OWNER/REPO#N``: a real pull request, without installing the App.
+"""``reviewbot review --pr OWNER/REPO#N``: a real pull request through the App's own pipeline, with a personal token.
 
-The pull request is fetched through the same GitHub adapter the App uses, with a personal
-token, and reviewed by the same engine with the repository's own ``.github/reviewbot.toml``
-(from the base branch). ``--post`` posts the review as the token's user.
+The pull request goes through :class:`~reviewbot.service.pipeline.ReviewPipeline` as the token's
+user, with the repository's ``.github/reviewbot.toml`` from the base branch. ``--post`` posts the
+review the App would post: incremental after an earlier review of ours, once per head commit.
+With ``REVIEWBOT_DATABASE_URL`` set, the budgets apply and the ledger records the requests.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from reviewbot.engine.diff import parse_diff
-from reviewbot.engine.llm import ModelClient
-from reviewbot.engine.pricing import cost_report
-from reviewbot.engine.prompt import ReviewContext
-from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
-from reviewbot.engine.result import ReviewResult
-from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ConfigError
 from reviewbot.github.client import GitHubClient
-from reviewbot.github.draft import ReviewContextInfo, build_review
-from reviewbot.github.posting import our_reviews, post_review, posted_fingerprints
-from reviewbot.github.pulls import PullRequest
+from reviewbot.service.pipeline import ModelFactory, Reviewed, ReviewPipeline, ReviewRequest
 from reviewbot.settings import Settings
+from reviewbot.store.store import open_store
 
 _REF = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)#(?P<number>\d+)$")
 _URL = re.compile(r"^https?://[^/]+/(?P<repo>[\w.-]+/[\w.-]+)/pull/(?P<number>\d+)(?:[/?#].*)?$")
@@ -36,49 +28,18 @@ def parse_pr_ref(text: str) -> tuple[str, int]:
     return match.group("repo"), int(match.group("number"))
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteReview:
-    pull: PullRequest
-    prepared: Prepared
-    config: RepoConfig
-    result: ReviewResult | None  # None for a dry run
-    posted_review_id: int | None = None
-
-
-async def review_pull_request(settings: Settings, ref: str, *, dry_run: bool, post: bool) -> RemoteReview:
+async def review_pull_request(
+    settings: Settings, ref: str, *, dry_run: bool, post: bool, model: ModelFactory | None = None
+) -> Reviewed:
     repo, number = parse_pr_ref(ref)
     if settings.github_token is None:
         raise ConfigError("--pr needs a GitHub token: set GITHUB_TOKEN (or REVIEWBOT_GITHUB_TOKEN)")
-    async with GitHubClient.with_token(settings.github_token.get_secret_value(), settings.github_api_url) as github:
-        pull = await github.get_pull(repo, number)
-        config = parse_repo_config(await github.get_file(repo, CONFIG_PATH, pull.base_ref), settings.allowed_models)
-        fetched = await github.get_pull_diff(pull)
-        options = apply_repo_config(ReviewOptions.from_settings(settings), config)
-        prepared = prepare(parse_diff(fetched.text), options, ReviewContext(title=pull.title, description=pull.body))
-        if dry_run:
-            return RemoteReview(pull, prepared, config, None)
-        if prepared.plan.requests:
-            model_settings = settings.model_copy(update={"model": options.model})
-            async with ModelClient.from_settings(model_settings) as client:
-                result = await execute(prepared, client)
-        else:
-            result = await execute(prepared, None)
-        # A review of nothing (every model request failed) is not worth posting.
-        if not post or result.all_requests_failed:
-            return RemoteReview(pull, prepared, config, result)
-        me = await github.viewer_login()
-        ours = await our_reviews(github, pull, me)
-        draft = build_review(
-            result,
-            cost_report(result.usage, result.model, options.prices),
-            ReviewContextInfo(
-                head_sha=pull.head_sha,
-                files_reviewed=len(prepared.reviewable),
-                config_problems=config.problems,
-                omitted=fetched.omitted,
-            ),
-            known_fingerprints=await posted_fingerprints(github, pull, me, ours),
-            max_comments=config.max_comments or settings.max_comments,
-        )
-        review_id = (await post_review(github, pull, draft, me=me, seen=ours)).review_id
-        return RemoteReview(pull, prepared, config, result, review_id)
+    request = ReviewRequest(repo, number, asked=True, post=post and not dry_run, dry_run=dry_run)
+    # The default database is the App's; a one-off review only uses one it was pointed at.
+    store = open_store(settings.database_url) if "database_url" in settings.model_fields_set else None
+    try:
+        async with GitHubClient.with_token(settings.github_token.get_secret_value(), settings.github_api_url) as github:
+            return await ReviewPipeline(settings, github, store, model=model).run(request)
+    finally:
+        if store is not None:
+            store.close()
