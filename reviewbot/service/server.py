@@ -1,6 +1,8 @@
-"""``reviewbot serve``: the webhook server and the review worker in one process; with
-``--no-worker`` the webhook server alone, and ``reviewbot worker`` the review worker alone (several
-replicas of each on one PostgreSQL database)."""
+"""``reviewbot serve`` and ``reviewbot worker``: the webhook server and the review worker, together or apart.
+
+``serve`` runs both in one process; ``serve --no-worker`` the webhook server alone, and ``reviewbot
+worker`` the review worker alone (several replicas of each on one PostgreSQL database).
+"""
 
 from __future__ import annotations
 
