@@ -31,7 +31,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Final
+from typing import Final, Literal, Protocol
 
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -44,7 +44,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reviewbot import logs
 from reviewbot.errors import StoreError
 from reviewbot.service import metrics
-from reviewbot.service.intake import error_body
+from reviewbot.service.committer import DeliveryCommitter
+from reviewbot.service.intake import IntakeAnswer, error_body
 from reviewbot.service.recorder import DeliveryRecorder, RecorderUnavailable
 from reviewbot.service.setup import closed_routes
 from reviewbot.settings import Settings
@@ -55,6 +56,15 @@ log = logging.getLogger("reviewbot.app")
 #: GitHub caps webhook payloads at 25 MB and does not deliver larger ones, so anything bigger is
 #: not from GitHub.
 MAX_BODY_BYTES: Final = 25 * 1024 * 1024
+
+
+class Intake(Protocol):
+    """Where a delivery's body goes once read: the recorder process, or the writer thread."""
+
+    async def start(self) -> None: ...
+    async def accept(self, delivery: str, event: str, signature: str | None, body: bytes) -> IntakeAnswer: ...
+    async def close(self) -> None: ...
+
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 #: The refusals by status, as in the table above.
@@ -73,12 +83,16 @@ def create_app(
     on_enqueued: Callable[[], None] | None = None,
     lifespan: Lifespan | None = None,
     recorder_command: Sequence[str] | None = None,
+    intake: Literal["process", "thread"] = "process",
 ) -> Starlette:
     """The ASGI app. ``on_enqueued`` is called (on the event loop) after a job was queued, e.g.
     ``worker.wake``; ``lifespan`` is passed to Starlette (start and stop the worker there). The
     recorder process starts and stops with the app; ``recorder_command`` replaces the command
     that starts it (see :mod:`reviewbot.service.recorder`)."""
-    if recorder_command is None:
+    recorder: Intake
+    if intake == "thread":
+        recorder = DeliveryCommitter(settings, store)
+    elif recorder_command is None:
         recorder = DeliveryRecorder(settings, store)
     else:
         recorder = DeliveryRecorder(settings, store, command=recorder_command)
@@ -116,7 +130,7 @@ def _error(status: int, message: str) -> tuple[int, bytes]:
 
 class _Routes:
     def __init__(
-        self, settings: Settings, store: Store, recorder: DeliveryRecorder, on_enqueued: Callable[[], None] | None
+        self, settings: Settings, store: Store, recorder: Intake, on_enqueued: Callable[[], None] | None
     ) -> None:
         secret = settings.webhook_secret
         self._has_secret = secret is not None and bool(secret.get_secret_value())
