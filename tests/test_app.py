@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 from starlette.types import ASGIApp
 
 from conftest import WebhookServer
@@ -276,23 +275,3 @@ def test_a_broken_store_makes_readyz_answer_503_while_healthz_stays_200(tmp_path
 
 def test_only_post_is_allowed_on_the_webhook(webhook_server: WebhookServer) -> None:
     assert httpx.get(f"{webhook_server.url}/webhook").status_code == 405
-
-
-def test_readyz_starts_a_new_recorder_when_the_last_one_ended(
-    tmp_path: Path, serve_app: ServeApp, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from reviewbot.service import recorder
-    from test_recorder import kill_recorder
-
-    monkeypatch.setattr(recorder, "RESTART_PAUSE_SECONDS", 0.0)
-    store = open_store(f"sqlite:///{tmp_path / 'ready.db'}")
-    app = create_app(Settings(webhook_secret="s3cret"), store)
-    with serve_app(app) as url:
-        first = app.state.recorder.process_id
-        kill_recorder(app.state.recorder)
-        ready = httpx.get(f"{url}/readyz", timeout=30)
-        second = app.state.recorder.process_id
-    store.close()
-    assert ready.status_code == 200
-    assert second is not None
-    assert second != first

@@ -136,11 +136,12 @@ def test_bind_lasts_until_the_enclosing_context_ends() -> None:
 
 
 def test_a_delivery_logs_with_its_delivery_repo_pr_and_head(
-    tmp_path: Path, serve_app: ServeApp, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, serve_app: ServeApp, capture: Callable[..., Capture]
 ) -> None:
-    # The recorder process writes these lines, to the standard error it shares with this one.
+    settings = Settings(webhook_secret="s3cret", log_format="json")
+    captured = capture(settings, "reviewbot.app")
     store = open_store(f"sqlite:///{tmp_path / 'logs.db'}")
-    with serve_app(create_app(Settings(webhook_secret="s3cret", log_format="json"), store)) as url:
+    with serve_app(create_app(settings, store)) as url:
         number, body = opened_payload()
         sent = headers("pull_request", body, secret=b"s3cret")
         assert httpx.post(f"{url}/webhook", content=body, headers=sent, timeout=10).status_code == 202
@@ -148,8 +149,7 @@ def test_a_delivery_logs_with_its_delivery_repo_pr_and_head(
         assert httpx.post(f"{url}/webhook", content=body, headers=forged, timeout=10).status_code == 401
     store.close()
 
-    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
-    queued, refused = [line for line in lines if line["logger"] == "reviewbot.app"]
+    queued, refused = captured.records()
     assert "review queued" in queued["message"]
     assert (queued["delivery"], queued["repo"], queued["pr"]) == (sent["X-GitHub-Delivery"], REPO, number)
     assert len(queued["head"]) == 40

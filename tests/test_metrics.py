@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -26,15 +26,14 @@ from reviewbot.engine.pricing import default_price_table
 from reviewbot.engine.result import ModelCall
 from reviewbot.engine.usage import Usage
 from reviewbot.errors import StoreError
-from reviewbot.service import metrics, recorder
+from reviewbot.service import metrics
 from reviewbot.service.app import create_app
 from reviewbot.service.metrics import JobsCollector, Metrics, scrape_registry, start_metrics_server
 from reviewbot.service.worker import JobOutcome, TransientJobError
 from reviewbot.settings import Settings
-from reviewbot.store.records import JOB_STATES, Job, JobRequest, JobState
+from reviewbot.store.records import JOB_STATES, Delivery, Job, JobRequest, JobState
 from reviewbot.store.store import Store, open_store
 from test_app import TOO_BIG, headers, opened_payload
-from test_recorder import kill_recorder
 from test_service import BASE as SERVICE_BASE
 from test_service import BUG, LEEWAY, NUMBER, answer_with, make_service, make_settings
 from test_service import HEAD as SERVICE_HEAD
@@ -148,18 +147,22 @@ def test_the_jobs_gauge_is_what_the_store_holds_and_left_out_without_a_store(sto
     assert not any(name == "reviewbot_jobs" for name, _ in after)
 
 
-def test_a_delivery_the_recorder_cannot_take_is_a_503_counted_as_store_unavailable(
+def test_a_delivery_the_store_cannot_take_is_a_503_counted_as_store_unavailable(
     store: Store, serve_app: ServeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recorder, "RESTART_PAUSE_SECONDS", 3600.0)  # no new recorder process for now
+    def broken(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
+        raise StoreError("disk I/O error")
+
     app = create_app(Settings(webhook_secret=SECRET.decode()), store)
     with serve_app(app) as url:
         before = value(scrape(url), "reviewbot_webhook_rejected_total", reason="store_unavailable")
-        kill_recorder(app.state.recorder)
+        monkeypatch.setattr(store, "record_deliveries", broken)
         _, body = opened_payload()
         sent = headers("pull_request", body, secret=SECRET)
-        assert httpx.post(f"{url}/webhook", content=body, headers=sent, timeout=10).status_code == 503
+        response = httpx.post(f"{url}/webhook", content=body, headers=sent, timeout=10)
+        monkeypatch.undo()
         after = scrape(url)
+    assert (response.status_code, response.json()) == (503, {"error": "store unavailable"})
     assert value(after, "reviewbot_webhook_rejected_total", reason="store_unavailable") == before + 1
     assert not store.has_delivery(sent["X-GitHub-Delivery"])
 

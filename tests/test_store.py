@@ -6,8 +6,6 @@ PostgreSQL can show (many processes at once) is in test_postgres.py.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
 import threading
 import time
@@ -465,10 +463,16 @@ def test_installations_and_their_repositories_are_tracked(store: Store) -> None:
 # -- writers in several processes (SQLite) -------------------------------------------------------
 
 
-def test_a_writer_waits_its_turn_while_another_process_writes_and_goes_on_once_it_is_done(tmp_path: Path) -> None:
+def other_process_writing(path: Path) -> sqlite3.Connection:
+    """A connection of its own (as another process has) holding the database's write lock."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_a_writer_waits_while_another_process_writes_and_goes_on_once_it_is_done(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'turns.db'}")
-    other_process = os.open(tmp_path / "turns.db-lock", os.O_RDWR)  # another open file: as another process
-    fcntl.flock(other_process, fcntl.LOCK_EX)
+    other = other_process_writing(tmp_path / "turns.db")
     done = threading.Event()
 
     def write() -> None:
@@ -477,11 +481,11 @@ def test_a_writer_waits_its_turn_while_another_process_writes_and_goes_on_once_i
 
     writer = threading.Thread(target=write)
     writer.start()
-    assert not done.wait(0.2)  # its turn has not come
-    fcntl.flock(other_process, fcntl.LOCK_UN)
+    assert not done.wait(0.2)  # the other write is still open
+    other.execute("COMMIT")
     assert done.wait(5)
     writer.join()
-    os.close(other_process)
+    other.close()
     assert store.has_delivery("turns-1")
     store.close()
 
@@ -491,13 +495,12 @@ def test_a_writer_gives_up_with_a_store_error_when_another_process_never_finishe
 ) -> None:
     monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_SECONDS", 0.1)
     store = open_store(f"sqlite:///{tmp_path / 'stuck.db'}")
-    other_process = os.open(tmp_path / "stuck.db-lock", os.O_RDWR)
-    fcntl.flock(other_process, fcntl.LOCK_EX)
+    other = other_process_writing(tmp_path / "stuck.db")
     try:
-        with pytest.raises(StoreError, match="another process has been writing"):
+        with pytest.raises(StoreError, match="database is locked"):
             store.record_deliveries([Delivery("stuck-1", "ping", None, None, None)])
     finally:
-        os.close(other_process)
+        other.close()
     store.record_deliveries([Delivery("stuck-1", "ping", None, None, None)])  # its turn came
     assert store.has_delivery("stuck-1")
     store.close()

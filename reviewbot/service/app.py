@@ -3,8 +3,8 @@
 A delivery is checked (size, signature, headers, JSON), routed, and recorded with its job in the
 store before it is answered (in one transaction with the deliveries that arrived alongside it),
 so an answered delivery is never lost; the review itself happens later in the worker. All but the
-size check run in the recorder process (:mod:`reviewbot.service.recorder`, :mod:`reviewbot.service.intake`), which
-the app starts and stops with its lifespan. Every answer is JSON:
+size check run in a writer thread (:mod:`reviewbot.service.committer`, :mod:`reviewbot.service.intake`).
+Every answer is JSON:
 
 =====================================  ======  ==================================================
 case                                   status  body
@@ -17,7 +17,7 @@ delivery id seen before                200     ``{"duplicate": true, "queued": f
 body over 25 MiB                       413     ``{"error": "payload too large"}``
 bad or missing signature, no secret    401     ``{"error": "invalid signature"}``
 missing headers, bad JSON              400     ``{"error": ...}``
-store or recorder process unavailable  503     ``{"error": "store unavailable"}``
+store unavailable                      503     ``{"error": "store unavailable"}``
 =====================================  ======  ==================================================
 
 A 503 makes GitHub list the delivery as failed, so it can be redelivered once the store is back.
@@ -27,11 +27,10 @@ authenticated, so keep it off the public route.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Final, Literal, Protocol
+from typing import Final
 
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -45,8 +44,7 @@ from reviewbot import logs
 from reviewbot.errors import StoreError
 from reviewbot.service import metrics
 from reviewbot.service.committer import DeliveryCommitter
-from reviewbot.service.intake import IntakeAnswer, error_body
-from reviewbot.service.recorder import DeliveryRecorder, RecorderUnavailable
+from reviewbot.service.intake import error_body
 from reviewbot.service.setup import closed_routes
 from reviewbot.settings import Settings
 from reviewbot.store.store import Store
@@ -56,14 +54,6 @@ log = logging.getLogger("reviewbot.app")
 #: GitHub caps webhook payloads at 25 MB and does not deliver larger ones, so anything bigger is
 #: not from GitHub.
 MAX_BODY_BYTES: Final = 25 * 1024 * 1024
-
-
-class Intake(Protocol):
-    """Where a delivery's body goes once read: the recorder process, or the writer thread."""
-
-    async def start(self) -> None: ...
-    async def accept(self, delivery: str, event: str, signature: str | None, body: bytes) -> IntakeAnswer: ...
-    async def close(self) -> None: ...
 
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
@@ -82,35 +72,11 @@ def create_app(
     *,
     on_enqueued: Callable[[], None] | None = None,
     lifespan: Lifespan | None = None,
-    recorder_command: Sequence[str] | None = None,
-    intake: Literal["process", "thread"] = "process",
 ) -> Starlette:
     """The ASGI app. ``on_enqueued`` is called (on the event loop) after a job was queued, e.g.
-    ``worker.wake``; ``lifespan`` is passed to Starlette (start and stop the worker there). The
-    recorder process starts and stops with the app; ``recorder_command`` replaces the command
-    that starts it (see :mod:`reviewbot.service.recorder`)."""
-    recorder: Intake
-    if intake == "thread":
-        recorder = DeliveryCommitter(settings, store)
-    elif recorder_command is None:
-        recorder = DeliveryRecorder(settings, store)
-    else:
-        recorder = DeliveryRecorder(settings, store, command=recorder_command)
-    routes = _Routes(settings, store, recorder, on_enqueued)
-
-    @contextlib.asynccontextmanager
-    async def with_recorder(app: Starlette) -> AsyncIterator[None]:
-        try:
-            await recorder.start()  # a recorder that cannot open the store stops start-up here
-            if lifespan is None:
-                yield
-            else:
-                async with lifespan(app):
-                    yield
-        finally:
-            await recorder.close()
-
-    app = Starlette(
+    ``worker.wake``; ``lifespan`` is passed to Starlette (start and stop the worker there)."""
+    routes = _Routes(settings, store, DeliveryCommitter(settings, store), on_enqueued)
+    return Starlette(
         routes=[
             Route("/webhook", _Asgi(routes.webhook), methods=["POST"], name="webhook"),
             Route("/healthz", routes.healthz, methods=["GET"]),
@@ -118,10 +84,8 @@ def create_app(
             Route("/metrics", routes.scrape, methods=["GET"]),
             *closed_routes(),  # one-click setup answers 403 once an App is configured
         ],
-        lifespan=with_recorder,
+        lifespan=lifespan,
     )
-    app.state.recorder = recorder
-    return app
 
 
 def _error(status: int, message: str) -> tuple[int, bytes]:
@@ -130,12 +94,12 @@ def _error(status: int, message: str) -> tuple[int, bytes]:
 
 class _Routes:
     def __init__(
-        self, settings: Settings, store: Store, recorder: Intake, on_enqueued: Callable[[], None] | None
+        self, settings: Settings, store: Store, committer: DeliveryCommitter, on_enqueued: Callable[[], None] | None
     ) -> None:
         secret = settings.webhook_secret
         self._has_secret = secret is not None and bool(secret.get_secret_value())
         self._store = store
-        self._recorder = recorder
+        self._committer = committer
         self._on_enqueued = on_enqueued
         self._metrics = metrics.scrape_registry(store.job_counts)
 
@@ -143,12 +107,10 @@ class _Routes:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        """Ready: the database answers, and so does a recorder process (started again if the
-        last one ended, so a probe brings it back before the next delivery needs it)."""
+        """Ready: the database answers."""
         try:
             await anyio.to_thread.run_sync(self._store.ping)
-            await self._recorder.start()
-        except StoreError as exc:  # RecorderUnavailable included
+        except StoreError as exc:
             log.warning("not ready: %s", exc)
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -179,11 +141,8 @@ class _Routes:
             log.error("REVIEWBOT_WEBHOOK_SECRET is not set: every delivery is refused with 401")
             return _error(401, "invalid signature")
         event = headers.get(b"x-github-event", "")
-        try:
-            answer = await self._recorder.accept(delivery, event, headers.get(b"x-hub-signature-256"), body)
-        except RecorderUnavailable as exc:
-            log.error("delivery %s: %s", delivery or "(no id)", exc)
-            return _error(503, "store unavailable")
+        # A store error is an answer (503), not an exception: the intake logs and counts it.
+        answer = await self._committer.accept(delivery, event, headers.get(b"x-hub-signature-256"), body)
         if answer.counted is not None:
             metrics.observe_delivery(event, answer.counted)
         if answer.queued and self._on_enqueued is not None:

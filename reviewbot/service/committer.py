@@ -29,44 +29,35 @@ class DeliveryCommitter:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._intake = DeliveryIntake.from_settings(settings, store)
         self._waiting: list[tuple[IntakeRequest, asyncio.Future[IntakeAnswer]]] = []
-        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
+        # Its own limiter: a burst must not wait behind the worker's store calls for one of the
+        # default limiter's threads.
         self._one_thread = anyio.CapacityLimiter(1)
         self._next_id = 0
-
-    async def start(self) -> None:
-        """Nothing to start: the writer runs on the anyio worker threads, one group at a time."""
-
-    async def close(self) -> None:
-        """Nothing to stop: a group being written finishes, and its requests are answered."""
 
     async def accept(self, delivery: str, event: str, signature: str | None, body: bytes) -> IntakeAnswer:
         """The answer to a delivery, once it is committed (or refused)."""
         self._next_id += 1
         future: asyncio.Future[IntakeAnswer] = asyncio.get_running_loop().create_future()
         self._waiting.append((IntakeRequest(self._next_id, delivery, event, signature, body), future))
-        if not self._writing:
-            self._writing = True
-            # The first delivery of a burst starts the writing; the loop reads the rest of the
-            # burst meanwhile, and they go in the next group.
-            asyncio.get_running_loop().create_task(self._write_groups())
-        return await asyncio.shield(future)  # a client gone mid-commit must not cancel the group
+        if self._writer is None or self._writer.done():
+            # The writer starts after the loop's callbacks in hand, so the deliveries of a burst
+            # read together are written together; those read while it writes go in the next group.
+            self._writer = asyncio.get_running_loop().create_task(self._write_groups())
+        # A client that hangs up cancels its wait, not its delivery: the group still records it.
+        return await future
 
     async def _write_groups(self) -> None:
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
-                requests = [request for request, _ in group]
-                try:  # answer_group answers a bug with 500; this is for what it cannot catch
-                    answers = await anyio.to_thread.run_sync(
-                        self._intake.answer_group, requests, limiter=self._one_thread
-                    )
-                except Exception as exc:
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), answer in zip(group, answers, strict=True):
+        while self._waiting:
+            group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
+            requests = [request for request, _ in group]
+            try:  # answer_group answers a bug with 500; this is for what it cannot catch
+                answers = await anyio.to_thread.run_sync(self._intake.answer_group, requests, limiter=self._one_thread)
+            except Exception as exc:
+                for _, future in group:
                     if not future.done():
-                        future.set_result(answer)
-        finally:
-            self._writing = False
+                        future.set_exception(exc)
+                continue
+            for (_, future), answer in zip(group, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)

@@ -3,16 +3,15 @@
 :class:`DeliveryIntake` takes the deliveries that arrived together (a *group*) and returns an
 answer for each: it checks each signature, decodes and routes each payload, records the group's
 deliveries and jobs in one transaction (one commit, one fsync, for all of them), and writes each
-delivery's log line. It runs in the recorder process (:mod:`reviewbot.service.recorder`), so none of this
-competes with the event loop for the GIL; an answer is only sent once its delivery is committed.
-
-Requests and answers are msgspec structs, so they cross the recorder's socket as MessagePack.
+delivery's log line. It runs in the web process's writer thread (:mod:`reviewbot.service.committer`);
+an answer is only sent once its delivery is committed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -38,17 +37,19 @@ from reviewbot.store.store import Store
 log = logging.getLogger("reviewbot.app")
 
 
-class IntakeRequest(msgspec.Struct, array_like=True):
+@dataclass(frozen=True, slots=True)
+class IntakeRequest:
     """A delivery as read from the request: headers (empty when absent) and the raw body."""
 
-    id: int  # the request's number on the recorder's socket
+    id: int  # the request's number, to match its answer
     delivery: str
     event: str
     signature: str | None
     body: bytes
 
 
-class IntakeAnswer(msgspec.Struct, array_like=True):
+@dataclass(frozen=True, slots=True)
+class IntakeAnswer:
     """The HTTP answer to a delivery, and what the web process does besides sending it."""
 
     id: int
@@ -58,7 +59,8 @@ class IntakeAnswer(msgspec.Struct, array_like=True):
     counted: metrics.DeliveryOutcome | None = None  # for reviewbot_webhook_deliveries_total
 
 
-class _Accepted(msgspec.Struct):
+@dataclass(frozen=True, slots=True)
+class _Accepted:
     """A delivery that passed every check and waits for its group's commit."""
 
     request: IntakeRequest
