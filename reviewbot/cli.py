@@ -208,10 +208,10 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
 
     reviewed = asyncio.run(review_pull_request(settings, args.pr, dry_run=args.dry_run, post=args.post))
     if reviewed.prepared is None:
-        # Nothing was reviewed: the pull request is closed, a draft, turned off, over budget, or
-        # (with --post) already reviewed at this head.
+        # Nothing was reviewed: already reviewed at this head (done), or a reason not to (dropped):
+        # closed, a draft, over a budget, a pending review of the user's own.
         print(f"reviewbot: {reviewed.note}", file=sys.stderr)
-        return EXIT_OK
+        return EXIT_OK if reviewed.state == "done" else EXIT_USAGE
     if reviewed.result is None:
         _emit(args, render_plan(reviewed.prepared, args.format, color=color))
     else:
@@ -227,6 +227,8 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
         print("reviewbot: every model request failed; nothing was posted", file=sys.stderr)
     elif args.post:
         print(f"reviewbot: not posted: {reviewed.note}", file=sys.stderr)
+        if reviewed.state == "dropped":  # refused by GitHub, or the head moved on
+            return EXIT_USAGE
     return _exit_code(args, reviewed.result)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -337,8 +338,12 @@ def test_without_a_database_setting_no_database_file_is_made(github: FakeGitHub,
     assert not Path("reviewbot.db").exists()  # the working directory is the test's own
 
 
-def test_with_a_database_a_repository_over_its_budget_gets_the_note_and_no_model_is_called(
-    github: FakeGitHub, model: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_with_a_database_a_repository_over_its_budget_exits_2_with_no_model_call_and_no_note(
+    github: FakeGitHub,
+    model: FakeOpenAI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     monkeypatch.setenv("REVIEWBOT_DATABASE_URL", url)
@@ -350,9 +355,67 @@ def test_with_a_database_a_repository_over_its_budget_gets_the_note_and_no_model
     finally:
         store.close()
 
-    assert main(["review", "--pr", REF, "--post"]) == 0
+    assert main(["review", "--pr", REF, "--post"]) == 2
 
     assert model.requests == []
-    (note,) = github.reviews(REPO, NUMBER)
-    assert "monthly budget of this repository" in note["body"]
-    assert github.comments(REPO, NUMBER) == []
+    assert github.reviews(REPO, NUMBER) == []  # the App's note is for the App's installations
+    err = capsys.readouterr().err
+    assert "over the repository budget (REVIEWBOT_MONTHLY_BUDGET_PER_REPO); no model was called" in err
+
+
+def test_post_leaves_the_users_own_pending_review_alone_and_exits_2(
+    github: FakeGitHub, model: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pending = github.add_review(REPO, NUMBER, user=USER, state="PENDING", body="half-written")
+
+    assert main(["review", "--pr", REF, "--post"]) == 2
+
+    assert [review["id"] for review in github.reviews(REPO, NUMBER)] == [pending]
+    assert model.requests == []
+    assert "you have a pending review on this pull request" in capsys.readouterr().err
+
+
+def test_with_the_apps_database_post_neither_reads_nor_moves_the_apps_reviewed_head(
+    github: FakeGitHub, model: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    store = open_store(url)
+    store.record_review(REPO, NUMBER, "a" * 40, 77, ["fingerprint-the-app-raised"])  # the App reviewed an old head
+    store.close()
+    monkeypatch.setenv("REVIEWBOT_DATABASE_URL", url)
+
+    assert main(["review", "--pr", REF, "--post"]) == 0
+
+    assert "since `" not in github.reviews(REPO, NUMBER)[0]["body"]  # a whole review: the user never reviewed
+    store = open_store(url)
+    try:
+        assert store.last_reviewed_head(REPO, NUMBER) == "a" * 40
+        assert store.known_fingerprints(REPO, NUMBER) == {"fingerprint-the-app-raised"}
+    finally:
+        store.close()
+
+
+def test_dry_run_with_post_plans_only_what_post_would_send(
+    github: FakeGitHub, model: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["review", "--pr", REF, "--post"]) == 0
+    push(github)
+    capsys.readouterr()
+
+    assert main(["review", "--pr", REF, "--post", "--dry-run", "--format", "json"]) == 0
+
+    plan = json.loads(capsys.readouterr().out)
+    assert [file["path"] for file in plan["files"] if not file.get("skipped")] == [
+        "tests/test_itsdangerous/test_timed.py"
+    ]
+    assert posts(github) == 1
+
+
+def test_a_review_turned_off_in_the_config_still_runs_when_asked_by_hand(
+    github: FakeGitHub, model: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github.set_file(REPO, "main", ".github/reviewbot.toml", "enabled = false\n")
+
+    assert main(["review", "--pr", REF]) == 0
+
+    assert "Negative leeway check is inverted" in capsys.readouterr().out

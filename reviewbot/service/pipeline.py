@@ -14,8 +14,12 @@ same way. The order matters for the guarantees GitHub users see:
 8. the head is checked again before posting, and findings already on the PR are left out;
 9. a POST that may have landed is checked for before it is retried.
 
-Without a store (``--pr`` with no ``REVIEWBOT_DATABASE_URL``) there is no ledger and no budget,
-and the last reviewed head is read from our own reviews on the pull request.
+A run for a person (``--pr``) differs where the App's bookkeeping would be wrong for them: the
+last reviewed head and the findings already raised are read from their own reviews on the pull
+request, never written to the store (which may be the App's); their pending review is theirs to
+submit, not ours to delete; a budget stops it without a note; and ``enabled = false`` does not
+stop a review someone asked for by hand. The store, when there is one, keeps the budgets and the
+ledger for both.
 """
 
 from __future__ import annotations
@@ -83,6 +87,11 @@ class ReviewRequest:
     post: bool = True
     dry_run: bool = False  # stop once the plan is made; no model, no post
 
+    @property
+    def by_app(self) -> bool:
+        """The App's own job, which keeps the store's record of reviewed heads and findings."""
+        return self.job_id is not None
+
     @classmethod
     def of_job(cls, job: Job) -> ReviewRequest:
         command = job.trigger == COMMAND_TRIGGER
@@ -145,53 +154,60 @@ class ReviewPipeline:
     async def run(self, request: ReviewRequest) -> Reviewed:
         github = self._github
         pr = await github.get_pull(request.repo, request.number)
-        start = _Start("", [])
+        start = None
         if request.post:
             started = await self._start(request, pr)
             if isinstance(started, Reviewed):
                 return started
             start = started
         head = pr.head_sha
-
-        config = parse_repo_config(
-            await github.get_file(pr.repo, CONFIG_PATH, pr.base_ref),
-            self._settings.allowed_models,
-            repo_budget=self._settings.monthly_budget_per_repo,
-        )
-        if not config.enabled:
-            return Reviewed("dropped", f"reviews are turned off in {CONFIG_PATH}", pr, config)
-        drafts_wanted = config.review_drafts if config.review_drafts is not None else self._settings.review_drafts
-        if pr.draft and not drafts_wanted and not request.asked:
-            return Reviewed("dropped", "the pull request is a draft", pr, config)
-
+        config = await self._rules(request, pr)
+        if isinstance(config, Reviewed):
+            return config
         try:
-            engine = await self._run_engine(request, pr, config, start.ours)
+            engine = await self._run_engine(request, pr, config, start)
         except _OverBudget as over:
-            return await self._post_budget_note(request, pr, config, over.check, start)
-        result = engine.result
+            if start is None or not request.by_app:  # a person's run: no note on the PR
+                return Reviewed("dropped", f"{_over_budget(over.check)}; no model was called", pr, config)
+            return await self._post_budget_note(pr, config, over.check, start)
+        prepared, result = engine.prepared, engine.result
         if result is None:
-            return Reviewed("done", "dry run", pr, config, engine.prepared)
+            return Reviewed("done", "dry run", pr, config, prepared)
         if result.all_requests_failed:
             reasons = "; ".join(sorted({failure.reason for failure in result.failed}))
-            return Reviewed("failed", f"every model request failed: {reasons}", pr, config, engine.prepared, result)
-        if not request.post:
-            return Reviewed("done", "reviewed; not posted", pr, config, engine.prepared, result)
+            return Reviewed("failed", f"every model request failed: {reasons}", pr, config, prepared, result)
+        if start is None:
+            return Reviewed("done", "reviewed; not posted", pr, config, prepared, result)
 
         current = await github.get_pull(pr.repo, pr.number)
         if current.head_sha != head:
             note = f"head moved on to {current.head_sha[:7]} during the review"
-            return Reviewed("dropped", note, pr, config, engine.prepared, result)
+            return Reviewed("dropped", note, pr, config, prepared, result)
         if not request.command and (landed := review_for_head(await our_reviews(github, pr, start.me), head)):
             # Another run for this head (the newer push's own job, or one that took over an
             # expired lease) went alongside this one and posted first.
             note = f"review {landed.id} for {head[:7]} was posted by another job"
-            return Reviewed("done", note, pr, config, engine.prepared, result, landed.id)
+            return Reviewed("done", note, pr, config, prepared, result, review_id=landed.id)
         try:
-            review_id, comments = await self._post(pr, engine.prepared, result, engine.info, config, start)
+            review_id, comments = await self._post(request, pr, engine, config, start)
         except ReviewRefused as refused:
-            return Reviewed("dropped", str(refused), pr, config, engine.prepared, result)
+            return Reviewed("dropped", str(refused), pr, config, prepared, result)
         note = f"posted review {review_id} with {plural(comments, 'comment')} for {head[:7]}"
-        return Reviewed("done", note, pr, config, engine.prepared, result, review_id, posted=True)
+        return Reviewed("done", note, pr, config, prepared, result, review_id=review_id, posted=True)
+
+    async def _rules(self, request: ReviewRequest, pr: PullRequest) -> RepoConfig | Reviewed:
+        """Step 4: the repository's config from the base branch, and whether it lets this run review."""
+        config = parse_repo_config(
+            await self._github.get_file(pr.repo, CONFIG_PATH, pr.base_ref),
+            self._settings.allowed_models,
+            repo_budget=self._settings.monthly_budget_per_repo,
+        )
+        if not config.enabled and request.by_app:
+            return Reviewed("dropped", f"reviews are turned off in {CONFIG_PATH}", pr, config)
+        drafts_wanted = config.review_drafts if config.review_drafts is not None else self._settings.review_drafts
+        if pr.draft and not drafts_wanted and not request.asked:
+            return Reviewed("dropped", "the pull request is a draft", pr, config)
+        return config
 
     async def _start(self, request: ReviewRequest, pr: PullRequest) -> _Start | Reviewed:
         """Steps 1-3: whether to review at all, and a clear way for it if so."""
@@ -215,17 +231,25 @@ class ReviewPipeline:
         ours = await our_reviews(self._github, pr, me)
         if request.command and request.job_id is not None and (repeat := review_for_job(ours, request.job_id)):
             return Reviewed("done", f"review {repeat.id} for /review job {request.job_id} was already posted", pr)
-        if not request.command and (landed := review_for_head(ours, head)) is not None:
+        # A person's run does not take its own budget note for a review: once the budget allows, it reviews.
+        reviews = ours if request.by_app else [review for review in ours if not budgets.is_budget_note(review.body)]
+        if not request.command and (landed := review_for_head(reviews, head)) is not None:
             # A note is no review: its commits stay unreviewed.
-            if store is not None and not budgets.is_budget_note(landed.body):
+            if store is not None and request.by_app and not budgets.is_budget_note(landed.body):
                 await _in_thread(store.record_review, pr.repo, pr.number, head, landed.id, [])
             return Reviewed("done", f"review {landed.id} for {head[:7]} was already posted", pr, review_id=landed.id)
-        for pending in (review for review in ours if review.state == "PENDING"):
-            await self._github.delete_pending_review(pr.repo, pr.number, pending.id)
+        pending = [review for review in ours if review.state == "PENDING"]
+        if pending and not request.by_app:
+            # GitHub allows one pending review per person, and it may hold their own comments.
+            return Reviewed("dropped", "you have a pending review on this pull request; submit or discard it first", pr)
+        for review in pending:  # ours alone: the App's login posts only what reviewbot writes
+            await self._github.delete_pending_review(pr.repo, pr.number, review.id)
         return _Start(me, ours)
 
-    async def _last_reviewed_head(self, pr: PullRequest, ours: list[PostedReview]) -> str | None:
-        if self._store is not None:
+    async def _last_reviewed_head(
+        self, request: ReviewRequest, pr: PullRequest, ours: list[PostedReview]
+    ) -> str | None:
+        if self._store is not None and request.by_app:
             return await _in_thread(self._store.last_reviewed_head, pr.repo, pr.number)
         reviewed = [
             review
@@ -235,15 +259,15 @@ class ReviewPipeline:
         return head_marker_of(max(reviewed, key=lambda review: review.id).body) if reviewed else None
 
     async def _run_engine(
-        self, request: ReviewRequest, pr: PullRequest, config: RepoConfig, ours: list[PostedReview]
+        self, request: ReviewRequest, pr: PullRequest, config: RepoConfig, start: _Start | None
     ) -> _Engine:
         github = self._github
         fetched = await github.get_pull_diff(pr)
         # Parsing and planning a big diff takes a while; the event loop must keep serving webhooks.
         diff = await anyio.to_thread.run_sync(parse_diff, fetched.text)
         incremental_base = None
-        if request.post and not request.full_review:
-            last = await self._last_reviewed_head(pr, ours)
+        if start is not None and not request.full_review:
+            last = await self._last_reviewed_head(request, pr, start.ours)
             if last and last != pr.head_sha:
                 changes = await github.compare_diff(pr.repo, last, pr.head_sha)
                 # None: the old head is gone (a force-push); the whole PR is reviewed again.
@@ -285,20 +309,17 @@ class ReviewPipeline:
             result = await execute(prepared, None)
         if self._store is not None:
             # Recorded whether or not the review gets posted: the money was spent.
-            origin = _CallOrigin(request.job_id, request.installation_id, pr.repo, pr.number, pr.head_sha)
+            origin = ledger.Origin(request.installation_id, pr.repo, pr.number, pr.head_sha, id=request.job_id)
             await _in_thread(ledger.record_calls, self._store, origin, result.calls, options.prices)
         metrics.observe_model_calls(result.calls, options.prices)
         return _Engine(prepared, result, info)
 
     async def _post_budget_note(
-        self, request: ReviewRequest, pr: PullRequest, config: RepoConfig, check: budgets.BudgetCheck, start: _Start
+        self, pr: PullRequest, config: RepoConfig, check: budgets.BudgetCheck, start: _Start
     ) -> Reviewed:
         """Post the over-budget note as the head's one review (no model was called)."""
         status = check.exceeded
         assert status is not None
-        what = f"over the {status.limit.scope} budget ({status.limit.setting})"
-        if not request.post:
-            return Reviewed("dropped", f"{what}; no model was called", pr, config)
         body = budgets.over_budget_body(check, status, pr.head_sha, repo_budget=self._settings.monthly_budget_per_repo)
         github = self._github
         try:
@@ -316,48 +337,38 @@ class ReviewPipeline:
                 raise
             review_id = landed.id
         # Not recorded as a reviewed head: once the budget allows, the next review covers these commits.
-        note = f"{what}; posted note {review_id} instead of a review for {pr.head_sha[:7]}"
+        note = f"{_over_budget(check)}; posted note {review_id} instead of a review for {pr.head_sha[:7]}"
         return Reviewed("done", note, pr, config, review_id=review_id, posted=True)
 
     async def _post(
-        self,
-        pr: PullRequest,
-        prepared: Prepared,
-        result: ReviewResult,
-        info: ReviewContextInfo,
-        config: RepoConfig,
-        start: _Start,
+        self, request: ReviewRequest, pr: PullRequest, engine: _Engine, config: RepoConfig, start: _Start
     ) -> tuple[int, int]:
         """Post the review; its ID and how many inline comments it has."""
+        result = engine.result
+        assert result is not None
+        store = self._store if request.by_app else None
         known = await posted_fingerprints(self._github, pr, start.me, start.ours)
-        if self._store is not None:
-            known |= set(await _in_thread(self._store.known_fingerprints, pr.repo, pr.number))
+        if store is not None:
+            known |= set(await _in_thread(store.known_fingerprints, pr.repo, pr.number))
         draft = build_review(
             result,
-            cost_report(result.usage, result.model, prepared.options.prices),
-            info,
+            cost_report(result.usage, result.model, engine.prepared.options.prices),
+            engine.info,
             known_fingerprints=known,
             max_comments=config.max_comments or self._settings.max_comments,
         )
-        posted = await post_review(self._github, pr, draft, me=start.me, seen=start.ours, job_id=info.job_id)
-        if self._store is not None:
+        posted = await post_review(self._github, pr, draft, me=start.me, seen=start.ours, job_id=engine.info.job_id)
+        if store is not None:
             # Only what GitHub shows: a finding cut from an over-long body must not count as raised.
             shown = fingerprints_in([posted.body, *(comment.body for comment in draft.comments)])
-            await _in_thread(
-                self._store.record_review, pr.repo, pr.number, pr.head_sha, posted.review_id, sorted(shown)
-            )
+            await _in_thread(store.record_review, pr.repo, pr.number, pr.head_sha, posted.review_id, sorted(shown))
         return posted.review_id, len(draft.comments)
 
 
-@dataclass(frozen=True, slots=True)
-class _CallOrigin:
-    """Where the ledger says a review's calls came from."""
-
-    id: int | None
-    installation_id: int
-    repo: str
-    pr_number: int
-    head_sha: str
+def _over_budget(check: budgets.BudgetCheck) -> str:
+    status = check.exceeded
+    assert status is not None
+    return f"over the {status.limit.scope} budget ({status.limit.setting})"
 
 
 class _OverBudget(Exception):

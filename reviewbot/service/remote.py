@@ -34,7 +34,7 @@ async def review_pull_request(
     repo, number = parse_pr_ref(ref)
     if settings.github_token is None:
         raise ConfigError("--pr needs a GitHub token: set GITHUB_TOKEN (or REVIEWBOT_GITHUB_TOKEN)")
-    request = ReviewRequest(repo, number, asked=True, post=post and not dry_run, dry_run=dry_run)
+    request = ReviewRequest(repo, number, asked=True, post=post, dry_run=dry_run)
     # The default database is the App's; a one-off review only uses one it was pointed at.
     store = open_store(settings.database_url) if "database_url" in settings.model_fields_set else None
     try:

@@ -73,7 +73,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (installation_id, repo)
         )""",
     ),
-    # 2: the cost ledger (reviewbot.ledger), one row per model request. cost_usd NULL = unknown.
+    # 2: the cost ledger (reviewbot.money.ledger), one row per model request. cost_usd NULL = unknown.
     (
         """CREATE TABLE model_calls (
             id {auto_id},
