@@ -1,4 +1,1 @@
-"""The review engine: diff text in, anchored findings and their cost out.
-
-It imports nothing of GitHub, the service or the store.
-"""
+"""The review engine: diff text in, anchored findings and their cost out; nothing of GitHub, service or store."""
