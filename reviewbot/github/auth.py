@@ -29,7 +29,7 @@ _token_caches: dict[tuple[str, str, str], MemCacheStrategy] = {}
 _token_caches_lock = threading.Lock()
 
 
-def _token_cache(api_url: str, app_id: str, private_key: str) -> MemCacheStrategy:
+def token_cache(api_url: str, app_id: str, private_key: str) -> MemCacheStrategy:
     """githubkit keeps JWTs and installation tokens in its cache under keys made of the App ID
     and installation ID alone, in one cache for the whole process by default. One cache per API
     URL, App ID and key keeps two GitHub hosts (or an old and a new key) apart."""
@@ -55,7 +55,7 @@ class _AppAuth(AppAuth):
 
 
 @dataclasses.dataclass
-class _InstallationAuthStrategy(AppInstallationAuthStrategy):
+class InstallationAuthStrategy(AppInstallationAuthStrategy):
     def get_auth_flow(self, github: GitHubCore[Any]) -> httpx.Auth:
         flow = super().get_auth_flow(github)
         assert isinstance(flow, AppAuth)
@@ -65,12 +65,12 @@ class _InstallationAuthStrategy(AppInstallationAuthStrategy):
 # -- the App's private key -------------------------------------------------------------------
 
 
-def _read_private_key(settings: Settings) -> str:
+def read_private_key(settings: Settings) -> str:
     if settings.github_private_key is not None and settings.github_private_key.get_secret_value().strip():
         text = settings.github_private_key.get_secret_value().strip()
         if "\n" not in text and "\\n" in text:  # a PEM squeezed onto one line of a .env file
             text = text.replace("\\n", "\n")
-        _check_pem(text, "REVIEWBOT_GITHUB_PRIVATE_KEY")
+        check_pem(text, "REVIEWBOT_GITHUB_PRIVATE_KEY")
         return text
     path = settings.github_private_key_path
     if path is None:
@@ -86,12 +86,12 @@ def _read_private_key(settings: Settings) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise ConfigError(f"{variable} cannot be read ({reason}); point it at the App's .pem file") from None
-    _check_pem(text, variable)
+    check_pem(text, variable)
     return text.strip()
 
 
 @functools.lru_cache(maxsize=8)  # loading an RSA key checks it, ~50 ms; a worker reads it for every job
-def _check_pem(text: str, variable: str) -> None:
+def check_pem(text: str, variable: str) -> None:
     """GitHub Apps sign with RSA keys in PEM; anything else would only fail at the first request."""
     try:
         key = load_pem_private_key(text.encode(), password=None)

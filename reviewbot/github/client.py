@@ -18,8 +18,8 @@ from githubkit.rest import Paginator
 
 from reviewbot.engine.diff import decode
 from reviewbot.errors import ConfigError, GitHubError, GitHubNotFound
-from reviewbot.github.auth import _InstallationAuthStrategy, _read_private_key, _token_cache
-from reviewbot.github.connection import _VERSION_HEADER, _options
+from reviewbot.github.auth import InstallationAuthStrategy, read_private_key, token_cache
+from reviewbot.github.connection import VERSION_HEADER, client_options
 from reviewbot.github.draft import ReviewComment
 from reviewbot.github.errors import translate
 from reviewbot.github.pulls import (
@@ -30,8 +30,8 @@ from reviewbot.github.pulls import (
     PullRequest,
     rebuild_diff,
 )
-from reviewbot.github.retry import RetryPolicy, _no_server_retry
-from reviewbot.github.reviews import PostedComment, PostedReview, _comment_json, _posted_comment, _posted_review
+from reviewbot.github.retry import RetryPolicy, no_server_retry
+from reviewbot.github.reviews import PostedComment, PostedReview, comment_json, posted_comment, posted_review
 
 if TYPE_CHECKING:
     from githubkit_schemas.v2026_03_10.types import (
@@ -102,13 +102,13 @@ class GitHubClient:
         """
         if not settings.github_app_id:
             raise ConfigError("REVIEWBOT_GITHUB_APP_ID is not set; copy the App ID from the App's settings page")
-        private_key = _read_private_key(settings)
+        private_key = read_private_key(settings)
         api_url = settings.github_api_url
-        strategy = _InstallationAuthStrategy(settings.github_app_id, private_key, installation_id)
+        strategy = InstallationAuthStrategy(settings.github_app_id, private_key, installation_id)
         github = GitHub(
             strategy,
-            **_options(api_url, retry, timeout),
-            cache_strategy=_token_cache(api_url, settings.github_app_id, private_key),
+            **client_options(api_url, retry, timeout),
+            cache_strategy=token_cache(api_url, settings.github_app_id, private_key),
         )
         return cls(github, is_app=True, app_slug=settings.github_app_slug, app_key=(api_url, settings.github_app_id))
 
@@ -121,7 +121,7 @@ class GitHubClient:
             raise ConfigError("the GitHub token is empty; set REVIEWBOT_GITHUB_TOKEN or GITHUB_TOKEN")
         github = GitHub(
             TokenAuthStrategy(token.strip()),
-            **_options(api_url.rstrip("/"), retry, timeout),
+            **client_options(api_url.rstrip("/"), retry, timeout),
             cache_strategy=MemCacheStrategy(),
         )
         return cls(github, is_app=False)
@@ -151,7 +151,7 @@ class GitHubClient:
         if not self._is_app:
             raise GitHubError("app_slug() needs an App client; this one uses a personal token")
         if self._app_slug is None:
-            response = await self._call(self._github.rest.apps.async_get_authenticated(headers=_VERSION_HEADER))
+            response = await self._call(self._github.rest.apps.async_get_authenticated(headers=VERSION_HEADER))
             app = response.json()
             slug = app.get("slug") if app else None
             if not slug:
@@ -165,14 +165,14 @@ class GitHubClient:
         """The login our reviews appear under: ``{slug}[bot]`` for an App, the user for a token."""
         if self._is_app:
             return f"{await self.app_slug()}[bot]"
-        response = await self._call(self._github.rest.users.async_get_authenticated(headers=_VERSION_HEADER))
+        response = await self._call(self._github.rest.users.async_get_authenticated(headers=VERSION_HEADER))
         return response.json()["login"]
 
     # -- pull requests --------------------------------------------------------------------
 
     async def get_pull(self, repo: str, number: int) -> PullRequest:
         owner, name = _split_repo(repo)
-        response = await self._call(self._github.rest.pulls.async_get(owner, name, number, headers=_VERSION_HEADER))
+        response = await self._call(self._github.rest.pulls.async_get(owner, name, number, headers=VERSION_HEADER))
         data = response.json()
         user = data["user"]
         return PullRequest(
@@ -201,9 +201,9 @@ class GitHubClient:
         if pr.changed_files > MAX_DIFF_FILES or pr.additions + pr.deletions > MAX_DIFF_LINES:
             return await self._diff_from_files(pr)
         owner, name = _split_repo(pr.repo)
-        headers = {**_VERSION_HEADER, "Accept": DIFF_MEDIA_TYPE}
+        headers = {**VERSION_HEADER, "Accept": DIFF_MEDIA_TYPE}
         try:
-            with _no_server_retry():
+            with no_server_retry():
                 response = await self._call(self._github.rest.pulls.async_get(owner, name, pr.number, headers=headers))
         except GitHubError as exc:
             if exc.status == 406 or (exc.status is not None and exc.status >= 500):
@@ -225,7 +225,7 @@ class GitHubClient:
             name,
             pr.number,
             per_page=100,
-            headers=_VERSION_HEADER,
+            headers=VERSION_HEADER,
         )
         async with aclosing(self._iterate(paginator)) as listed:
             async for entry in listed:
@@ -240,9 +240,9 @@ class GitHubClient:
         does not know one of the commits, e.g. after a force-push removed it (404), or cannot make
         the diff (406 too large, 5xx too slow)."""
         owner, name = _split_repo(repo)
-        headers = {**_VERSION_HEADER, "Accept": DIFF_MEDIA_TYPE}
+        headers = {**VERSION_HEADER, "Accept": DIFF_MEDIA_TYPE}
         try:
-            with _no_server_retry():
+            with no_server_retry():
                 response = await self._call(
                     self._github.rest.repos.async_compare_commits(
                         owner, name, f"{base_sha}...{head_sha}", headers=headers
@@ -264,7 +264,7 @@ class GitHubClient:
         url_path = quote(path.lstrip("/"), safe="/")
         try:
             response = await self._call(
-                self._github.rest.repos.async_get_content(owner, name, url_path, ref=ref, headers=_VERSION_HEADER)
+                self._github.rest.repos.async_get_content(owner, name, url_path, ref=ref, headers=VERSION_HEADER)
             )
         except GitHubNotFound:
             return None
@@ -280,7 +280,7 @@ class GitHubClient:
         # Files of 1-100 MB come with encoding "none" and no content: ask for the raw bytes.
         raw = await self._call(
             self._github.rest.repos.async_get_content(
-                owner, name, url_path, ref=ref, headers={**_VERSION_HEADER, "Accept": RAW_MEDIA_TYPE}
+                owner, name, url_path, ref=ref, headers={**VERSION_HEADER, "Accept": RAW_MEDIA_TYPE}
             )
         )
         return raw.content
@@ -291,10 +291,10 @@ class GitHubClient:
         owner, name = _split_repo(repo)
 
         def page(response: Response[Any, list[PullRequestReviewTypeForResponse]]) -> list[PostedReview]:
-            return [_posted_review(item) for item in response.json()]
+            return [posted_review(item) for item in response.json()]
 
         paginator = self._github.rest.paginate(
-            self._github.rest.pulls.async_list_reviews, page, owner, name, number, per_page=100, headers=_VERSION_HEADER
+            self._github.rest.pulls.async_list_reviews, page, owner, name, number, per_page=100, headers=VERSION_HEADER
         )
         return [review async for review in self._iterate(paginator)]
 
@@ -302,7 +302,7 @@ class GitHubClient:
         owner, name = _split_repo(repo)
 
         def page(response: Response[Any, list[PullRequestReviewCommentTypeForResponse]]) -> list[PostedComment]:
-            return [_posted_comment(item) for item in response.json()]
+            return [posted_comment(item) for item in response.json()]
 
         paginator = self._github.rest.paginate(
             self._github.rest.pulls.async_list_review_comments,
@@ -311,7 +311,7 @@ class GitHubClient:
             name,
             number,
             per_page=100,
-            headers=_VERSION_HEADER,
+            headers=VERSION_HEADER,
         )
         return [comment async for comment in self._iterate(paginator)]
 
@@ -319,7 +319,7 @@ class GitHubClient:
         """Delete a review that was never submitted (GitHub refuses others with 422)."""
         owner, name = _split_repo(repo)
         await self._call(
-            self._github.rest.pulls.async_delete_pending_review(owner, name, number, review_id, headers=_VERSION_HEADER)
+            self._github.rest.pulls.async_delete_pending_review(owner, name, number, review_id, headers=VERSION_HEADER)
         )
 
     async def create_review(
@@ -332,13 +332,13 @@ class GitHubClient:
         have been stored all the same, so look with :meth:`list_reviews` before posting again.
         """
         owner, name = _split_repo(repo)
-        items = [_comment_json(comment) for comment in comments]
+        items = [comment_json(comment) for comment in comments]
         response = await self._call(
             self._github.rest.pulls.async_create_review(
                 owner,
                 name,
                 number,
-                headers=_VERSION_HEADER,
+                headers=VERSION_HEADER,
                 commit_id=commit_id,
                 body=body,
                 event="COMMENT",

@@ -12,10 +12,10 @@ from reviewbot.github.retry import ReadRetry, RetryPolicy
 # Every request pins this version: the one github.com uses when none is given and the one every
 # supported GitHub Enterprise Server release knows (githubkit would send its newest).
 API_VERSION: Final = "2022-11-28"
-_VERSION_HEADER: Final = {"X-GitHub-Api-Version": API_VERSION}
+VERSION_HEADER: Final = {"X-GitHub-Api-Version": API_VERSION}
 
 
-def _options(api_url: str, retry: RetryPolicy | None, timeout: float) -> dict[str, Any]:
+def client_options(api_url: str, retry: RetryPolicy | None, timeout: float) -> dict[str, Any]:
     return {
         "base_url": api_url,
         "ssl_verify": tls.shared_context(httpx),  # the CAs loaded once per process

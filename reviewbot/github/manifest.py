@@ -9,8 +9,8 @@ from githubkit.exception import GitHubException
 
 from reviewbot.credentials import AppRegistration
 from reviewbot.errors import GitHubError
-from reviewbot.github.auth import _check_pem
-from reviewbot.github.connection import _VERSION_HEADER, _options
+from reviewbot.github.auth import check_pem
+from reviewbot.github.connection import VERSION_HEADER, client_options
 from reviewbot.github.errors import translate
 
 
@@ -19,16 +19,16 @@ async def convert_app_manifest(api_url: str, code: str, *, timeout: float = 30.0
     ``redirect_url``: ``POST /app-manifests/{code}/conversions``, unauthenticated. A code works
     once, within an hour; after that GitHub answers 404 (:class:`GitHubNotFound`). The client
     secret GitHub also returns is not kept: reviewbot makes no OAuth requests."""
-    github = GitHub(UnauthAuthStrategy(), **_options(api_url.rstrip("/"), None, timeout))
+    github = GitHub(UnauthAuthStrategy(), **client_options(api_url.rstrip("/"), None, timeout))
     try:
-        response = await github.rest.apps.async_create_from_manifest(quote(code, safe=""), headers=_VERSION_HEADER)
+        response = await github.rest.apps.async_create_from_manifest(quote(code, safe=""), headers=VERSION_HEADER)
     except GitHubException as exc:
         raise translate(exc) from exc
     data = response.json()
     webhook_secret = data.get("webhook_secret")
     if not webhook_secret:
         raise GitHubError("GitHub registered the App without a webhook secret; the manifest must set hook_attributes")
-    _check_pem(data["pem"], "the key GitHub returned")
+    check_pem(data["pem"], "the key GitHub returned")
     return AppRegistration(
         id=data["id"],
         slug=data.get("slug") or None,

@@ -34,7 +34,7 @@ _no_server_retry_var: ContextVar[bool] = ContextVar("reviewbot_github_no_server_
 
 
 @contextmanager
-def _no_server_retry() -> Iterator[None]:
+def no_server_retry() -> Iterator[None]:
     """Within this block a 5xx is not retried (a diff GitHub had no time for will not come)."""
     token = _no_server_retry_var.set(True)
     try:

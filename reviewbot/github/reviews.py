@@ -43,7 +43,7 @@ class PostedComment:
 # -- JSON → our records -----------------------------------------------------------------------
 
 
-def _posted_review(item: PullRequestReviewTypeForResponse) -> PostedReview:
+def posted_review(item: PullRequestReviewTypeForResponse) -> PostedReview:
     user = item.get("user")
     return PostedReview(
         id=item["id"],
@@ -54,7 +54,7 @@ def _posted_review(item: PullRequestReviewTypeForResponse) -> PostedReview:
     )
 
 
-def _posted_comment(item: PullRequestReviewCommentTypeForResponse) -> PostedComment:
+def posted_comment(item: PullRequestReviewCommentTypeForResponse) -> PostedComment:
     user = item.get("user")
     return PostedComment(
         id=item["id"],
@@ -67,7 +67,7 @@ def _posted_comment(item: PullRequestReviewCommentTypeForResponse) -> PostedComm
     )
 
 
-def _comment_json(comment: ReviewComment) -> ReposOwnerRepoPullsPullNumberReviewsPostBodyPropCommentsItemsType:
+def comment_json(comment: ReviewComment) -> ReposOwnerRepoPullsPullNumberReviewsPostBodyPropCommentsItemsType:
     item: ReposOwnerRepoPullsPullNumberReviewsPostBodyPropCommentsItemsType = {
         "path": comment.path,
         "body": comment.body,
