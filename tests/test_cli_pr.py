@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply
@@ -18,13 +17,11 @@ from reviewbot.cli import main
 from reviewbot.engine.pricing import default_price_table
 from reviewbot.engine.result import ModelCall
 from reviewbot.engine.usage import Usage
-from reviewbot.github.client import GitHubClient
-from reviewbot.github.retry import RetryPolicy
 from reviewbot.money import ledger
 from reviewbot.service.job import ReviewService
-from reviewbot.settings import Settings
 from reviewbot.store.records import JobRequest
 from reviewbot.store.store import Store, open_store
+from test_service import make_service, make_settings
 
 REPO = "Codertocat/Hello-World"
 NUMBER = 2
@@ -100,20 +97,9 @@ class AppService:
 
 
 def app_service(github: FakeGitHub, model: FakeOpenAI, tmp_path: Path) -> AppService:
-    settings = Settings(
-        github_app_id=str(github.app_id),
-        github_private_key=SecretStr(github.private_key_pem),
-        github_api_url=github.api_url,
-        api_key=SecretStr("sk-cli-test"),
-        base_url=model.base_url,
-        max_retries=0,
-    )
+    """The App as test_service builds it, on a store of its own."""
     store = open_store(f"sqlite:///{tmp_path / 'app.db'}")
-
-    def installation_client(installation: int) -> GitHubClient:
-        return GitHubClient.for_installation(settings, installation, retry=RetryPolicy(time_scale=0.001), timeout=10)
-
-    return AppService(ReviewService(settings, store, github=installation_client), store)
+    return AppService(make_service(make_settings(github, model), store), store)
 
 
 @pytest.fixture
