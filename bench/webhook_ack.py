@@ -41,7 +41,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 import httpx
 import uvicorn
@@ -64,8 +63,6 @@ PER_ROUND = 1_000  # timed requests per side and round: 3,000 each in all
 PHASE_DEADLINE_SECONDS = 20.0  # a phase that takes longer is cut short and the run fails
 P99_TARGET_MS = 50.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-#: The servers that record what they answer (the bare one records nothing).
-WEBHOOK_KINDS: Final = ("webhook",)
 
 
 # -- the servers (run in subprocesses: `webhook_ack.py --serve KIND ...`) ---------------------------
@@ -104,7 +101,7 @@ def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path
     configure_logging(settings)  # as `reviewbot serve` (cli._serve): text lines, secrets redacted
     pauses = GcPauses()
     store = None
-    if kind in WEBHOOK_KINDS:
+    if kind == "webhook":
         import reviewbot.service.server  # noqa: F401  (what `reviewbot serve` loads: the GC walks all of it)
         from reviewbot.service.app import create_app
         from reviewbot.store.store import open_store
@@ -391,19 +388,17 @@ def summary_line(name: str, totals: Totals) -> str:
     )
 
 
-async def drive(
-    sides: list[Side], maker: Deliveries, rounds: int
-) -> tuple[dict[str, Totals], dict[str, list[str]], list[str]]:
+async def drive(sides: list[Side], maker: Deliveries, rounds: int) -> tuple[dict[str, Totals], list[str], list[str]]:
     """Warm up every side, then ``rounds`` interleaved timed rounds."""
     totals = {side.kind: Totals() for side in sides}
-    sent: dict[str, list[str]] = {kind: [] for kind in WEBHOOK_KINDS}  # answered with queued: true
+    sent: list[str] = []  # to the webhook side, answered with queued: true
     failures: list[str] = []
 
     async def phase(side: Side, count: int) -> Phase:
         result = await side.run(maker.make(count))
         failures.extend(f"{side.kind}: {failure}" for failure in result.failures)
-        if side.kind in sent:
-            sent[side.kind].extend(result.answered)
+        if side.kind == "webhook":
+            sent.extend(result.answered)
         return result
 
     try:
@@ -468,7 +463,7 @@ def main() -> None:
         default="raw",
         help="raw asyncio streams (default) or httpx.AsyncClient, which saturates a core first",
     )
-    parser.add_argument("--serve", choices=("bare", *WEBHOOK_KINDS), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("webhook", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
     parser.add_argument("--stats-to", help=argparse.SUPPRESS)
@@ -480,11 +475,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="webhook-ack-") as tmp:
         workdir = Path(tmp)
-        databases = {kind: f"sqlite:///{workdir / f'{kind}.db'}" for kind in ("bare", *WEBHOOK_KINDS)}
+        database_url = f"sqlite:///{workdir / 'reviewbot.db'}"
         maker = Deliveries()
         sides: list[Side] = []
         try:
-            for kind, database_url in databases.items():
+            for kind in ("bare", "webhook"):
                 sides.append(Side(kind, database_url, workdir, args.client))
             for side in sides:
                 side.wait_ready()
@@ -493,19 +488,17 @@ def main() -> None:
             for side in sides:
                 side.stop()
         report(totals, len(maker.make(1)[0].body), sides)
-        for kind in WEBHOOK_KINDS:
-            found, jobs, states = check_store(databases[kind], sent[kind])
-            recorded = f"{found:,} of {len(sent[kind]):,} acknowledged deliveries recorded"
-            print(f"{kind} store: {recorded}; jobs {jobs:,} {states}")
-            assert found == len(sent[kind]) == jobs, f"{kind}: an acknowledged delivery or its job is missing"
-        if failures:
-            print(f"{len(failures)} failures, first: {failures[0]}")
+        found, jobs, states = check_store(database_url, sent)
+        print(
+            f"store: {found:,} of {len(sent):,} acknowledged deliveries recorded; jobs {jobs:,} {states}"
+            + (f"; {len(failures)} failures, first: {failures[0]}" if failures else "")
+        )
         assert not failures, failures[:5]
+        assert found == len(sent) == jobs, "an acknowledged delivery or its job is missing from the store"
 
-        over = any(totals[kind].percentile(0.99) > P99_TARGET_MS for kind in WEBHOOK_KINDS)
-        if args.profile or over:
+        p99 = totals["webhook"].percentile(0.99)
+        if args.profile or p99 > P99_TARGET_MS:
             asyncio.run(profile_round(f"sqlite:///{workdir / 'profile.db'}", workdir, maker, args.client))
-    p99 = totals["webhook"].percentile(0.99)
     emit(
         Result(
             "webhook_ack",
@@ -528,18 +521,18 @@ def report(totals: dict[str, Totals], size: int, sides: list[Side]) -> None:
         f"\n{'':<8} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>9} "
         f"{'client':>9} {'server':>9} {'loop µs':>8} {'other µs':>8}"
     )
-    for side in sides:
-        print(summary_line(side.kind, totals[side.kind]))
+    print(summary_line("bare", bare))
+    print(summary_line("webhook", totals["webhook"]))
     print("client, server: CPU time ÷ wall time of the timed phases (100% = one core busy)")
     print(
         "loop µs, other µs: server CPU per request in its event loop thread, and elsewhere "
         "(its other threads: the writer thread that checks, commits and logs)"
     )
-    for kind in WEBHOOK_KINDS:
-        print(
-            f"{kind}: throughput {totals[kind].rate / bare.rate:.3f}× the bare endpoint; "
-            f"p99 {totals[kind].percentile(0.99):.1f} ms (target ≤ {P99_TARGET_MS:.0f} ms)"
-        )
+    webhook = totals["webhook"]
+    print(
+        f"\nthroughput webhook / bare  {webhook.rate / bare.rate:.3f}×; "
+        f"p99 webhook {webhook.percentile(0.99):.1f} ms (target ≤ {P99_TARGET_MS:.0f} ms)"
+    )
     for side in sides:
         stats = json.loads(side.stats.read_text()) if side.stats.is_file() else {}
         pauses = sorted(stats.get("gc_full", []))
