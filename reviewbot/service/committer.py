@@ -38,12 +38,13 @@ class DeliveryCommitter:
     async def accept(self, delivery: str, event: str, signature: str | None, body: bytes) -> IntakeAnswer:
         """The answer to a delivery, once it is committed (or refused)."""
         self._next_id += 1
-        future: asyncio.Future[IntakeAnswer] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IntakeAnswer] = loop.create_future()
         self._waiting.append((IntakeRequest(self._next_id, delivery, event, signature, body), future))
         if self._writer is None or self._writer.done():
             # The writer starts after the loop's callbacks in hand, so the deliveries of a burst
             # read together are written together; those read while it writes go in the next group.
-            self._writer = asyncio.get_running_loop().create_task(self._write_groups())
+            self._writer = loop.create_task(self._write_groups())
         # A client that hangs up cancels its wait, not its delivery: the group still records it.
         return await future
 
