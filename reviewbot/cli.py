@@ -95,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Take review jobs from the database and post the reviews, until SIGTERM or SIGINT.",
     )
     worker.add_argument("--concurrency", type=int, default=2, metavar="N", help="reviews at once (default: 2)")
+    action = commands.add_parser(
+        "action",
+        help="review the pull request of a GitHub Actions run (the reviewbot action runs this)",
+        description=(
+            "Review the pull request of the GitHub Actions event in GITHUB_EVENT_PATH with the workflow's token, "
+            "post the review, and write the step's outputs and job summary. Inputs arrive as INPUT_* variables."
+        ),
+    )
+    action.add_argument(
+        "--fail-on",
+        choices=[severity.value for severity in Severity],
+        metavar="SEVERITY",
+        help="exit with 1 if a finding is at least this severe (input fail-on)",
+    )
+    action.add_argument("--sarif", metavar="FILE", help="also write the findings as SARIF to FILE (input sarif)")
     commands.add_parser(
         "migrate",
         help="create or update the database schema and print its version",
@@ -116,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate()
         if args.command == "costs":
             return costs.run(args)
+        if args.command == "action":
+            return _action(args)
         return _review(args)
     except ModelError as exc:
         print(f"reviewbot: {exc}", file=sys.stderr)
@@ -193,6 +210,51 @@ def _review(args: argparse.Namespace) -> int:
     cost = cost_report(result.usage, result.model, options.prices)
     _emit(args, render_result(result, args.format, cost=cost, color=color))
     return _exit_code(args, result)
+
+
+def _action(args: argparse.Namespace) -> int:
+    from reviewbot.service import action
+
+    try:
+        run = action.ActionRun.from_environment(os.environ)
+        event = action.PullRequestEvent.read(run)
+        fail_on = args.fail_on or os.environ.get(action.input_variable("fail-on"), "").strip() or None
+        sarif = args.sarif or os.environ.get(action.input_variable("sarif"), "").strip() or None
+        if fail_on is not None and fail_on not in {severity.value for severity in Severity}:
+            raise ConfigError(f"fail-on {fail_on!r} is not a severity; use one of critical, high, medium, low, info")
+        settings = action.settings_from_inputs(os.environ, run)
+        outcome = asyncio.run(action.run_action(settings, run, event))
+    except ReviewbotError as exc:
+        print(f"::error title=reviewbot::{_workflow_text(str(exc))}")
+        return EXIT_MODEL_FAILED if isinstance(exc, ModelError) else EXIT_USAGE
+    if outcome.skipped is not None:
+        print(f"::notice title=reviewbot::{_workflow_text(outcome.skipped)}")
+        return EXIT_OK
+    reviewed = outcome.reviewed
+    assert reviewed is not None
+    if reviewed.result is None or outcome.cost is None:
+        return EXIT_OK
+    sys.stdout.write(render_result(reviewed.result, "text", cost=outcome.cost))
+    if sarif is not None:
+        Path(sarif).write_text(render_result(reviewed.result, "sarif", cost=outcome.cost) + "\n", encoding="utf-8")
+    if outcome.review_url:
+        print(f"reviewbot: posted {outcome.review_url}")
+    elif outcome.not_posted:
+        print(f"::notice title=reviewbot::not posted: {_workflow_text(outcome.not_posted)}")
+    elif reviewed.state == "failed":
+        print(f"::error title=reviewbot::{_workflow_text(reviewed.note)}; nothing was posted")
+        return EXIT_MODEL_FAILED
+    else:
+        print(f"::warning title=reviewbot::not posted: {_workflow_text(reviewed.note)}")
+    if fail_on and any(finding.severity.at_least(Severity(fail_on)) for finding in reviewed.result.findings):
+        print(f"::error title=reviewbot::a finding is at least {fail_on} (fail-on)")
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _workflow_text(text: str) -> str:
+    """``text`` as the message of a workflow command: ``%``, CR and LF escaped as the runner reads them."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _exit_code(args: argparse.Namespace, result: ReviewResult) -> int:

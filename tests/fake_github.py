@@ -17,7 +17,11 @@ What it checks like GitHub does:
   with a JWT signed RS256 by the App's key, ``iss`` = the App ID, a valid ``iat``/``exp`` at
   most 10 minutes apart; the token issued (``ghs_…``) expires an hour later. Every other route
   needs such a token (``token …`` or ``Bearer …``) or a personal token added with
-  :meth:`FakeGitHub.add_personal_token`; otherwise 401 ``Bad credentials``.
+  :meth:`FakeGitHub.add_personal_token` or a workflow's ``GITHUB_TOKEN`` added with
+  :meth:`FakeGitHub.add_workflow_token`; otherwise 401 ``Bad credentials``.
+- A workflow token acts as ``github-actions[bot]``: ``GET /user`` answers 403 "Resource not
+  accessible by integration", as for any installation token, and so does every write when the
+  token is read-only (a fork's pull request).
 - ``GET /repos/{o}/{r}/pulls/{n}`` with ``Accept: application/vnd.github.diff`` (or ``.v3.diff``)
   answers the diff, or 406 with GitHub's "too_large" error past 300 files or 20,000 lines.
 - ``POST …/pulls/{n}/reviews`` refuses the whole review with 422 when one comment is off the diff
@@ -69,6 +73,8 @@ from reviewbot.engine.diff import Diff, DiffFile, FileStatus, Side, parse_diff
 
 APP_SLUG: Final = "reviewbot-test"
 APP_ID: Final = 123456
+#: The login a GitHub Actions run's ``GITHUB_TOKEN`` acts as.
+WORKFLOW_LOGIN: Final = "github-actions[bot]"
 WEB: Final = "https://github.com"
 DOCS: Final = "https://docs.github.com/rest"
 MAX_DIFF_FILES: Final = 300
@@ -316,6 +322,7 @@ class FakeGitHub:
         self._compares: dict[tuple[str, str, str], bytes] = {}
         self._reviews: list[_Review] = []
         self._personal_tokens: dict[str, str] = {}
+        self._workflow_tokens: dict[str, bool] = {}  # token → may it write
         self._faults: deque[Fault] = deque()
         self._requests: list[RecordedRequest] = []
         self._next_id = 1000
@@ -367,6 +374,11 @@ class FakeGitHub:
     def add_personal_token(self, token: str, login: str = "octocat") -> None:
         with self._lock:
             self._personal_tokens[token] = login
+
+    def add_workflow_token(self, token: str, *, writable: bool = True) -> None:
+        """A GitHub Actions run's ``GITHUB_TOKEN``; a fork's pull request gets a read-only one."""
+        with self._lock:
+            self._workflow_tokens[token] = writable
 
     def add_pull(
         self,
@@ -609,6 +621,10 @@ class FakeGitHub:
             with self._lock:
                 if credential in self._personal_tokens:
                     return self._personal_tokens[credential]
+                if credential in self._workflow_tokens:
+                    if request.method not in ("GET", "HEAD") and not self._workflow_tokens[credential]:
+                        raise _Reply(_json(_error_body(403, "Resource not accessible by integration"), 403))
+                    return WORKFLOW_LOGIN
                 issued = self._tokens.get(credential)
             if issued is not None and issued[1] > datetime.now(UTC):
                 return self.bot_login
@@ -671,7 +687,7 @@ class FakeGitHub:
         return _json(body, 201)
 
     def _get_user(self, request: Request, path: str, actor: str, payload: Any) -> Response:
-        if actor == self.bot_login:
+        if actor in (self.bot_login, WORKFLOW_LOGIN):
             raise _Reply(_json(_error_body(403, "Resource not accessible by integration"), 403))
         user = _user_json(actor)
         user.update(

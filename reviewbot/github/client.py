@@ -17,7 +17,7 @@ from githubkit.exception import GitHubException
 from githubkit.rest import Paginator
 
 from reviewbot.engine.diff import decode
-from reviewbot.errors import ConfigError, GitHubError, GitHubNotFound
+from reviewbot.errors import ConfigError, GitHubAuthError, GitHubError, GitHubNotFound
 from reviewbot.github.auth import InstallationAuthStrategy, read_private_key, token_cache
 from reviewbot.github.connection import VERSION_HEADER, client_options
 from reviewbot.github.draft import ReviewComment
@@ -75,10 +75,17 @@ class GitHubClient:
     """
 
     def __init__(
-        self, github: GitHub[Any], *, is_app: bool, app_slug: str | None = None, app_key: tuple[str, str] | None = None
+        self,
+        github: GitHub[Any],
+        *,
+        is_app: bool,
+        app_slug: str | None = None,
+        app_key: tuple[str, str] | None = None,
+        integration_login: str | None = None,
     ) -> None:
         self._github = github
         self._is_app = is_app
+        self._integration_login = integration_login
         self._app_key = app_key
         self._app_slug = app_slug or (_APP_SLUGS.get(app_key) if app_key else None)
         self._entered = False
@@ -114,9 +121,17 @@ class GitHubClient:
 
     @classmethod
     def with_token(
-        cls, token: str, api_url: str, *, retry: RetryPolicy | None = None, timeout: float = 30.0
+        cls,
+        token: str,
+        api_url: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        integration_login: str | None = None,
     ) -> GitHubClient:
-        """A client acting with a personal access token (``reviewbot review --pr``)."""
+        """A client acting with a personal access token (``reviewbot review --pr``), or with an
+        integration's installation token such as a workflow's ``GITHUB_TOKEN``: such a token may not
+        read ``GET /user``, and its reviews appear under ``integration_login``."""
         if not token.strip():
             raise ConfigError("the GitHub token is empty; set REVIEWBOT_GITHUB_TOKEN or GITHUB_TOKEN")
         github = GitHub(
@@ -124,7 +139,7 @@ class GitHubClient:
             **client_options(api_url.rstrip("/"), retry, timeout),
             cache_strategy=MemCacheStrategy(),
         )
-        return cls(github, is_app=False)
+        return cls(github, is_app=False, integration_login=integration_login)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -165,7 +180,13 @@ class GitHubClient:
         """The login our reviews appear under: ``{slug}[bot]`` for an App, the user for a token."""
         if self._is_app:
             return f"{await self.app_slug()}[bot]"
-        response = await self._call(self._github.rest.users.async_get_authenticated(headers=VERSION_HEADER))
+        try:
+            response = await self._call(self._github.rest.users.async_get_authenticated(headers=VERSION_HEADER))
+        except GitHubAuthError as exc:
+            # An installation token answers 403 "Resource not accessible by integration" here.
+            if exc.status == 403 and self._integration_login is not None:
+                return self._integration_login
+            raise
         return response.json()["login"]
 
     # -- pull requests --------------------------------------------------------------------

@@ -202,7 +202,8 @@ class ReviewPipeline:
             self._settings.allowed_models,
             repo_budget=self._settings.monthly_budget_per_repo,
         )
-        if not config.enabled and request.by_app:
+        # A review someone asked for by hand goes ahead; the App's and the action's do not.
+        if not config.enabled and (request.by_app or not request.asked):
             return Reviewed("dropped", f"reviews are turned off in {CONFIG_PATH}", pr, config)
         drafts_wanted = config.review_drafts if config.review_drafts is not None else self._settings.review_drafts
         if pr.draft and not drafts_wanted and not request.asked:
