@@ -259,3 +259,30 @@ def test_another_event_exits_2_with_an_error_annotation(runner: Runner, capsys: 
 def test_outside_a_workflow_it_says_where_it_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["action"]) == 2
     assert "runs inside a GitHub Actions job" in capsys.readouterr().out
+
+
+def test_a_model_that_fails_every_request_fails_the_step_and_posts_nothing(
+    fake_github: FakeGitHub,
+    runner: Runner,
+    model: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REVIEWBOT_MAX_RETRIES", "0")
+    model.set_default(lambda body: Reply.status(503))
+    runner.event(OPENED)
+    assert main(["action"]) == 3
+
+    out = capsys.readouterr().out
+    assert "::error title=reviewbot::every model request failed" in out
+    assert fake_github.requests_to("POST", "/repos/*") == []
+    assert runner.outputs()["review-url"] == ""
+    assert "Not posted: every model request failed" in runner.summary.read_text("utf-8")
+
+    # A refused key stops the run before anything else: one error naming it, in the log and the summary.
+    model.set_default(lambda body: Reply.status(401, message="Incorrect API key provided: sk-actio*****test."))
+    runner.event(OPENED)
+    assert main(["action"]) == 3
+    assert "refused the API key (HTTP 401)" in capsys.readouterr().out
+    assert "The review could not be done: the endpoint" in runner.summary.read_text("utf-8")
+    assert runner.outputs() == {"findings": "0", "cost-usd": "", "review-url": ""}

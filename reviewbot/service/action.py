@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from reviewbot.engine.pricing import CostReport, cost_note, cost_report
 from reviewbot.engine.result import Finding
-from reviewbot.errors import ConfigError, GitHubAuthError
+from reviewbot.errors import ConfigError, GitHubAuthError, ReviewbotError
 from reviewbot.github.client import GitHubClient
 from reviewbot.service.pipeline import ModelFactory, Reviewed, ReviewPipeline, ReviewRequest
 from reviewbot.settings import Settings, load_settings
@@ -157,15 +157,12 @@ async def run_action(
     if settings.github_token is None:
         raise ConfigError("no GitHub token: pass `github-token` (it defaults to the workflow's GITHUB_TOKEN)")
     post = not without_secrets
-    request = ReviewRequest(event.repo, event.number, post=post)
-    token = settings.github_token.get_secret_value()
-    async with GitHubClient.with_token(token, settings.github_api_url, integration_login=ACTIONS_LOGIN) as github:
-        try:
-            reviewed = await ReviewPipeline(settings, github, None, model=model).run(request)
-        except GitHubAuthError as exc:
-            raise ConfigError(
-                f"{exc}; the job's token needs `permissions:` `contents: read` and `pull-requests: write`"
-            ) from exc
+    try:
+        reviewed = await _review(settings, ReviewRequest(event.repo, event.number, post=post), model)
+    except ReviewbotError as exc:
+        # The step fails; its outputs and summary still say what happened.
+        _finish(run, ActionOutcome(None, None, skipped=f"the review could not be done: {exc}"))
+        raise
     cost = None
     if reviewed.result is not None and reviewed.prepared is not None:
         cost = cost_report(reviewed.result.usage, reviewed.result.model, reviewed.prepared.options.prices)
@@ -177,6 +174,18 @@ async def run_action(
         review_url=_review_url(reviewed),
     )
     return _finish(run, outcome)
+
+
+async def _review(settings: Settings, request: ReviewRequest, model: ModelFactory | None) -> Reviewed:
+    assert settings.github_token is not None
+    token = settings.github_token.get_secret_value()
+    async with GitHubClient.with_token(token, settings.github_api_url, integration_login=ACTIONS_LOGIN) as github:
+        try:
+            return await ReviewPipeline(settings, github, None, model=model).run(request)
+        except GitHubAuthError as exc:
+            raise ConfigError(
+                f"{exc}; the job's token needs `permissions:` `contents: read` and `pull-requests: write`"
+            ) from exc
 
 
 def settings_from_inputs(environ: Mapping[str, str], run: ActionRun) -> Settings:
