@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from fake_github import WORKFLOW_LOGIN, FakeGitHub
 from fake_openai import FakeOpenAI, Reply
@@ -286,3 +290,40 @@ def test_a_model_that_fails_every_request_fails_the_step_and_posts_nothing(
     assert "refused the API key (HTTP 401)" in capsys.readouterr().out
     assert "The review could not be done: the endpoint" in runner.summary.read_text("utf-8")
     assert runner.outputs() == {"findings": "0", "cost-usd": "", "review-url": ""}
+
+
+def test_the_action_yml_step_runs_the_command_with_the_inputs_it_was_given(
+    fake_github: FakeGitHub, runner: Runner, model: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The review step as the runner runs it: its `env:` with the inputs filled in, its script in bash."""
+    action = yaml.safe_load((Path(__file__).resolve().parents[1] / "action.yml").read_text("utf-8"))
+    (step,) = [step for step in action["runs"]["steps"] if step.get("id") == "review"]
+    given = {"api-key": "sk-action-test", "base-url": model.base_url, "input-price": "0.07", "output-price": "0.28"}
+    given |= {"github-token": TOKEN, "min-severity": "critical"}
+    env = {
+        name: re.sub(
+            r"\$\{\{ inputs\.([a-z-]+) \}\}",
+            lambda match: given.get(match.group(1), str(action["inputs"][match.group(1)].get("default", ""))),
+            value,
+        )
+        for name, value in step["env"].items()
+    }
+    bin_dir = tmp_path / "temp" / "reviewbot-venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "reviewbot").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m reviewbot "$@"\n', "utf-8")
+    (bin_dir / "reviewbot").chmod(0o755)
+    runner.event(OPENED)
+    base = {key: value for key, value in os.environ.items() if not key.startswith("INPUT_")}
+    completed = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={**base, **env, "RUNNER_TEMP": str(tmp_path / "temp")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    (review,) = fake_github.reviews(REPO, NUMBER)
+    assert fake_github.comments(REPO, NUMBER) == []  # min-severity critical left the high finding out
+    assert runner.outputs()["review-url"].endswith(f"#pullrequestreview-{review['id']}")
