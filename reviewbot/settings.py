@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from reviewbot.credentials import load_saved_app
@@ -61,7 +61,10 @@ class Settings(BaseSettings):
         description="Context window of the model in tokens; requests are packed to fit inside it.",
     )
     max_output_tokens: int = Field(
-        default=4_096, ge=256, description="Tokens reserved for each answer (sent as max_tokens)."
+        default=4_096,
+        ge=256,
+        description="Tokens reserved for each answer (sent as max_tokens); unset, a quarter of the context window "
+        "up to 4,096.",
     )
     concurrency: int = Field(default=4, ge=1, le=64, description="Model requests in flight at once.")
     timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for one model answer.")
@@ -187,6 +190,14 @@ class Settings(BaseSettings):
         description="Log format of the service: `text`, or `json` (one object per line, with delivery, repo, pr, job).",
     )
 
+    @model_validator(mode="after")
+    def _scale_answer_reserve(self) -> Self:
+        # 4,096 answer tokens from a 6,000-token window leave ~1.9k for the diff and instructions:
+        # a pull request becomes dozens of requests, each repeating the instructions.
+        if "max_output_tokens" not in self.model_fields_set:
+            self.max_output_tokens = answer_reserve(self.context_window)
+        return self
+
     @field_validator("include", "exclude", "allowed_models", mode="before")
     @classmethod
     def _split_globs(cls, value: object) -> object:
@@ -202,6 +213,11 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL; use e.g. http://localhost:8000/v1")
         return value.rstrip("/")
+
+
+def answer_reserve(context_window: int) -> int:
+    """The answer tokens kept by default: a quarter of the window, at most 4,096."""
+    return min(4_096, context_window // 4)
 
 
 def load_settings(**overrides: object) -> Settings:
