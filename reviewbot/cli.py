@@ -192,7 +192,15 @@ def _review(args: argparse.Namespace) -> int:
     result = asyncio.run(_run(prepared, settings, progress))
     cost = cost_report(result.usage, result.model, options.prices)
     _emit(args, render_result(result, args.format, cost=cost, color=color))
+    _say_if_all_failed(result)
     return _exit_code(args, result)
+
+
+def _say_if_all_failed(result: ReviewResult) -> None:
+    """One line on stderr whatever the format: stdout may be a file or a pipe nobody reads."""
+    if result.all_requests_failed:
+        reasons = "; ".join(dict.fromkeys(failure.reason for failure in result.failed))
+        print(f"reviewbot: every model request failed, nothing was reviewed: {reasons}", file=sys.stderr)
 
 
 def _exit_code(args: argparse.Namespace, result: ReviewResult) -> int:
@@ -217,6 +225,7 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
     else:
         cost = cost_report(reviewed.result.usage, reviewed.result.model, reviewed.prepared.options.prices)
         _emit(args, render_result(reviewed.result, args.format, cost=cost, color=color))
+        _say_if_all_failed(reviewed.result)
     for problem in reviewed.config.problems if reviewed.config is not None else ():
         print(f"reviewbot: {problem}", file=sys.stderr)
     if reviewed.result is None:
@@ -224,7 +233,7 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
     if reviewed.posted and reviewed.pull is not None:
         print(f"reviewbot: posted review {reviewed.review_id} on {reviewed.pull.html_url}", file=sys.stderr)
     elif reviewed.state == "failed" and args.post:
-        print("reviewbot: every model request failed; nothing was posted", file=sys.stderr)
+        print("reviewbot: nothing was posted", file=sys.stderr)
     elif args.post:
         print(f"reviewbot: not posted: {reviewed.note}", file=sys.stderr)
         if reviewed.state == "dropped":  # refused by GitHub, or the head moved on

@@ -89,6 +89,30 @@ def test_exits_3_when_every_request_failed(endpoint: FakeOpenAI, capsys: pytest.
     assert "could not be reviewed" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown", "sarif", "github"])
+def test_every_format_says_on_stderr_when_every_request_failed(
+    endpoint: FakeOpenAI, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint.set_default(lambda body: Reply.status(503))
+    assert main(["review", str(LEEWAY), "--format", fmt, "-o", "out"]) == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("reviewbot: every model request failed, nothing was reviewed: ")
+    written = Path("out").read_text("utf-8")
+    if fmt == "sarif":
+        (invocation,) = json.loads(written)["runs"][0]["invocations"]
+        assert invocation["executionSuccessful"] is False
+        assert invocation["toolExecutionNotifications"][0]["level"] == "error"
+        assert "was not reviewed" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+    if fmt == "github":
+        assert "::error title=reviewbot::1 of 1 parts could not be reviewed" in written
+
+
+def test_a_clean_sarif_run_says_it_ran(endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]) -> None:
+    endpoint.push(Reply.json({"findings": []}))
+    assert main(["review", str(LEEWAY), "--format", "sarif"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"][0]["invocations"] == [{"executionSuccessful": True}]
+
+
 def test_a_refused_key_exits_3_without_printing_the_key(
     endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -363,7 +363,9 @@ def test_annotations_use_a_range_and_command_per_severity() -> None:
 def test_annotations_end_with_the_cost_note() -> None:
     result = full_result()
     lines = render(result, "github").splitlines()
-    assert len(lines) == 5
+    assert len(lines) == 6
+    # Two of three parts failed: a warning says so before the cost.
+    assert lines[-2] == "::warning title=reviewbot::2 of 3 parts could not be reviewed: timed out"
     assert lines[-1].startswith("::notice title=reviewbot cost::3 requests to qwen3-coder-30b")
     assert "\n" not in lines[-1]
 
