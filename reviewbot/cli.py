@@ -177,12 +177,17 @@ def _review(args: argparse.Namespace) -> int:
         include_nits=args.nits,
     )
     color = _use_color(args)
+    _check_output(args)
     if args.pr:
         return _review_pull_request(args, settings, color)
     if args.post:
         raise ConfigError("--post works with --pr only")
     data = _read_diff(args)
     diff = parse_diff(data)
+    if not diff.files:
+        print("reviewbot: the diff is empty; there is nothing to review", file=sys.stderr)
+        if args.format == "text":
+            return EXIT_OK  # the other formats still write their (empty) document for scripts
     options = ReviewOptions.from_settings(settings)
     prepared = prepare(diff, options, ReviewContext(title=args.title, description=args.description))
     if args.dry_run:
@@ -324,13 +329,30 @@ def _use_color(args: argparse.Namespace) -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse an output path that cannot be written before any model is paid for."""
+    if not args.output:
+        return
+    path = Path(args.output)
+    folder = path.parent
+    if path.is_dir():
+        raise ConfigError(f"--output {args.output} is a folder; name a file in it")
+    if not folder.is_dir():
+        raise ConfigError(f"--output {args.output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--output {args.output} cannot be written here (permission denied)")
+
+
 def _emit(args: argparse.Namespace, text: str) -> None:
     if not text.endswith("\n"):
         text += "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
+    if not args.output:
         sys.stdout.write(text)
+        return
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--output {args.output} could not be written: {exc.strerror}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through the console script

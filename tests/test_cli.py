@@ -152,8 +152,10 @@ def test_an_empty_diff_is_nothing_to_review(capsys: pytest.CaptureFixture[str], 
     empty = tmp_path / "empty.diff"
     empty.write_bytes(b"")
     assert main(["review", str(empty), "-f", "json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
     assert (result["findings"], result["requests_planned"]) == ([], 0)
+    assert "the diff is empty" in captured.err
 
 
 def test_a_diff_with_only_skipped_files_needs_no_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -246,3 +248,45 @@ def test_max_cost_with_known_prices_leaves_out_what_does_not_fit(
         "the cost cap of $0.0100 (REVIEWBOT_MAX_COST) was reached"
     }
     assert plan["totals"]["estimated_cost"]["Qwen3-Coder-30B"] <= 0.01
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_model_is_called(
+    endpoint: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for output, says in [
+        (tmp_path / "missing" / "x.json", "does not exist"),
+        (tmp_path, "is a folder"),
+    ]:
+        assert main(["review", str(LEEWAY), "-f", "json", "-o", str(output)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"reviewbot: --output {output}")
+        assert says in line
+    assert endpoint.requests == []
+
+
+def test_an_empty_diff_says_so_and_calls_no_model(endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]) -> None:
+    Path("empty.diff").write_text("", "utf-8")
+    assert main(["review", "empty.diff"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "reviewbot: the diff is empty; there is nothing to review\n"
+    assert "No findings" not in captured.out
+    assert endpoint.requests == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("REVIEWBOT_PRICES", "{bad", "REVIEWBOT_PRICES is not valid JSON"),
+        ("REVIEWBOT_PRICES", '{"m": {"input": "x"}}', "REVIEWBOT_PRICES.m.input: Input should be a valid number"),
+        ("REVIEWBOT_BASE_URL", "notaurl", "REVIEWBOT_BASE_URL: Value error, 'notaurl' is not an http(s) URL"),
+        ("OPENAI_BASE_URL", "notaurl", "OPENAI_BASE_URL: Value error"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_its_variable_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(["review", str(LEEWAY), "--dry-run"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"reviewbot: {says}")
+    assert "REVIEWBOT_REVIEWBOT" not in line
