@@ -237,3 +237,20 @@ def test_a_quote_that_matches_two_lines_equally_never_moves_the_finding_to_the_o
     findings, repairs = anchor_findings([candidate(path="a.py", line=3, quote="close()")], indexes)
     assert (findings[0].line, findings[0].side) == (3, Side.RIGHT)
     assert not repairs.moved
+
+
+def test_a_quote_of_a_line_cut_in_the_prompt_still_anchors_and_moves() -> None:
+    long_line = "x = '" + "a" * 2_000 + "'"
+    text = (
+        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,4 @@\n"
+        f" first = 1\n+{long_line}\n+second = 2\n third = 3\n"
+    )
+    indexes = build_indexes(parsed(text).files)
+    as_shown = long_line[:800] + f" …[{len(long_line) - 800:,} more characters cut]"
+    for quote in (as_shown, long_line[:800]):
+        findings, repairs = anchor_findings([candidate(path="a.py", line=2, quote=quote)], indexes)
+        assert findings[0].line == 2
+        assert repairs.moved == 0
+        findings, repairs = anchor_findings([candidate(path="a.py", line=4, quote=quote)], indexes)
+        assert findings[0].line == 2
+        assert repairs.moved == 1

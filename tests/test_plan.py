@@ -112,3 +112,17 @@ def test_a_small_window_keeps_a_quarter_of_itself_for_the_answer_unless_told_oth
     assert small.budget().per_request > 4_000
     monkeypatch.setenv("REVIEWBOT_MAX_OUTPUT_TOKENS", "4096")
     assert load_settings(context_window=6_000).max_output_tokens == 4_096
+
+
+def test_a_line_longer_than_the_window_is_cut_with_a_marker_and_the_request_fits() -> None:
+    long_line = "data = [" + ", ".join(str(number) for number in range(40_000)) + "]"
+    text = (
+        "diff --git a/gen.py b/gen.py\n--- a/gen.py\n+++ b/gen.py\n@@ -1 +1,3 @@\n"
+        f" import os\n+{long_line}\n+print(data)\n"
+    )
+    plan = plan_for(parse_diff(text), 6_000)
+    (request,) = plan.requests
+    assert request.estimated_tokens < 6_000
+    content = request.messages[1]["content"]
+    assert f"2 +{long_line[:800]} …[{len(long_line) - 800:,} more characters cut]\n" in content
+    assert "3 +print(data)" in content

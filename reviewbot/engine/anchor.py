@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from reviewbot.engine.diff import DiffFile, Side
 from reviewbot.engine.findings import CandidateFinding
 from reviewbot.engine.gitpath import strip_prefix
+from reviewbot.engine.prompt import MAX_LINE_CHARS, shown, without_cut_marker
 from reviewbot.engine.result import Category, Finding, Repairs
 from reviewbot.severity import Severity
 
@@ -57,7 +58,7 @@ class FileIndex:
         matches = [
             number
             for (spot_side, number), spot in self.spots.items()
-            if spot_side is side and abs(number - near) <= MOVE_DISTANCE and normalise(spot.text) == wanted
+            if spot_side is side and abs(number - near) <= MOVE_DISTANCE and _same_line(wanted, spot.text)
         ]
         return sorted(matches, key=lambda number: abs(number - near))
 
@@ -72,6 +73,14 @@ class FileIndex:
 def normalise(code: str) -> str:
     """Code with its runs of whitespace made one space: how quotes and lines are compared."""
     return " ".join(code.split())
+
+
+def _same_line(quoted: str, code: str) -> bool:
+    """Whether a normalised quote line is ``code``: the whole line, or all the model was shown of
+    a line cut in the prompt."""
+    if quoted == normalise(code):
+        return True
+    return len(code) > MAX_LINE_CHARS and quoted == normalise(without_cut_marker(shown(code)))
 
 
 @dataclass(slots=True)
@@ -138,14 +147,14 @@ def _anchor_one(candidate: CandidateFinding, indexes: dict[str, FileIndex], tall
 
 
 def _quote_lines(quote: str) -> list[str]:
-    return [normalise(part) for part in quote.splitlines() if part.strip()]
+    return [normalise(without_cut_marker(part)) for part in quote.splitlines() if part.strip()]
 
 
 def _quote_fits(quote: str, text: str) -> bool:
     """An empty quote says nothing; otherwise the line must be the quote, or one of its lines.
     A fragment of a line proves nothing: short code such as ``return x`` is part of many lines."""
     lines = _quote_lines(quote)
-    return not lines or normalise(text) in lines
+    return not lines or any(_same_line(line, text) for line in lines)
 
 
 def _relocate(candidate: CandidateFinding, index: FileIndex) -> tuple[Side, int] | None:
@@ -172,7 +181,8 @@ def _moved_range(
     assert candidate.start_line is not None
     start = line - (candidate.line - candidate.start_line)
     texts = index.texts(side, start, line, hunk) if start >= 1 else None
-    if texts is not None and [normalise(text) for text in texts] == _quote_lines(candidate.quote):
+    quoted = _quote_lines(candidate.quote)
+    if texts is not None and len(texts) == len(quoted) and all(map(_same_line, quoted, texts)):
         return start, candidate.suggestion
     tally.counts["trimmed"] += 1
     return None, None
