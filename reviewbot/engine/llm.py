@@ -13,6 +13,7 @@ Retries of 408, 409, 429, 5xx and timeouts (with exponential backoff, honouring
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from openai.types.shared_params.response_format_json_schema import JSONSchema, R
 
 from reviewbot import tls
 from reviewbot.engine.usage import Usage
-from reviewbot.errors import ConfigError, ModelAuthError, ModelError
+from reviewbot.errors import ConfigError, ContextLengthError, ModelAuthError, ModelError
 
 if TYPE_CHECKING:
     from reviewbot.settings import Settings
@@ -173,6 +174,8 @@ class ModelClient:
             try:
                 completion = await self._create(messages, _LADDER[level], schema, schema_name, switch, spent)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                if _too_long(exc):  # no response format would make the request shorter
+                    raise self._model_error(exc) from exc
                 if switch and _mentions(exc, _THINKING_FIELD):
                     self._send_thinking_switch = False
                     continue
@@ -259,6 +262,13 @@ class ModelClient:
                 f"the endpoint {where} answered HTTP 404: the model name {self.model!r} may be unknown to it "
                 f"(check REVIEWBOT_MODEL), or the base URL may lack its /v1"
             )
+        elif isinstance(exc, openai.APIStatusError) and _too_long(exc):
+            kind = ContextLengthError
+            message = (
+                f"the endpoint {where} refused a request as longer than {self.model!r} can take "
+                f"(HTTP {exc.status_code}: {_detail(exc)}); set REVIEWBOT_CONTEXT_WINDOW to the model's real "
+                "context window (the server's own limit, e.g. vLLM's --max-model-len or Ollama's num_ctx)"
+            )
         elif isinstance(exc, openai.APIStatusError):
             message = f"the endpoint {where} answered HTTP {exc.status_code}: {_detail(exc)}"
         elif isinstance(exc, openai.APITimeoutError):
@@ -285,6 +295,19 @@ def _response_format(mode: ResponseFormatMode, schema: dict[str, Any], name: str
     if mode == "json_object":
         return ResponseFormatJSONObject(type="json_object")
     return openai.omit
+
+
+# How servers say a request does not fit the model: OpenAI's code, vLLM's and LiteLLM's "maximum
+# context length", llama.cpp's exceed_context_size_error, and the like.
+_TOO_LONG: Final = re.compile(
+    r"context_length_exceeded|maximum context length|context (?:length|window|size)|exceed_context_size|"
+    r"too many tokens|prompt is too long",
+    re.IGNORECASE,
+)
+
+
+def _too_long(exc: openai.APIStatusError) -> bool:
+    return exc.status_code in (400, 413, 422) and bool(_TOO_LONG.search(f"{exc.message} {exc.body!r}"))
 
 
 def _mentions(exc: openai.APIStatusError, word: str) -> bool:
