@@ -135,9 +135,10 @@ def test_reasoning_cut_off_by_the_token_limit_is_no_answer_not_its_draft(fake_op
     result = review(fake_openai, cut, cut)
 
     assert result.findings == ()
-    assert len(fake_openai.requests) == 2
+    assert len(fake_openai.requests) == 1  # asked again, the answer would be cut again
     (failed,) = result.failed
-    assert "the reply was empty" in failed.reason
+    assert "cut at the" in failed.reason
+    assert "REVIEWBOT_DISABLE_THINKING=true" in failed.reason
 
 
 # -- through the service, onto the pull request ----------------------------------------------

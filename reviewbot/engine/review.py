@@ -293,10 +293,15 @@ async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any
         usage = reply.usage
         if reply.finish_reason == "length":
             # Asking again for the same answer would be cut again; what was complete is kept.
-            cut = (
-                f"the answer was cut at the {options.max_output_tokens:,}-token limit "
-                "(REVIEWBOT_MAX_OUTPUT_TOKENS); findings after the cut are missing"
-            )
+            limit = f"the answer was cut at the {options.max_output_tokens:,}-token limit (REVIEWBOT_MAX_OUTPUT_TOKENS)"
+            if parsed.problem is not None:
+                # Nothing complete came back: a reasoning model may have spent the limit thinking.
+                failure = (
+                    f"{limit} before it held a complete finding; raise the limit, or set "
+                    "REVIEWBOT_DISABLE_THINKING=true for a reasoning model"
+                )
+                return _Outcome((), usage, Repairs(), failure, tuple(calls), cut=failure)
+            cut = f"{limit}; findings after the cut are missing"
             return _Outcome(parsed.findings, usage, Repairs(dropped=parsed.dropped), None, tuple(calls), cut=cut)
         if parsed.problem is None:
             return _Outcome(parsed.findings, usage, Repairs(dropped=parsed.dropped), None, tuple(calls))
