@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from reviewbot.engine.diff import Side
 from reviewbot.engine.findings import parse_reply
 from reviewbot.engine.result import Category
@@ -115,3 +117,28 @@ def test_an_answer_cut_off_by_the_token_limit_keeps_its_complete_findings() -> N
 
 def test_brackets_nested_past_the_decoders_depth_are_no_answer_not_a_crash() -> None:
     assert parse_reply("[" * 100_000).problem is not None
+
+
+@pytest.mark.parametrize(
+    ("field", "given", "read"),
+    [
+        ("severity", "urgent", "high"),
+        ("severity", "HGIH", "high"),
+        ("severity", "Critical ", "critical"),
+        ("severity", "something else", "medium"),
+        ("severity", 3, "medium"),
+        ("category", "securty", "security"),
+        ("category", "error_handling", "correctness"),
+        ("category", "vibes", "maintainability"),
+        ("side", "BOTH", "RIGHT"),
+        ("side", "removed", "LEFT"),
+    ],
+)
+def test_an_unknown_value_maps_to_the_nearest_known_one_and_keeps_the_finding(
+    field: str, given: object, read: str
+) -> None:
+    item = {"path": "a.py", "line": 3, "title": "t", "body": "b", field: given}
+    parsed = parse_reply(json.dumps({"findings": [item]}))
+    (finding,) = parsed.findings
+    assert parsed.dropped == 0
+    assert str(getattr(finding, field)) == read

@@ -10,16 +10,19 @@ request, so no tag or phrase there (``</think>``, a code fence) can cut it short
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reviewbot.engine.diff import Side
 from reviewbot.engine.result import Category
 from reviewbot.severity import Severity
+
+T = TypeVar("T")
 
 _VALUE_START = re.compile(r"[{\[]")
 _ITEM_KEYS = ("findings", "comments", "issues", "review")
@@ -38,6 +41,14 @@ _SEVERITY_SYNONYMS = {
     "nitpick": Severity.INFO,
     "note": Severity.INFO,
     "trivial": Severity.INFO,
+    "urgent": Severity.HIGH,
+    "fatal": Severity.CRITICAL,
+    "highest": Severity.CRITICAL,
+    "med": Severity.MEDIUM,
+    "normal": Severity.MEDIUM,
+    "lowest": Severity.INFO,
+    "informational": Severity.INFO,
+    "style": Severity.INFO,
 }
 _CATEGORY_SYNONYMS = {
     "correctness": Category.CORRECTNESS,
@@ -77,30 +88,34 @@ class CandidateFinding(BaseModel):
     def _blank_start(cls, value: object) -> object:
         return None if value in ("", 0, "0") else value
 
+    # One unknown word must not cost a finding: each field takes the nearest value it knows.
+
     @field_validator("side", mode="before")
     @classmethod
     def _side(cls, value: object) -> object:
         if isinstance(value, str):
             upper = value.strip().upper()
-            return {"NEW": "RIGHT", "OLD": "LEFT", "": "RIGHT"}.get(upper, upper)
+            side = {"NEW": "RIGHT", "OLD": "LEFT", "REMOVED": "LEFT", "DELETED": "LEFT"}.get(upper, upper)
+            return side if side in ("RIGHT", "LEFT") else Side.RIGHT
         return Side.RIGHT if value is None else value
 
     @field_validator("severity", mode="before")
     @classmethod
     def _severity(cls, value: object) -> object:
         if isinstance(value, str):
-            lower = value.strip().lower()
-            return _SEVERITY_SYNONYMS.get(lower, lower)
+            return _nearest(value, {severity.value: severity for severity in Severity} | _SEVERITY_SYNONYMS) or (
+                Severity.MEDIUM
+            )
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Severity.MEDIUM  # a number has no agreed scale
         return Severity.MEDIUM if value is None else value
 
     @field_validator("category", mode="before")
     @classmethod
     def _category(cls, value: object) -> object:
         if isinstance(value, str):
-            lower = value.strip().lower()
-            if lower in Category._value2member_map_:
-                return lower
-            return _CATEGORY_SYNONYMS.get(lower, Category.MAINTAINABILITY)
+            known = {category.value: category for category in Category} | _CATEGORY_SYNONYMS
+            return _nearest(value, known) or Category.MAINTAINABILITY
         return Category.MAINTAINABILITY
 
     @field_validator("path", "title", "body", "quote", mode="before")
@@ -112,6 +127,15 @@ class CandidateFinding(BaseModel):
     @classmethod
     def _suggestion(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+
+def _nearest(word: str, known: dict[str, T]) -> T | None:
+    """The value of ``word`` (any case, spaces or dashes) in ``known``, else of its closest spelling there."""
+    key = word.strip().lower().replace("_", "-")
+    if key in known:
+        return known[key]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    return known[close[0]] if close else None
 
 
 @dataclass(frozen=True, slots=True)
