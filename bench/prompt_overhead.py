@@ -5,11 +5,16 @@ lines: the estimated prompt tokens of every planned request (default options, a 
 window) divided by the estimated tokens of the raw diff sections, ``diff --git`` header through
 the last hunk, of the files the filters kept. Skipped files (lock files, deletions, binaries)
 are in neither side, so they cannot flatter the ratio; the ratio against the whole diff text is
-printed beside it. Target: at most 1.35 over all the diffs together.
+printed beside it. Target: at most 1.10 over all the diffs together.
+
+The same diffs are planned again for small context windows (8,192 and 6,000 tokens) with the
+answer reserve reviewbot picks for them (a quarter of the window): more requests, each
+repeating the instructions. Target at 8k: at most 1.35.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,16 +28,19 @@ from reviewbot.engine.pricing import default_price_table
 from reviewbot.engine.prompt import ReviewContext, build_messages
 from reviewbot.engine.review import ReviewOptions, prepare
 from reviewbot.engine.tokens import estimate_messages, estimate_tokens
+from reviewbot.settings import answer_reserve
 
-TARGET = 1.35
+TARGET = 1.10
+SMALL_WINDOW_TARGET = 1.35
 MIN_CHANGED = 200
 OPTIONS = ReviewOptions(
     model="qwen3-coder-30b",
     context_window=32_768,
-    max_output_tokens=4_096,
+    max_output_tokens=answer_reserve(32_768),
     rules=FilterRules(),
     prices=default_price_table(),
 )
+SMALL_WINDOWS = (8_192, 6_000)
 _FILE_START = re.compile(r"^diff --git ", re.MULTILINE)  # "^" after "\n" only, as git splits lines
 
 
@@ -54,10 +62,10 @@ def sections(text: str) -> list[str]:
     return [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
-def measure(path: Path) -> Row:
+def measure(path: Path, options: ReviewOptions = OPTIONS) -> Row:
     text = decode(path.read_bytes())
     diff = parse_diff(text)
-    prepared = prepare(diff, OPTIONS)
+    prepared = prepare(diff, options)
     parts = sections(text)
     assert len(parts) == len(diff.files), f"{path.name}: {len(parts)} sections for {len(diff.files)} files"
     kept_ids = {id(file) for file in prepared.reviewable}
@@ -106,7 +114,25 @@ def main() -> None:
         f"{requests} requests spend {requests * fixed:,} of the {prompt:,}; the diff as rendered "
         f"for the model costs {(prompt - requests * fixed) / kept:.3f}× its raw text"
     )
+    small = [small_window(paths, window) for window in SMALL_WINDOWS]
     emit(Result("prompt_overhead", "prompt tokens / kept diff tokens", prompt / kept, TARGET))
+    for window, figure in zip(SMALL_WINDOWS, small, strict=True):
+        if window == SMALL_WINDOWS[0]:
+            emit(Result("prompt_overhead_8k", f"the same at a {window:,}-token window", figure, SMALL_WINDOW_TARGET))
+
+
+def small_window(paths: list[Path], window: int) -> float:
+    """Plan the diffs for a small window; print its requests and overhead, and return the ratio."""
+    options = dataclasses.replace(OPTIONS, context_window=window, max_output_tokens=answer_reserve(window))
+    rows = [row for row in (measure(path, options) for path in paths) if row.changed > MIN_CHANGED]
+    prompt = sum(row.prompt_tokens for row in rows)
+    kept = sum(row.kept_tokens for row in rows)
+    requests = sum(row.requests for row in rows)
+    print(
+        f"at a {window:,}-token window ({options.max_output_tokens:,} kept for the answer): {requests} requests, "
+        f"{prompt:,} prompt tokens, {ratio(prompt, kept).strip()}× the kept diff"
+    )
+    return prompt / kept
 
 
 if __name__ == "__main__":

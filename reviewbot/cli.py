@@ -194,12 +194,17 @@ def _review(args: argparse.Namespace) -> int:
         include_nits=args.nits,
     )
     color = _use_color(args)
+    _check_output(args)
     if args.pr:
         return _review_pull_request(args, settings, color)
     if args.post:
         raise ConfigError("--post works with --pr only")
     data = _read_diff(args)
     diff = parse_diff(data)
+    if not diff.files:
+        print("reviewbot: the diff is empty; there is nothing to review", file=sys.stderr)
+        if args.format == "text":
+            return EXIT_OK  # the other formats still write their (empty) document for scripts
     options = ReviewOptions.from_settings(settings)
     prepared = prepare(diff, options, ReviewContext(title=args.title, description=args.description))
     if args.dry_run:
@@ -209,6 +214,7 @@ def _review(args: argparse.Namespace) -> int:
     result = asyncio.run(_run(prepared, settings, progress))
     cost = cost_report(result.usage, result.model, options.prices)
     _emit(args, render_result(result, args.format, cost=cost, color=color))
+    _say_if_all_failed(result)
     return _exit_code(args, result)
 
 
@@ -257,6 +263,13 @@ def _workflow_text(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def _say_if_all_failed(result: ReviewResult) -> None:
+    """One line on stderr whatever the format: stdout may be a file or a pipe nobody reads."""
+    if result.all_requests_failed:
+        reasons = "; ".join(dict.fromkeys(failure.reason for failure in result.failed))
+        print(f"reviewbot: every model request failed, nothing was reviewed: {reasons}", file=sys.stderr)
+
+
 def _exit_code(args: argparse.Namespace, result: ReviewResult) -> int:
     if result.all_requests_failed:
         return EXIT_MODEL_FAILED
@@ -279,6 +292,7 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
     else:
         cost = cost_report(reviewed.result.usage, reviewed.result.model, reviewed.prepared.options.prices)
         _emit(args, render_result(reviewed.result, args.format, cost=cost, color=color))
+        _say_if_all_failed(reviewed.result)
     for problem in reviewed.config.problems if reviewed.config is not None else ():
         print(f"reviewbot: {problem}", file=sys.stderr)
     if reviewed.result is None:
@@ -286,7 +300,7 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
     if reviewed.posted and reviewed.pull is not None:
         print(f"reviewbot: posted review {reviewed.review_id} on {reviewed.pull.html_url}", file=sys.stderr)
     elif reviewed.state == "failed" and args.post:
-        print("reviewbot: every model request failed; nothing was posted", file=sys.stderr)
+        print("reviewbot: nothing was posted", file=sys.stderr)
     elif args.post:
         print(f"reviewbot: not posted: {reviewed.note}", file=sys.stderr)
         if reviewed.state == "dropped":  # refused by GitHub, or the head moved on
@@ -377,13 +391,30 @@ def _use_color(args: argparse.Namespace) -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse an output path that cannot be written before any model is paid for."""
+    if not args.output:
+        return
+    path = Path(args.output)
+    folder = path.parent
+    if path.is_dir():
+        raise ConfigError(f"--output {args.output} is a folder; name a file in it")
+    if not folder.is_dir():
+        raise ConfigError(f"--output {args.output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--output {args.output} cannot be written here (permission denied)")
+
+
 def _emit(args: argparse.Namespace, text: str) -> None:
     if not text.endswith("\n"):
         text += "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
+    if not args.output:
         sys.stdout.write(text)
+        return
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--output {args.output} could not be written: {exc.strerror}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through the console script

@@ -43,6 +43,10 @@ class ModelAuthError(ModelError):
     """The model endpoint refused the API key; retrying cannot help."""
 
 
+class ContextLengthError(ModelError):
+    """The endpoint refused a request as longer than the model's context window; a smaller one may pass."""
+
+
 class StoreError(ReviewbotError):
     """The database that keeps deliveries, jobs and reviews failed or is closed."""
 

@@ -8,11 +8,13 @@ unchanged.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from reviewbot.credentials import load_saved_app
 from reviewbot.errors import ConfigError
@@ -61,7 +63,10 @@ class Settings(BaseSettings):
         description="Context window of the model in tokens; requests are packed to fit inside it.",
     )
     max_output_tokens: int = Field(
-        default=4_096, ge=256, description="Tokens reserved for each answer (sent as max_tokens)."
+        default=4_096,
+        ge=256,
+        description="Tokens reserved for each answer (sent as max_tokens); unset, a quarter of the context window "
+        "up to 4,096.",
     )
     concurrency: int = Field(default=4, ge=1, le=64, description="Model requests in flight at once.")
     timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for one model answer.")
@@ -187,6 +192,14 @@ class Settings(BaseSettings):
         description="Log format of the service: `text`, or `json` (one object per line, with delivery, repo, pr, job).",
     )
 
+    @model_validator(mode="after")
+    def _scale_answer_reserve(self) -> Self:
+        # 4,096 answer tokens from a 6,000-token window leave ~1.9k for the diff and instructions:
+        # a pull request becomes dozens of requests, each repeating the instructions.
+        if "max_output_tokens" not in self.model_fields_set:
+            self.max_output_tokens = answer_reserve(self.context_window)
+        return self
+
     @field_validator("include", "exclude", "allowed_models", mode="before")
     @classmethod
     def _split_globs(cls, value: object) -> object:
@@ -204,6 +217,30 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
 
+def variable_name(field: str) -> str:
+    """The environment variable of a setting: its first alias, else ``REVIEWBOT_<FIELD>``."""
+    alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    return alias.choices[0] if isinstance(alias, AliasChoices) else f"REVIEWBOT_{field.upper()}"  # type: ignore[return-value]
+
+
+def _error_variable(loc: tuple[int | str, ...]) -> str:
+    """The variable a validation error is about: an alias is its own name (``REVIEWBOT_BASE_URL``),
+    a field name gets the prefix, and a nested place follows it (``REVIEWBOT_PRICES.my-model``)."""
+    head, *rest = (str(part) for part in loc)
+    name = head if head.isupper() else variable_name(head)
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and name in alias.choices:
+            # The fallback the user set (OPENAI_BASE_URL), not the first name the field has.
+            name = next((str(choice) for choice in alias.choices if str(choice) in os.environ), name)
+    return ".".join([name, *rest])
+
+
+def answer_reserve(context_window: int) -> int:
+    """The answer tokens kept by default: a quarter of the window, at most 4,096."""
+    return min(4_096, context_window // 4)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment, with command-line values on top, and the App saved by
     one-click setup in ``REVIEWBOT_DATA_DIR`` for what they leave unset (see :mod:`reviewbot.credentials`).
@@ -213,10 +250,18 @@ def load_settings(**overrides: object) -> Settings:
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         return with_saved_app(Settings(**given))  # type: ignore[arg-type]
+    except SettingsError as exc:
+        # pydantic-settings decodes a JSON value (REVIEWBOT_PRICES) before validating it.
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = variable_name(field.group(1)) if field else "a REVIEWBOT_ variable"
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        raise ConfigError(
+            f'{name} is not valid JSON{cause}; write an object like {{"my-model": {{"input": 0.1, "output": 0.4}}}}'
+        ) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = "REVIEWBOT_" + "_".join(str(part) for part in error["loc"]).upper()
+            name = _error_variable(error["loc"])
             problems.append(f"{name}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
 

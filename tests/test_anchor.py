@@ -169,3 +169,88 @@ def test_sorts_findings_by_file_order_then_line_with_file_notes_first() -> None:
         findings, min_severity=Severity.INFO, max_findings=10, include_nits=False, file_order=["a.py", "b.py"]
     )
     assert [(f.path, f.line) for f in kept] == [("a.py", None), ("a.py", 9), ("b.py", 2)]
+
+
+TOKEN_LINE = 'token = request.headers["Authorization"]'
+
+
+def test_a_moved_finding_drops_a_range_its_quote_does_not_cover_and_its_suggestion() -> None:
+    # The model says 14-16 with a three-line suggestion, but quotes line 13: applied at 13 the
+    # suggestion would replace lines nobody checked.
+    findings, repairs = anchor(candidate(start_line=14, line=16, quote=TOKEN_LINE, suggestion="a\nb\nc"))
+    assert (findings[0].start_line, findings[0].line) == (None, 13)
+    assert findings[0].suggestion is None
+    assert findings[0].code == f"    {TOKEN_LINE}"
+    assert repairs == {"moved": 1, "trimmed": 1}
+
+
+def test_a_moved_finding_keeps_its_range_when_the_quote_covers_it_shifted() -> None:
+    query_line = 'query = "SELECT * FROM users WHERE token = \'" + token + "\'"'
+    quote = f"{TOKEN_LINE}\n{query_line}"
+    findings, repairs = anchor(candidate(start_line=16, line=17, quote=quote, suggestion="x\ny"))
+    assert (findings[0].start_line, findings[0].line) == (13, 14)
+    assert findings[0].suggestion == "x\ny"
+    assert repairs == {"moved": 1}
+
+
+def test_a_moved_single_line_finding_keeps_its_suggestion() -> None:
+    fixed = '    token = request.headers.get("Authorization")'
+    findings, _ = anchor(candidate(line=20, quote=TOKEN_LINE, suggestion=fixed))
+    assert findings[0].line == 13
+    assert findings[0].suggestion == fixed
+
+
+def test_a_quote_that_is_only_part_of_the_claimed_line_does_not_hold_it_there() -> None:
+    # Line 14 contains "token" but is not the quoted line; the quoted line is 13.
+    findings, repairs = anchor(candidate(line=14, quote="token"))
+    assert findings[0].line == 14
+    assert repairs == {}
+    findings, repairs = anchor(candidate(line=14, quote="db.execute(query)"))
+    assert findings[0].line == 14  # "result = db.execute(query)" is line 15: a fragment moves nothing
+    findings, repairs = anchor(candidate(line=14, quote="result   =  db.execute(query)"))
+    assert findings[0].line == 15
+    assert repairs == {"moved": 1}
+
+
+def test_a_quote_that_matches_two_lines_equally_never_moves_the_finding_to_the_other_side() -> None:
+    text = "\n".join(
+        [
+            "diff --git a/a.py b/a.py",
+            "--- a/a.py",
+            "+++ b/a.py",
+            "@@ -1,4 +1,6 @@",
+            "+close()",  # new 1
+            " a = 1",  # old 1, new 2
+            "-close()",  # old 2
+            " b = 2",  # old 3, new 3
+            " c = 3",  # old 4, new 4
+            "+close()",  # new 5
+            "+d()",  # new 6
+            "",
+        ]
+    )
+    indexes = build_indexes(parsed(text).files)
+    # From new 4 the nearest "close()" on its own side is new 5: it moves there.
+    findings, _ = anchor_findings([candidate(path="a.py", line=4, quote="close()")], indexes)
+    assert (findings[0].line, findings[0].side) == (5, Side.RIGHT)
+    # From new 3, new 1 and new 5 tie: it stays where the model put it, not on the removed line.
+    findings, repairs = anchor_findings([candidate(path="a.py", line=3, quote="close()")], indexes)
+    assert (findings[0].line, findings[0].side) == (3, Side.RIGHT)
+    assert not repairs.moved
+
+
+def test_a_quote_of_a_line_cut_in_the_prompt_still_anchors_and_moves() -> None:
+    long_line = "x = '" + "a" * 2_000 + "'"
+    text = (
+        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,4 @@\n"
+        f" first = 1\n+{long_line}\n+second = 2\n third = 3\n"
+    )
+    indexes = build_indexes(parsed(text).files)
+    as_shown = long_line[:800] + f" …[{len(long_line) - 800:,} more characters cut]"
+    for quote in (as_shown, long_line[:800]):
+        findings, repairs = anchor_findings([candidate(path="a.py", line=2, quote=quote)], indexes)
+        assert findings[0].line == 2
+        assert repairs.moved == 0
+        findings, repairs = anchor_findings([candidate(path="a.py", line=4, quote=quote)], indexes)
+        assert findings[0].line == 2
+        assert repairs.moved == 1

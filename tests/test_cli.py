@@ -89,6 +89,30 @@ def test_exits_3_when_every_request_failed(endpoint: FakeOpenAI, capsys: pytest.
     assert "could not be reviewed" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown", "sarif", "github"])
+def test_every_format_says_on_stderr_when_every_request_failed(
+    endpoint: FakeOpenAI, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint.set_default(lambda body: Reply.status(503))
+    assert main(["review", str(LEEWAY), "--format", fmt, "-o", "out"]) == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("reviewbot: every model request failed, nothing was reviewed: ")
+    written = Path("out").read_text("utf-8")
+    if fmt == "sarif":
+        (invocation,) = json.loads(written)["runs"][0]["invocations"]
+        assert invocation["executionSuccessful"] is False
+        assert invocation["toolExecutionNotifications"][0]["level"] == "error"
+        assert "was not reviewed" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+    if fmt == "github":
+        assert "::error title=reviewbot::1 of 1 parts could not be reviewed" in written
+
+
+def test_a_clean_sarif_run_says_it_ran(endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]) -> None:
+    endpoint.push(Reply.json({"findings": []}))
+    assert main(["review", str(LEEWAY), "--format", "sarif"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"][0]["invocations"] == [{"executionSuccessful": True}]
+
+
 def test_a_refused_key_exits_3_without_printing_the_key(
     endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -128,8 +152,10 @@ def test_an_empty_diff_is_nothing_to_review(capsys: pytest.CaptureFixture[str], 
     empty = tmp_path / "empty.diff"
     empty.write_bytes(b"")
     assert main(["review", str(empty), "-f", "json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
     assert (result["findings"], result["requests_planned"]) == ([], 0)
+    assert "the diff is empty" in captured.err
 
 
 def test_a_diff_with_only_skipped_files_needs_no_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -222,3 +248,45 @@ def test_max_cost_with_known_prices_leaves_out_what_does_not_fit(
         "the cost cap of $0.0100 (REVIEWBOT_MAX_COST) was reached"
     }
     assert plan["totals"]["estimated_cost"]["Qwen3-Coder-30B"] <= 0.01
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_model_is_called(
+    endpoint: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for output, says in [
+        (tmp_path / "missing" / "x.json", "does not exist"),
+        (tmp_path, "is a folder"),
+    ]:
+        assert main(["review", str(LEEWAY), "-f", "json", "-o", str(output)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"reviewbot: --output {output}")
+        assert says in line
+    assert endpoint.requests == []
+
+
+def test_an_empty_diff_says_so_and_calls_no_model(endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]) -> None:
+    Path("empty.diff").write_text("", "utf-8")
+    assert main(["review", "empty.diff"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "reviewbot: the diff is empty; there is nothing to review\n"
+    assert "No findings" not in captured.out
+    assert endpoint.requests == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("REVIEWBOT_PRICES", "{bad", "REVIEWBOT_PRICES is not valid JSON"),
+        ("REVIEWBOT_PRICES", '{"m": {"input": "x"}}', "REVIEWBOT_PRICES.m.input: Input should be a valid number"),
+        ("REVIEWBOT_BASE_URL", "notaurl", "REVIEWBOT_BASE_URL: Value error, 'notaurl' is not an http(s) URL"),
+        ("OPENAI_BASE_URL", "notaurl", "OPENAI_BASE_URL: Value error"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_its_variable_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(["review", str(LEEWAY), "--dry-run"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"reviewbot: {says}")
+    assert "REVIEWBOT_REVIEWBOT" not in line

@@ -492,3 +492,18 @@ def test_reads_a_path_that_itself_contains_space_b_slash() -> None:
     (file,) = parse_diff(text).files
     assert (file.old_path, file.new_path) == ("Plan b/notes.md", "Plan b/notes.md")
     assert file.hunks[0].lines[1].text == "see Plan b/notes.md"
+
+
+def test_a_combined_diff_of_a_merge_is_refused_with_what_to_run_instead() -> None:
+    combined = (
+        "diff --cc src/app.py\nindex 1111111,2222222..3333333\n--- a/src/app.py\n+++ b/src/app.py\n"
+        "@@@ -1,3 -1,3 +1,4 @@@\n  a = 1\n- b = 2\n -c = 3\n++d = 4\n  e = 5\n"
+    )
+    with pytest.raises(
+        DiffError, match=r"line 1 .*combined diff of a merge.*'diff --cc src/app.py'.*git diff MAIN\.\.\.BRANCH"
+    ):
+        parse_diff(combined)
+    # After an ordinary file, the combined part is named by its line.
+    ordinary = "diff --git a/b.py b/b.py\n--- a/b.py\n+++ b/b.py\n@@ -1 +1 @@\n-x\n+y\n"
+    with pytest.raises(DiffError, match=r"line 7 "):
+        parse_diff(ordinary + combined)

@@ -88,3 +88,42 @@ def test_the_sample_change_skips_its_lock_file_only() -> None:
         "src/itsdangerous/timed.py",
         "tests/test_itsdangerous/test_timed.py",
     ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "benchsuite/runs/2022-12-16-archlinux-duff/raw.csv",
+        "data/cities.tsv",
+        "docs/logo.svg",
+        "src/__snapshots__/App.test.js.snap",
+        "tests/snapshots/cli__help.snap",
+        "tests/__snapshots__/test_api.ambr",
+        "tests/fixtures/response.json",
+        "testdata/golden.yaml",
+    ],
+)
+def test_skips_data_and_snapshot_files(path: str) -> None:
+    reason = reasons(added_file(path, "a,b", "1,2"))[path]
+    assert reason is not None
+    assert reason.startswith(("data file", "test snapshot", "test fixture data"))
+
+
+def test_skips_large_json_and_yaml_but_reviews_small_config() -> None:
+    big = [f'  "key{number}": {number},' for number in range(250)]
+    assert reasons(added_file("src/schema.json", *big))["src/schema.json"] == "data file (250 changed lines of JSON)"
+    assert reasons(added_file(".github/workflows/ci.yml", "on: push", "jobs: {}"))[".github/workflows/ci.yml"] is None
+    assert reasons(added_file("package.json", '{"name": "x"}'))["package.json"] is None
+
+
+def test_include_globs_bring_data_files_back() -> None:
+    rules = FilterRules(include=("*.csv",))
+    assert reasons(added_file("bench/raw.csv", "a,b"), rules)["bench/raw.csv"] is None
+
+
+def test_the_real_ripgrep_change_with_benchmark_csv_skips_the_csv_only() -> None:
+    found = reasons((FIXTURE_DIFFS / "ripgrep-6b61271bbbf6.diff").read_bytes().decode("utf-8", "replace"))
+    csv = {path: reason for path, reason in found.items() if path.endswith(".csv")}
+    assert csv
+    assert all(reason == "data file (CSV)" for reason in csv.values())
+    assert any(reason is None for path, reason in found.items() if not path.endswith(".csv"))

@@ -13,7 +13,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, TokenUsage
 from reviewbot.engine.llm import ModelClient, ModelReply, strip_thinking
 from reviewbot.engine.usage import Usage
-from reviewbot.errors import ConfigError, ModelAuthError, ModelError
+from reviewbot.errors import ConfigError, ContextLengthError, ModelAuthError, ModelError
 from reviewbot.settings import Settings
 
 KEY = "sk-test-0123456789abcdef"
@@ -151,13 +151,17 @@ def test_think_blocks_are_stripped_from_the_answer(fake_openai: FakeOpenAI) -> N
     ("content", "expected"),
     [
         ("<think>a</think>answer", "answer"),
-        ("<think>a</think> one <think>b</think> two", "one  two"),
-        ("reasoning the template opened</think>\nanswer", "answer"),
+        ("\n <think>\nquotes </think> early</think>answer", "early</think>answer"),
+        ("<think>a</think> one <think>b</think> two", "one <think>b</think> two"),
+        ('{"quote": "<think>x</think>"}', '{"quote": "<think>x</think>"}'),
+        ('{"quote": "</think>"} </think>', '{"quote": "</think>"} </think>'),
+        ("reasoning the template opened</think>\nanswer", "reasoning the template opened</think>\nanswer"),
         ("<think>cut off while thinking", ""),
+        ("<think>", ""),
         ("no thinking at all", "no thinking at all"),
     ],
 )
-def test_strip_thinking_keeps_only_the_answer(content: str, expected: str) -> None:
+def test_strip_thinking_removes_only_the_block_the_answer_opens_with(content: str, expected: str) -> None:
     assert strip_thinking(content) == expected
 
 
@@ -208,8 +212,7 @@ def test_an_endpoint_refusing_both_json_modes_is_asked_in_plain_text(fake_openai
 
 
 def test_a_bad_request_at_every_level_is_a_model_error_and_does_not_downgrade(fake_openai: FakeOpenAI) -> None:
-    too_long = "This model's maximum context length is 32768 tokens."
-    fake_openai.set_default(lambda body: Reply.error(400, too_long, error_code="context_length_exceeded"))
+    fake_openai.set_default(lambda body: Reply.error(400, "Unrecognized request argument supplied: foo"))
 
     async def main() -> tuple[str, str]:
         async with make_client(fake_openai.base_url) as client:
@@ -221,8 +224,24 @@ def test_a_bad_request_at_every_level_is_a_model_error_and_does_not_downgrade(fa
 
     assert response_formats(fake_openai) == ["json_schema", "json_object", "text"]
     assert "HTTP 400" in message
-    assert too_long in message
     assert level_after == "json_schema"
+
+
+def test_a_request_over_the_context_window_is_refused_once_and_names_the_setting(fake_openai: FakeOpenAI) -> None:
+    too_long = "This model's maximum context length is 32768 tokens."
+    fake_openai.set_default(lambda body: Reply.error(400, too_long, error_code="context_length_exceeded"))
+
+    async def main() -> str:
+        async with make_client(fake_openai.base_url) as client:
+            with pytest.raises(ContextLengthError) as info:
+                await client.complete(MESSAGES, SCHEMA)
+            return str(info.value)
+
+    message = asyncio.run(main())
+
+    assert response_formats(fake_openai) == ["json_schema"]  # no response format makes a prompt shorter
+    assert too_long in message
+    assert "set REVIEWBOT_CONTEXT_WINDOW" in message
 
 
 def test_the_thinking_switch_is_sent_only_when_thinking_is_disabled(fake_openai: FakeOpenAI) -> None:

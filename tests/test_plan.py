@@ -69,7 +69,7 @@ def test_splits_a_hunk_bigger_than_the_budget_on_line_boundaries() -> None:
 
 
 def test_lists_what_a_cap_left_out_with_the_reason() -> None:
-    diff = parse_diff((FIXTURE_DIFFS / "ripgrep-d1fa295bb21a.diff").read_bytes())
+    diff = parse_diff((FIXTURE_DIFFS / "ripgrep-e8a30cb89341.diff").read_bytes())
     cap = Cap(6_000, float, "the cap of 6,000 prompt tokens")
     plan = plan_for(diff, 4_000, (cap,))
     assert plan.requests
@@ -96,3 +96,33 @@ def test_numbers_lines_so_the_model_never_counts() -> None:
     for line in diff.files[0].hunks[0].lines:
         expected = f"L{line.old_no} -{line.text}" if line.kind == "-" else f"{line.new_no} {line.kind}{line.text}"
         assert expected in user.splitlines()
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_a_small_window_keeps_a_quarter_of_itself_for_the_answer_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reviewbot.engine.review import ReviewOptions
+    from reviewbot.settings import load_settings
+
+    assert load_settings().max_output_tokens == 4_096
+    assert load_settings(context_window=6_000).max_output_tokens == 1_500
+    small = ReviewOptions.from_settings(load_settings(context_window=6_000))
+    # 6,000 − 4,096 would leave ~1.9k per request; a quarter leaves ~4.2k.
+    assert small.budget().per_request > 4_000
+    monkeypatch.setenv("REVIEWBOT_MAX_OUTPUT_TOKENS", "4096")
+    assert load_settings(context_window=6_000).max_output_tokens == 4_096
+
+
+def test_a_line_longer_than_the_window_is_cut_with_a_marker_and_the_request_fits() -> None:
+    long_line = "data = [" + ", ".join(str(number) for number in range(40_000)) + "]"
+    text = (
+        "diff --git a/gen.py b/gen.py\n--- a/gen.py\n+++ b/gen.py\n@@ -1 +1,3 @@\n"
+        f" import os\n+{long_line}\n+print(data)\n"
+    )
+    plan = plan_for(parse_diff(text), 6_000)
+    (request,) = plan.requests
+    assert request.estimated_tokens < 6_000
+    content = request.messages[1]["content"]
+    assert f"2 +{long_line[:800]} …[{len(long_line) - 800:,} more characters cut]\n" in content
+    assert "3 +print(data)" in content

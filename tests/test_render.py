@@ -157,7 +157,7 @@ def test_text_wraps_bodies_and_shows_code_and_suggestion_indented() -> None:
 
 def test_text_lists_skipped_files_not_reviewed_lines_failures_and_repairs() -> None:
     output = render(full_result(), "text")
-    assert "Skipped: uv.lock (lock file), logo.png (binary file)" in output
+    assert "Skipped:\n  lock file: uv.lock\n  binary file: logo.png\n" in output
     assert "  src/big.py:40-90 — the model request failed: timed out" in output
     assert "2 of 3 parts could not be reviewed: timed out\n" in output
     assert "anchoring: 2 moved, 1 kept as file notes" in output
@@ -363,7 +363,9 @@ def test_annotations_use_a_range_and_command_per_severity() -> None:
 def test_annotations_end_with_the_cost_note() -> None:
     result = full_result()
     lines = render(result, "github").splitlines()
-    assert len(lines) == 5
+    assert len(lines) == 6
+    # Two of three parts failed: a warning says so before the cost.
+    assert lines[-2] == "::warning title=reviewbot::2 of 3 parts could not be reviewed: timed out"
     assert lines[-1].startswith("::notice title=reviewbot cost::3 requests to qwen3-coder-30b")
     assert "\n" not in lines[-1]
 
@@ -566,3 +568,21 @@ def test_markdown_details_name_only_what_was_left_out() -> None:
     output = render(result, "markdown")
     assert "<summary>2 files skipped</summary>" in output
     assert "**Not reviewed**" not in output
+
+
+def test_many_files_skipped_for_one_reason_take_one_line() -> None:
+    many = tuple(
+        SkippedFile(path=f"src/m{number}.py", status="modified", reason="not matched by your include globs")
+        for number in range(735)
+    )
+    result = dataclasses.replace(full_result(), skipped=(*many, SkippedFile("uv.lock", "modified", "lock file")))
+    text = render(result, "text")
+    assert "  not matched by your include globs: 735 files (src/m0.py, src/m1.py, src/m2.py, and 732 more)" in text
+    assert "src/m3.py" not in text
+    assert "uv.lock" in text
+    markdown = render(result, "markdown")
+    assert (
+        "- 735 files — not matched by your include globs (`src/m0.py`, `src/m1.py`, `src/m2.py`, and 732 more)"
+        in markdown
+    )
+    assert "src/m3.py" not in markdown

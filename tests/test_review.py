@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import re
 from typing import Any
 
@@ -209,3 +211,94 @@ def test_records_a_failed_call_with_its_error(fake_openai: FakeOpenAI) -> None:
     assert [(c.outcome, c.usage.input_tokens) for c in result.calls] == [("error", 0)]
     assert result.calls[0].error is not None
     assert "500" in result.calls[0].error
+
+
+BUG = finding("src/itsdangerous/timed.py", 155, "if age < self.leeway:", title="Negative leeway check is inverted")
+SLEEP = finding("tests/test_itsdangerous/test_timed.py", 48, "", title="Sleeps in a test")
+# vLLM's answer to a prompt over --max-model-len (an OpenAI-style error body, HTTP 400).
+VLLM_TOO_LONG: dict[str, Any] = {
+    "object": "error",
+    "message": "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens "
+    "(4904 in the messages, 4096 in the completion). Please reduce the length of the messages or completion.",
+    "type": "BadRequestError",
+    "param": None,
+    "code": 400,
+}
+
+
+def shown_files(body: dict[str, Any]) -> set[str]:
+    return set(re.findall(r"^File: (\S+)", body["messages"][1]["content"], re.MULTILINE))
+
+
+def cut_answer() -> Reply:
+    """The answer to the whole change, cut at max_tokens in the middle of its second finding."""
+    text = json.dumps({"findings": [BUG, SLEEP]})
+    return Reply.text(text[: text.index('"tests/') + 10], finish_reason="length")
+
+
+def halves_answer(body: dict[str, Any]) -> Reply:
+    files = shown_files(body)
+    return Reply.json({"findings": [item for item in (BUG, SLEEP) if item["path"] in files]})
+
+
+def test_a_cut_answer_keeps_its_findings_and_the_request_is_asked_again_in_halves(fake_openai: FakeOpenAI) -> None:
+    fake_openai.set_default(lambda body: cut_answer() if len(shown_files(body)) > 1 else halves_answer(body))
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+
+    assert len(fake_openai.requests) >= 3
+    assert {(f.path, f.line) for f in result.findings} == {
+        ("src/itsdangerous/timed.py", 155),
+        ("tests/test_itsdangerous/test_timed.py", 48),
+    }
+    assert result.not_reviewed == ()
+    assert result.failed == ()
+    assert result.usage.requests == len(fake_openai.requests)
+
+
+def test_a_cut_answer_to_one_hunk_keeps_its_findings_and_lists_the_lines_not_reviewed(
+    fake_openai: FakeOpenAI,
+) -> None:
+    text = json.dumps({"findings": [BUG, dict(BUG, line=156, title="Second")]})
+    fake_openai.set_default(lambda body: Reply.text(text[: text.index('"Second"')], finish_reason="length"))
+    diff = parse_diff(LEEWAY.read_bytes())
+    timed = next(file for file in diff.files if file.path == "src/itsdangerous/timed.py")
+    one_hunk = dataclasses.replace(timed, hunks=timed.hunks[1:])
+    prepared = prepare(dataclasses.replace(diff, files=(one_hunk,)), options())
+    result = run(fake_openai, prepared)
+
+    assert [(f.path, f.line) for f in result.findings] == [("src/itsdangerous/timed.py", 155)]
+    assert result.failed == ()
+    reasons = {gap.reason for gap in result.not_reviewed}
+    assert len(reasons) == 1
+    assert "cut at the 1,024-token limit (REVIEWBOT_MAX_OUTPUT_TOKENS)" in reasons.pop()
+
+
+def test_a_request_too_long_for_the_model_is_split_once_and_never_sent_down_the_format_ladder(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.set_default(
+        lambda body: Reply.raw(VLLM_TOO_LONG, status=400) if len(shown_files(body)) == 3 else halves_answer(body)
+    )
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+
+    # The whole request once (three files), then its two halves.
+    assert [len(shown_files(request.body)) for request in fake_openai.requests].count(3) == 1
+    assert len(fake_openai.requests) == 3
+    assert {(f.path, f.line) for f in result.findings} == {
+        ("src/itsdangerous/timed.py", 155),
+        ("tests/test_itsdangerous/test_timed.py", 48),
+    }
+    assert result.failed == ()
+
+
+def test_a_request_still_too_long_after_a_split_fails_naming_the_context_window_setting(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.set_default(lambda body: Reply.raw(VLLM_TOO_LONG, status=400))
+    result = run(fake_openai, prepare(parse_diff(LEEWAY.read_bytes()), options()))
+
+    assert len(fake_openai.requests) == 3  # the request, then its two halves: no retries, no ladder
+    assert len(result.failed) == 2
+    (reason,) = {failure.reason for failure in result.failed}
+    assert "maximum context length is 8192 tokens" in reason
+    assert "set REVIEWBOT_CONTEXT_WINDOW" in reason

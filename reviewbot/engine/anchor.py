@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from reviewbot.engine.diff import DiffFile, Side
 from reviewbot.engine.findings import CandidateFinding
 from reviewbot.engine.gitpath import strip_prefix
+from reviewbot.engine.prompt import MAX_LINE_CHARS, shown, without_cut_marker
 from reviewbot.engine.result import Category, Finding, Repairs
 from reviewbot.severity import Severity
 
@@ -49,22 +50,37 @@ class FileIndex:
         numbers = [line.new_no for line in self.file.hunks[hunk].lines if line.new_no is not None]
         return (numbers[0], numbers[-1]) if numbers else None
 
-    def nearest_quote(self, quote: str, side: Side, near: int) -> int | None:
-        """The one line within reach whose code is ``quote``; None when none or several tie."""
-        wanted = quote.strip()
+    def quoted_lines(self, line: str, side: Side, near: int) -> list[int]:
+        """The lines of ``side`` within reach whose code is ``line`` (whitespace-normalised), nearest first."""
+        wanted = normalise(line)
         if not wanted:
-            return None
+            return []
         matches = [
             number
             for (spot_side, number), spot in self.spots.items()
-            if spot_side is side and spot.text.strip() == wanted and abs(number - near) <= MOVE_DISTANCE
+            if spot_side is side and abs(number - near) <= MOVE_DISTANCE and _same_line(wanted, spot.text)
         ]
-        if not matches:
+        return sorted(matches, key=lambda number: abs(number - near))
+
+    def texts(self, side: Side, start: int, end: int, hunk: int) -> list[str] | None:
+        """The code of lines ``start``..``end`` of one side, if all of them are in hunk ``hunk``."""
+        spots = [self.spots.get((side, number)) for number in range(start, end + 1)]
+        if any(spot is None or spot.hunk != hunk for spot in spots):
             return None
-        matches.sort(key=lambda number: abs(number - near))
-        if len(matches) > 1 and abs(matches[0] - near) == abs(matches[1] - near):
-            return None
-        return matches[0]
+        return [spot.text for spot in spots if spot is not None]
+
+
+def normalise(code: str) -> str:
+    """Code with its runs of whitespace made one space: how quotes and lines are compared."""
+    return " ".join(code.split())
+
+
+def _same_line(quoted: str, code: str) -> bool:
+    """Whether a normalised quote line is ``code``: the whole line, or all the model was shown of
+    a line cut in the prompt."""
+    if quoted == normalise(code):
+        return True
+    return len(code) > MAX_LINE_CHARS and quoted == normalise(without_cut_marker(shown(code)))
 
 
 @dataclass(slots=True)
@@ -112,6 +128,7 @@ def _anchor_one(candidate: CandidateFinding, indexes: dict[str, FileIndex], tall
         tally.counts["dropped"] += 1
         return None
     side, line = candidate.side, candidate.line
+    start, suggestion = candidate.start_line, candidate.suggestion
     spot = index.spots.get((side, line))
     if spot is None or not _quote_fits(candidate.quote, spot.text):
         moved = _relocate(candidate, index)
@@ -119,30 +136,56 @@ def _anchor_one(candidate: CandidateFinding, indexes: dict[str, FileIndex], tall
             side, line = moved
             spot = index.spots[(side, line)]
             tally.counts["moved"] += 1
+            if start is not None and start < candidate.line:
+                start, suggestion = _moved_range(candidate, index, side, line, spot.hunk, tally)
         elif spot is None:
             tally.counts["to_file_level"] += 1
-            return _finding(candidate, index.file.path, None, None, side, None)
-    start_line = _checked_start(candidate.start_line, side, line, spot.hunk, index, tally)
+            return _finding(candidate, index.file.path, None, None, side, None, None)
+    start_line = _checked_start(start, side, line, spot.hunk, index, tally)
     code = _code(index, side, start_line or line, line)
-    return _finding(candidate, index.file.path, line, start_line, side, code)
+    return _finding(candidate, index.file.path, line, start_line, side, code, suggestion)
+
+
+def _quote_lines(quote: str) -> list[str]:
+    return [normalise(without_cut_marker(part)) for part in quote.splitlines() if part.strip()]
 
 
 def _quote_fits(quote: str, text: str) -> bool:
-    """An empty quote says nothing; otherwise it must be part of the line, or one of its lines the line."""
-    wanted = quote.strip()
-    if not wanted or wanted in text:
-        return True
-    line = text.strip()
-    return bool(line) and any(part.strip() == line for part in wanted.splitlines())
+    """An empty quote says nothing; otherwise the line must be the quote, or one of its lines.
+    A fragment of a line proves nothing: short code such as ``return x`` is part of many lines."""
+    lines = _quote_lines(quote)
+    return not lines or any(_same_line(line, text) for line in lines)
 
 
 def _relocate(candidate: CandidateFinding, index: FileIndex) -> tuple[Side, int] | None:
-    """Move a finding to the one nearby line whose code it quoted, on either side."""
+    """Move a finding to the one nearby line whose code it quoted (a quote of several lines: its
+    last), on its own side; on the other side only when its own side has no such line at all."""
+    lines = _quote_lines(candidate.quote)
+    if not lines:
+        return None
     for side in (candidate.side, Side.LEFT if candidate.side is Side.RIGHT else Side.RIGHT):
-        number = index.nearest_quote(candidate.quote, side, candidate.line)
-        if number is not None:
-            return side, number
+        matches = index.quoted_lines(lines[-1], side, candidate.line)
+        if len(matches) > 1 and abs(matches[0] - candidate.line) == abs(matches[1] - candidate.line):
+            return None  # a tie: the quote does not say which line is meant
+        if matches:
+            return side, matches[0]
     return None
+
+
+def _moved_range(
+    candidate: CandidateFinding, index: FileIndex, side: Side, line: int, hunk: int, tally: _Tally
+) -> tuple[int | None, str | None]:
+    """The start line and suggestion of a range finding moved to ``line``: its range shifted along,
+    if the quote covers every line of it there; else one line and no suggestion, which would
+    replace lines nobody checked."""
+    assert candidate.start_line is not None
+    start = line - (candidate.line - candidate.start_line)
+    texts = index.texts(side, start, line, hunk) if start >= 1 else None
+    quoted = _quote_lines(candidate.quote)
+    if texts is not None and len(texts) == len(quoted) and all(map(_same_line, quoted, texts)):
+        return start, candidate.suggestion
+    tally.counts["trimmed"] += 1
+    return None, None
 
 
 def _checked_start(start: int | None, side: Side, line: int, hunk: int, index: FileIndex, tally: _Tally) -> int | None:
@@ -183,9 +226,10 @@ def _finding(
     start_line: int | None,
     side: Side,
     code: str | None,
+    suggestion: str | None,
 ) -> Finding:
     # A suggestion replaces new-file lines; on a removed line or a file-level note it means nothing.
-    suggestion = candidate.suggestion if line is not None and side is Side.RIGHT else None
+    suggestion = suggestion if line is not None and side is Side.RIGHT else None
     return Finding(
         path=path,
         line=line,

@@ -163,6 +163,7 @@ def parse_diff(data: str | bytes) -> Diff:
     text = decode(data) if isinstance(data, bytes) else data
     if not text.strip():
         return Diff(files=())
+    _refuse_combined(text)
     text = _protect_ambiguous_names(text)
     counter = _LineCounter(text)
     # Parsing builds two objects per diff line and frees nothing until it is done, so the
@@ -186,6 +187,25 @@ def parse_diff(data: str | bytes) -> Diff:
             "pass the output of `git diff` or a .diff/.patch file"
         )
     return Diff(files=files)
+
+
+#: How a combined diff (``git diff --cc``, ``git show`` of a merge) starts a file, and a hunk.
+_COMBINED = re.compile(r"^(?:diff --cc |diff --combined |@@@+ )", re.MULTILINE)
+
+
+def _refuse_combined(text: str) -> None:
+    """A combined diff compares a merge with each parent at once: its lines have no one old and
+    new number a review comment could sit on, so it is refused with what to run instead."""
+    found = _COMBINED.search(text)
+    if found is None:
+        return
+    number = text.count("\n", 0, found.start()) + 1
+    line = text[found.start() :].split("\n", 1)[0]
+    raise DiffError(
+        f"line {number} of the diff is part of a combined diff of a merge: {_shorten(line)}; it has no single "
+        "parent to comment against, so review against one parent instead, e.g. `git diff MAIN...BRANCH` "
+        "or `git diff MERGE^1 MERGE`"
+    )
 
 
 def _describe(exc: UnidiffParseError) -> str:

@@ -3,14 +3,18 @@
 Models wrap JSON in prose or code fences, send a bare list, or say "warning" for a severity.
 What can be read without guessing is kept; what cannot is counted and dropped, and a reply
 with no JSON at all asks for one repair round (see :mod:`reviewbot.engine.review`).
+
+The answer is found by its JSON structure alone. Text inside its strings quotes the pull
+request, so no tag or phrase there (``</think>``, a code fence) can cut it short.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -18,8 +22,10 @@ from reviewbot.engine.diff import Side
 from reviewbot.engine.result import Category
 from reviewbot.severity import Severity
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+T = TypeVar("T")
+
+_VALUE_START = re.compile(r"[{\[]")
+_ITEM_KEYS = ("findings", "comments", "issues", "review")
 
 _SEVERITY_SYNONYMS = {
     "blocker": Severity.CRITICAL,
@@ -35,6 +41,14 @@ _SEVERITY_SYNONYMS = {
     "nitpick": Severity.INFO,
     "note": Severity.INFO,
     "trivial": Severity.INFO,
+    "urgent": Severity.HIGH,
+    "fatal": Severity.CRITICAL,
+    "highest": Severity.CRITICAL,
+    "med": Severity.MEDIUM,
+    "normal": Severity.MEDIUM,
+    "lowest": Severity.INFO,
+    "informational": Severity.INFO,
+    "style": Severity.INFO,
 }
 _CATEGORY_SYNONYMS = {
     "correctness": Category.CORRECTNESS,
@@ -74,30 +88,34 @@ class CandidateFinding(BaseModel):
     def _blank_start(cls, value: object) -> object:
         return None if value in ("", 0, "0") else value
 
+    # One unknown word must not cost a finding: each field takes the nearest value it knows.
+
     @field_validator("side", mode="before")
     @classmethod
     def _side(cls, value: object) -> object:
         if isinstance(value, str):
             upper = value.strip().upper()
-            return {"NEW": "RIGHT", "OLD": "LEFT", "": "RIGHT"}.get(upper, upper)
+            side = {"NEW": "RIGHT", "OLD": "LEFT", "REMOVED": "LEFT", "DELETED": "LEFT"}.get(upper, upper)
+            return side if side in ("RIGHT", "LEFT") else Side.RIGHT
         return Side.RIGHT if value is None else value
 
     @field_validator("severity", mode="before")
     @classmethod
     def _severity(cls, value: object) -> object:
         if isinstance(value, str):
-            lower = value.strip().lower()
-            return _SEVERITY_SYNONYMS.get(lower, lower)
+            return _nearest(value, {severity.value: severity for severity in Severity} | _SEVERITY_SYNONYMS) or (
+                Severity.MEDIUM
+            )
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Severity.MEDIUM  # a number has no agreed scale
         return Severity.MEDIUM if value is None else value
 
     @field_validator("category", mode="before")
     @classmethod
     def _category(cls, value: object) -> object:
         if isinstance(value, str):
-            lower = value.strip().lower()
-            if lower in Category._value2member_map_:
-                return lower
-            return _CATEGORY_SYNONYMS.get(lower, Category.MAINTAINABILITY)
+            known = {category.value: category for category in Category} | _CATEGORY_SYNONYMS
+            return _nearest(value, known) or Category.MAINTAINABILITY
         return Category.MAINTAINABILITY
 
     @field_validator("path", "title", "body", "quote", mode="before")
@@ -111,6 +129,15 @@ class CandidateFinding(BaseModel):
         return None if isinstance(value, str) and not value.strip() else value
 
 
+def _nearest(word: str, known: dict[str, T]) -> T | None:
+    """The value of ``word`` (any case, spaces or dashes) in ``known``, else of its closest spelling there."""
+    key = word.strip().lower().replace("_", "-")
+    if key in known:
+        return known[key]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    return known[close[0]] if close else None
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedReply:
     """The readable findings of one reply, and what could not be read."""
@@ -121,8 +148,8 @@ class ParsedReply:
 
 
 def parse_reply(text: str) -> ParsedReply:
-    """Read findings from a model reply: strict JSON, fenced JSON, or JSON inside prose."""
-    payload = _extract_json(_THINK.sub("", text))
+    """Read findings from a model reply: strict JSON, or the answer's JSON among prose, fences or reasoning."""
+    payload = _extract_json(text)
     if payload is None:
         return ParsedReply((), 0, _describe_unreadable(text))
     items = _finding_items(payload)
@@ -144,22 +171,50 @@ def parse_reply(text: str) -> ParsedReply:
 
 
 def _extract_json(text: str) -> Any:
-    stripped = text.strip()
-    candidates = [stripped, *(match.group(1).strip() for match in _FENCE.finditer(text))]
-    for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
-    # JSON inside prose: try a decode at each opening brace or bracket, first success wins.
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _answer_among(text)
+
+
+def _answer_among(text: str) -> Any:
+    """The answer among the JSON values in ``text``, chosen by shape; of equals, the last.
+
+    Each value is skipped whole once read, so what its strings quote is never taken for
+    structure. Reasoning and drafts come before the answer, hence the last. With no complete
+    list of findings (an answer cut off by the token limit), the complete findings are kept.
+    """
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"[{\[]", text):
+    best: tuple[int, Any] | None = None
+    loose: list[Any] = []
+    position = 0
+    while (start := _VALUE_START.search(text, position)) is not None:
         try:
-            value, _ = decoder.raw_decode(text, match.start())
+            value, position = decoder.raw_decode(text, start.start())
         except ValueError:
+            position = start.start() + 1
             continue
-        if _finding_items(value) is not None:
-            return value
+        except RecursionError:  # nesting deeper than the decoder goes: no answer, and no use going on
+            break
+        rank = _rank(value)
+        if rank == 0:
+            loose.append(value)
+        elif rank is not None and (best is None or rank >= best[0]):
+            best = (rank, value)
+    if best is not None:
+        return best[1]
+    return loose or None
+
+
+def _rank(value: Any) -> int | None:
+    """How much ``value`` looks like an answer: 2 the object we ask for, 1 a bare list of
+    objects, 0 a single finding, None not an answer at all (``[3, 4]`` in prose, say)."""
+    if isinstance(value, dict):
+        if any(isinstance(value.get(key), list) for key in _ITEM_KEYS):
+            return 2
+        return 0 if "path" in value and "line" in value else None
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return 1
     return None
 
 
@@ -167,7 +222,7 @@ def _finding_items(payload: Any) -> list[Any] | None:
     if isinstance(payload, list):
         return payload
     if isinstance(payload, dict):
-        for key in ("findings", "comments", "issues", "review"):
+        for key in _ITEM_KEYS:
             value = payload.get(key)
             if isinstance(value, list):
                 return value
@@ -183,4 +238,6 @@ def _describe_unreadable(text: str) -> str:
         json.loads(text)
     except json.JSONDecodeError as exc:
         return f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    except RecursionError:
+        return "invalid JSON (nested too deeply)"
     return "no JSON object found"

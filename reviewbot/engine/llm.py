@@ -29,7 +29,7 @@ from openai.types.shared_params.response_format_json_schema import JSONSchema, R
 
 from reviewbot import tls
 from reviewbot.engine.usage import Usage
-from reviewbot.errors import ConfigError, ModelAuthError, ModelError
+from reviewbot.errors import ConfigError, ContextLengthError, ModelAuthError, ModelError
 
 if TYPE_CHECKING:
     from reviewbot.settings import Settings
@@ -44,14 +44,16 @@ _LADDER: Final[tuple[ResponseFormatMode, ...]] = ("json_schema", "json_object", 
 _THINKING_FIELD: Final = "chat_template_kwargs"
 _NO_THINKING_BODY: Final[dict[str, object]] = {_THINKING_FIELD: {"enable_thinking": False}}
 
-_THINK_BLOCK: Final = re.compile(r"<think>.*?</think>", re.DOTALL)
+_THINK_OPEN: Final = "<think>"
+_THINK_CLOSE: Final = "</think>"
 
 
 @dataclass(frozen=True, slots=True)
 class ModelReply:
     """One answer of the model and what it cost.
 
-    ``text`` is the assistant's content without any ``<think>…</think>`` block.
+    ``text`` is the assistant's content without the reasoning block it may start with (see
+    :func:`strip_thinking`); reasoning sent in a field of its own is never read.
     ``usage_reported`` is False when the endpoint sent no ``usage`` (the token counts are then
     0). ``response_format`` is the ladder level that produced the answer. ``seconds`` is the
     time spent in requests for this answer (SDK retries and ladder steps included, waiting
@@ -67,18 +69,23 @@ class ModelReply:
 
 
 def strip_thinking(content: str) -> str:
-    """Remove reasoning from a model's content.
+    """The answer in a model's content: without the ``<think>…</think>`` block it opens with.
 
-    Drops every ``<think>…</think>`` block; when only a closing tag is present (the template
-    opened the block in the prompt) drops everything up to it; when a block was opened and
-    never closed (the answer was cut off while thinking) nothing is left.
+    Qwen3 and DeepSeek-R1 served without a reasoning parser (vLLM, Ollama, llama.cpp) write
+    their reasoning first, in a ``<think>`` block. Only that leading block is the model's own:
+    the tags anywhere else may be quotes of the pull request, so they are left alone. Like
+    vLLM's reasoning parsers, the block ends at the first ``</think>``; one opened and never
+    closed (the token limit ran out while thinking) leaves no answer at all. When the chat
+    template opened the block in the prompt, the content holds only its end; the reasoning then
+    stays in the text and :func:`reviewbot.engine.findings.parse_reply` finds the answer after it.
+    Servers with a reasoning parser send the reasoning in ``reasoning_content`` or ``reasoning``
+    instead, which this client never reads.
     """
-    text = _THINK_BLOCK.sub("", content)
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    if "<think>" in text:
-        text = text.split("<think>", 1)[0]
-    return text.strip()
+    text = content.lstrip()
+    if not text.startswith(_THINK_OPEN):
+        return content.strip()
+    _, closed, answer = text.partition(_THINK_CLOSE)
+    return answer.strip() if closed else ""
 
 
 def _http_library() -> ModuleType:
@@ -167,6 +174,8 @@ class ModelClient:
             try:
                 completion = await self._create(messages, _LADDER[level], schema, schema_name, switch, spent)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                if _too_long(exc):  # no response format would make the request shorter
+                    raise self._model_error(exc) from exc
                 if switch and _mentions(exc, _THINKING_FIELD):
                     self._send_thinking_switch = False
                     continue
@@ -253,6 +262,13 @@ class ModelClient:
                 f"the endpoint {where} answered HTTP 404: the model name {self.model!r} may be unknown to it "
                 f"(check REVIEWBOT_MODEL), or the base URL may lack its /v1"
             )
+        elif isinstance(exc, openai.APIStatusError) and _too_long(exc):
+            kind = ContextLengthError
+            message = (
+                f"the endpoint {where} refused a request as longer than {self.model!r} can take "
+                f"(HTTP {exc.status_code}: {_detail(exc)}); set REVIEWBOT_CONTEXT_WINDOW to the model's real "
+                "context window (the server's own limit, e.g. vLLM's --max-model-len or Ollama's num_ctx)"
+            )
         elif isinstance(exc, openai.APIStatusError):
             message = f"the endpoint {where} answered HTTP {exc.status_code}: {_detail(exc)}"
         elif isinstance(exc, openai.APITimeoutError):
@@ -279,6 +295,19 @@ def _response_format(mode: ResponseFormatMode, schema: dict[str, Any], name: str
     if mode == "json_object":
         return ResponseFormatJSONObject(type="json_object")
     return openai.omit
+
+
+# How servers say a request does not fit the model: OpenAI's code, vLLM's and LiteLLM's "maximum
+# context length", llama.cpp's exceed_context_size_error, and the like.
+_TOO_LONG: Final = re.compile(
+    r"context_length_exceeded|maximum context length|context (?:length|window|size)|exceed_context_size|"
+    r"too many tokens|prompt is too long",
+    re.IGNORECASE,
+)
+
+
+def _too_long(exc: openai.APIStatusError) -> bool:
+    return exc.status_code in (400, 413, 422) and bool(_TOO_LONG.search(f"{exc.message} {exc.body!r}"))
 
 
 def _mentions(exc: openai.APIStatusError, word: str) -> bool:

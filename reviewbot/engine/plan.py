@@ -83,6 +83,7 @@ class Plan:
     requests: tuple[PlannedRequest, ...]
     not_reviewed: tuple[NotReviewed, ...]
     budget: Budget
+    prompt: PromptOptions | None = None  # how the requests were worded, to split one again
 
     @property
     def estimated_tokens(self) -> int:
@@ -122,7 +123,26 @@ def make_plan(files: Sequence[DiffFile], budget: Budget, options: PromptOptions)
             continue
         spent = [used + cost for used, cost in zip(spent, costs, strict=True)]
         requests.append(PlannedRequest(len(requests), tuple(group), tuple(messages), tokens))
-    return Plan(tuple(requests), tuple(not_reviewed), budget)
+    return Plan(tuple(requests), tuple(not_reviewed), budget, options)
+
+
+def split_request(request: PlannedRequest, options: PromptOptions) -> tuple[PlannedRequest, PlannedRequest] | None:
+    """``request`` as two requests of about half its chunks each (same index), worded the same
+    way; None when it holds a single chunk, which cannot be split."""
+    if len(request.chunks) < 2:
+        return None
+    half = sum(chunk.tokens for chunk in request.chunks) / 2
+    used, cut = 0, 1
+    for position, chunk in enumerate(request.chunks[:-1], 1):
+        used += chunk.tokens
+        cut = position
+        if used >= half:
+            break
+    parts = []
+    for chunks in (request.chunks[:cut], request.chunks[cut:]):
+        messages = _messages(options, _sections(chunks))
+        parts.append(PlannedRequest(request.index, tuple(chunks), tuple(messages), estimate_messages(messages)))
+    return parts[0], parts[1]
 
 
 def _messages(options: PromptOptions, sections: list[str]) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ an unchanged line 12 of the new file, ``L7 -x`` old-file line 7 (LEFT side).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,9 +80,35 @@ def render_line(line: DiffLine) -> str:
     return render_lines((line,))[0]
 
 
+#: Characters of one diff line the model is shown; a minified or data line can be far longer
+#: than a whole request, and its tail tells a reviewer nothing the start does not.
+MAX_LINE_CHARS = 800
+
+
+def shown(text: str) -> str:
+    """A line's code as the model sees it: cut past :data:`MAX_LINE_CHARS`, with a marker saying so."""
+    if len(text) <= MAX_LINE_CHARS:
+        return text
+    return f"{text[:MAX_LINE_CHARS]}{CUT_MARKER.format(count=len(text) - MAX_LINE_CHARS)}"
+
+
+CUT_MARKER = " …[{count:,} more characters cut]"
+_CUT = re.compile(r" ?…\[[\d,]+ more characters cut\]\s*$")
+
+
+def without_cut_marker(text: str) -> str:
+    """``text`` with a cut marker at its end removed (the model may quote it back)."""
+    return _CUT.sub("", text)
+
+
 def render_lines(lines: Iterable[DiffLine]) -> list[str]:
     """:func:`render_line` of each line: one comprehension, as it runs for every line of a diff."""
-    return [f"L{old} -{text}" if kind == "-" else f"{new} {kind}{text}" for kind, text, old, new in lines]
+    return [
+        f"L{old} -{text if len(text) <= MAX_LINE_CHARS else shown(text)}"
+        if kind == "-"
+        else f"{new} {kind}{text if len(text) <= MAX_LINE_CHARS else shown(text)}"
+        for kind, text, old, new in lines
+    ]
 
 
 def render_hunk_header(hunk: Hunk, part: int = 1, parts: int = 1) -> str:

@@ -7,6 +7,7 @@ the small :class:`Completer` protocol, so tests and benchmarks can hand it any e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from reviewbot.engine.anchor import FileIndex, anchor_findings, build_indexes, f
 from reviewbot.engine.diff import Diff, DiffFile
 from reviewbot.engine.filters import FilterRules, select_files
 from reviewbot.engine.findings import CandidateFinding, ParsedReply, parse_reply
-from reviewbot.engine.plan import Budget, Cap, Plan, PlannedRequest, PromptOptions, make_plan
+from reviewbot.engine.plan import Budget, Cap, Plan, PlannedRequest, PromptOptions, make_plan, split_request
 from reviewbot.engine.pricing import PriceTable, default_price_table, format_usd
 from reviewbot.engine.prompt import REPAIR_INSTRUCTION, ReviewContext, findings_schema
 from reviewbot.engine.result import (
@@ -30,7 +31,7 @@ from reviewbot.engine.result import (
 )
 from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
 from reviewbot.engine.usage import Usage
-from reviewbot.errors import ConfigError, ModelAuthError, ModelError
+from reviewbot.errors import ConfigError, ContextLengthError, ModelAuthError, ModelError
 from reviewbot.settings import Settings
 from reviewbot.severity import Severity
 
@@ -40,6 +41,8 @@ class Reply(Protocol):
     def text(self) -> str: ...
     @property
     def usage(self) -> Usage: ...
+    @property
+    def finish_reason(self) -> str | None: ...
 
 
 class Completer(Protocol):
@@ -151,6 +154,18 @@ class _Outcome:
     repairs: Repairs
     failure: str | None
     calls: tuple[ModelCall, ...]
+    # Why the request's lines were not all reviewed though its findings count: the answer was cut.
+    cut: str | None = None
+    # The endpoint refused the request as too long for the model: a smaller one may pass.
+    too_long: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A planned request, or a part of one split off after a cut answer, and how it went."""
+
+    request: PlannedRequest
+    outcome: _Outcome
 
 
 async def execute(
@@ -169,16 +184,16 @@ async def execute(
     total = len(prepared.plan.requests)
     done = 0
 
-    async def one(request: PlannedRequest) -> _Outcome:
+    async def one(request: PlannedRequest) -> list[_Asked]:
         nonlocal done
         assert client is not None
-        outcome = await _ask(client, request, schema, options.model)
+        asked = await _ask_splitting(client, request, schema, prepared, split_too_long=True)
         done += 1
         if on_progress is not None:
             on_progress(done, total)
-        return outcome
+        return asked
 
-    outcomes = await _gather_or_cancel([one(request) for request in prepared.plan.requests])
+    asked = [item for items in await _gather_or_cancel([one(r) for r in prepared.plan.requests]) for item in items]
 
     indexes = build_indexes(prepared.reviewable)
     candidates: list[Finding] = []
@@ -187,7 +202,8 @@ async def execute(
     failed: list[FailedRequest] = []
     not_reviewed = list(prepared.plan.not_reviewed)
     calls: list[ModelCall] = []
-    for request, outcome in zip(prepared.plan.requests, outcomes, strict=True):
+    for item in asked:
+        request, outcome = item.request, item.outcome
         calls.extend(outcome.calls)
         usage += outcome.usage
         repairs += outcome.repairs
@@ -195,6 +211,8 @@ async def execute(
             failed.append(FailedRequest(request.index, outcome.failure))
             not_reviewed.extend(_request_lines(request, f"the model request failed: {outcome.failure}"))
             continue
+        if outcome.cut is not None:
+            not_reviewed.extend(_request_lines(request, outcome.cut))
         anchored, anchor_repairs = anchor_findings(outcome.candidates, _request_indexes(request, indexes))
         candidates.extend(anchored)
         repairs += anchor_repairs
@@ -218,7 +236,30 @@ async def execute(
     )
 
 
-async def _gather_or_cancel(jobs: Sequence[Any]) -> list[_Outcome]:
+async def _ask_splitting(
+    client: Completer, request: PlannedRequest, schema: dict[str, Any], prepared: Prepared, *, split_too_long: bool
+) -> list[_Asked]:
+    """Ask, and when the answer was cut at the token limit, ask again in two halves (down to one
+    hunk); when the endpoint found the request too long for the model, split it once. The cut
+    answer's complete findings are kept either way."""
+    options = prepared.options
+    outcome = await _ask(client, request, schema, options)
+    if not (outcome.cut or (outcome.too_long and split_too_long)):
+        return [_Asked(request, outcome)]
+    prompt = prepared.plan.prompt
+    halves = split_request(request, prompt) if prompt is not None else None
+    if halves is None:
+        return [_Asked(request, outcome)]
+    first = dataclasses.replace(outcome, cut=None, failure=None, too_long=False)
+    # A request too long once is split once: its halves' own refusals are failures that say why.
+    again = split_too_long and not outcome.too_long
+    parts = await _gather_or_cancel(
+        [_ask_splitting(client, half, schema, prepared, split_too_long=again) for half in halves]
+    )
+    return [_Asked(request, first), *(item for part in parts for item in part)]
+
+
+async def _gather_or_cancel(jobs: Sequence[Any]) -> list[Any]:
     """Run all jobs; if one raises (a refused key), cancel the others and re-raise."""
     tasks = [asyncio.ensure_future(job) for job in jobs]
     try:
@@ -230,8 +271,9 @@ async def _gather_or_cancel(jobs: Sequence[Any]) -> list[_Outcome]:
         raise
 
 
-async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any], model: str) -> _Outcome:
+async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any], options: ReviewOptions) -> _Outcome:
     calls: list[ModelCall] = []
+    model = options.model
 
     async def call(messages: list[dict[str, str]]) -> tuple[Reply, ParsedReply]:
         started = time.monotonic()
@@ -249,6 +291,18 @@ async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any
     try:
         reply, parsed = await call(messages)
         usage = reply.usage
+        if reply.finish_reason == "length":
+            # Asking again for the same answer would be cut again; what was complete is kept.
+            limit = f"the answer was cut at the {options.max_output_tokens:,}-token limit (REVIEWBOT_MAX_OUTPUT_TOKENS)"
+            if parsed.problem is not None:
+                # Nothing complete came back: a reasoning model may have spent the limit thinking.
+                failure = (
+                    f"{limit} before it held a complete finding; raise the limit, or set "
+                    "REVIEWBOT_DISABLE_THINKING=true for a reasoning model"
+                )
+                return _Outcome((), usage, Repairs(), failure, tuple(calls), cut=failure)
+            cut = f"{limit}; findings after the cut are missing"
+            return _Outcome(parsed.findings, usage, Repairs(dropped=parsed.dropped), None, tuple(calls), cut=cut)
         if parsed.problem is None:
             return _Outcome(parsed.findings, usage, Repairs(dropped=parsed.dropped), None, tuple(calls))
         # One repair round: show the model its answer and what was wrong with it.
@@ -268,7 +322,8 @@ async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any
         raise
     except ModelError as exc:
         usage = sum((c.usage for c in calls), Usage())
-        return _Outcome((), usage, Repairs(), str(exc), tuple(calls))
+        too_long = isinstance(exc, ContextLengthError)
+        return _Outcome((), usage, Repairs(), str(exc), tuple(calls), too_long=too_long)
 
 
 def _request_indexes(request: PlannedRequest, indexes: dict[str, FileIndex]) -> dict[str, FileIndex]:

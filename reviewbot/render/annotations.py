@@ -10,6 +10,7 @@ from __future__ import annotations
 from reviewbot.engine.diff import Side
 from reviewbot.engine.pricing import CostReport, cost_note
 from reviewbot.engine.result import Finding, ReviewResult
+from reviewbot.render.text import failed_summary
 from reviewbot.severity import Severity
 
 _COMMANDS = {
@@ -57,5 +58,8 @@ def annotation(finding: Finding) -> str:
 
 def render_annotations(result: ReviewResult, cost: CostReport) -> str:
     lines = [annotation(finding) for finding in result.findings]
+    if (failed := failed_summary(result)) is not None:
+        kind = "error" if result.all_requests_failed else "warning"
+        lines.append(command(kind, failed, title="reviewbot"))
     lines.append(command("notice", cost_note(cost), title="reviewbot cost"))
     return "\n".join(lines) + "\n"

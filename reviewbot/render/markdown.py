@@ -14,7 +14,15 @@ from reviewbot.engine.pricing import CostReport, cost_note, format_usd
 from reviewbot.engine.result import Finding, ReviewResult
 from reviewbot.engine.review import Prepared
 from reviewbot.render.json_out import plan_costs
-from reviewbot.render.text import failed_summary, line_span, plural, repairs_summary, severity_counts
+from reviewbot.render.text import (
+    LISTED_PER_REASON,
+    failed_summary,
+    line_span,
+    plural,
+    repairs_summary,
+    severity_counts,
+    skipped_by_reason,
+)
 
 _BACKTICKS = re.compile(r"`+")
 
@@ -96,7 +104,14 @@ def _left_out(result: ReviewResult) -> list[str]:
     lines = ["", "<details>", f"<summary>{', '.join(parts)}</summary>", ""]
     if result.skipped:
         lines += ["**Skipped**", ""]
-        lines += [f"- {code_span(skipped.path)} — {skipped.reason}" for skipped in result.skipped]
+        for reason, paths in skipped_by_reason(result.skipped):
+            if len(paths) > LISTED_PER_REASON:
+                shown = ", ".join(code_span(path) for path in paths[:LISTED_PER_REASON])
+                lines.append(
+                    f"- {len(paths):,} files — {reason} ({shown}, and {len(paths) - LISTED_PER_REASON:,} more)"
+                )
+            else:
+                lines += [f"- {code_span(path)} — {reason}" for path in paths]
         lines.append("")
     if result.not_reviewed:
         lines += ["**Not reviewed**", ""]

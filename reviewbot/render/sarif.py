@@ -79,11 +79,30 @@ def result_to_sarif(result: ReviewResult) -> dict[str, Any]:
                         "rules": [_rule(category, result.findings) for category in categories],
                     }
                 },
+                "invocations": [_invocation(result)],
                 "results": [_result(finding, categories.index(finding.category)) for finding in result.findings],
                 "columnKind": "unicodeCodePoints",
             }
         ],
     }
+
+
+def _invocation(result: ReviewResult) -> dict[str, Any]:
+    """Whether the review ran: with every request failed it did not, and an upload of its empty
+    results must not read as "no problems here". Each failed part is a notification."""
+    invocation: dict[str, Any] = {"executionSuccessful": not result.all_requests_failed}
+    if result.failed:
+        level = "error" if result.all_requests_failed else "warning"
+        invocation["toolExecutionNotifications"] = [
+            {
+                "level": level,
+                "message": {
+                    "text": f"part {failure.index + 1} of {result.requests_planned} was not reviewed: {failure.reason}"
+                },
+            }
+            for failure in result.failed
+        ]
+    return invocation
 
 
 def _rule(category: Category, findings: tuple[Finding, ...]) -> dict[str, Any]:

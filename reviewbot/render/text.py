@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from reviewbot.engine.diff import Side
 from reviewbot.engine.plan import Plan
 from reviewbot.engine.pricing import CostReport, cost_note, format_usd
-from reviewbot.engine.result import Finding, Repairs, ReviewResult
+from reviewbot.engine.result import Finding, Repairs, ReviewResult, SkippedFile
 from reviewbot.engine.review import Prepared
 from reviewbot.render.json_out import PlanCosts, plan_costs
 from reviewbot.severity import Severity
@@ -157,11 +157,34 @@ def _wrap(body: str) -> list[str]:
     return lines
 
 
+#: Files of one skip reason named one by one; past this, one line says how many.
+LISTED_PER_REASON = 3
+
+
+def skipped_by_reason(skipped: Iterable[SkippedFile]) -> list[tuple[str, list[str]]]:
+    """The skipped files' paths grouped by reason, reasons in the order they first appear."""
+    groups: dict[str, list[str]] = {}
+    for item in skipped:
+        groups.setdefault(item.reason, []).append(item.path)
+    return list(groups.items())
+
+
+def skipped_summary(reason: str, paths: list[str]) -> str:
+    """One reason's files in a line: ``lock file: uv.lock`` or ``… : 730 files (a, b, c, and 727 more)``."""
+    if len(paths) <= LISTED_PER_REASON:
+        return f"{reason}: {', '.join(paths)}"
+    shown = ", ".join(paths[:LISTED_PER_REASON])
+    return f"{reason}: {len(paths):,} files ({shown}, and {len(paths) - LISTED_PER_REASON:,} more)"
+
+
 def _left_out_lines(result: ReviewResult) -> list[str]:
     lines: list[str] = []
     if result.skipped:
-        listed = ", ".join(f"{skipped.path} ({skipped.reason})" for skipped in result.skipped)
-        lines += ["", *textwrap.wrap(clean(f"Skipped: {listed}"), width=WIDTH, subsequent_indent="  ")]
+        lines += ["", "Skipped:"]
+        for reason, paths in skipped_by_reason(result.skipped):
+            lines += textwrap.wrap(
+                clean(skipped_summary(reason, paths)), width=WIDTH, initial_indent="  ", subsequent_indent="    "
+            )
     if result.not_reviewed:
         lines += ["", "Not reviewed:"]
         lines += [
@@ -184,13 +207,19 @@ def render_plan_text(prepared: Prepared, *, color: bool = False) -> str:
     plan = prepared.plan
     costs = plan_costs(prepared)
     skipped = {skipped.path: skipped.reason for skipped in prepared.skipped}
+    groups = skipped_by_reason(prepared.skipped)
+    # A reason with many files (an include glob on a big diff) is one line, not hundreds.
+    crowded = {reason for reason, paths in groups if len(paths) > LISTED_PER_REASON}
     lines = [f"Dry run: nothing was sent to {clean(prepared.options.model)}.", ""]
     lines.append(style(_BOLD, f"Files ({len(prepared.reviewable)} to review, {len(skipped)} skipped):"))
     for file in prepared.diff.files:
         reason = skipped.get(file.path)
+        if reason in crowded:
+            continue
         change = f"+{file.added} -{file.removed}"
         note = f"  skipped: {reason}" if reason is not None else ""
         lines.append(clean(f"  {file.status:<12} {file.path}  {change}{note}"))
+    lines += [clean(f"  skipped, {skipped_summary(reason, paths)}") for reason, paths in groups if reason in crowded]
     lines += ["", style(_BOLD, f"Requests ({len(plan.requests)}):")]
     for request, request_costs in zip(plan.requests, costs.requests, strict=True):
         lines.append(
