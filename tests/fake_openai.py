@@ -13,8 +13,8 @@ per-test script: a FIFO queue of :class:`Reply` values, then a default responder
 
 Replies (class methods of :class:`Reply`):
 
-- ``Reply.json(obj, usage=..., finish_reason="stop")``: a completion whose content is ``obj`` as JSON
-- ``Reply.text(content, usage=..., finish_reason="stop")``: a completion with this content
+- ``Reply.json(obj, usage=..., finish_reason="stop", reasoning=None)``: a completion whose content is ``obj`` as JSON
+- ``Reply.text(content, usage=..., finish_reason="stop", reasoning=None)``: a completion with this content
 - ``Reply.no_usage(content_or_obj)``: a completion without a ``usage`` object
 - ``Reply.status(code, headers=..., message=...)``: an error status with OpenAI's error body
 - ``Reply.error(code, message, error_type=..., param=..., error_code=..., headers=...)``: the same, spelled out
@@ -25,6 +25,11 @@ Replies (class methods of :class:`Reply`):
 usage, or ``"auto"`` (the default) for counts estimated from the text (about 4 characters a token).
 Requests with ``"stream": true`` get server-sent ``chat.completion.chunk`` events, a usage chunk
 when ``stream_options.include_usage`` is set, then ``data: [DONE]``.
+
+``reasoning`` is a :class:`Reasoning`: the thinking a server with a reasoning parser sends beside
+the answer, in the message's ``reasoning_content`` (DeepSeek's API, vLLM before 0.11) or
+``reasoning`` (OpenRouter, vLLM since 0.11) field, and in the deltas ahead of the content when
+streaming.
 """
 
 from __future__ import annotations
@@ -98,6 +103,14 @@ UsageSpec = TokenUsage | Literal["auto"] | None
 
 
 @dataclass(frozen=True, slots=True)
+class Reasoning:
+    """The model's thinking, sent in its own field of the message beside ``content``."""
+
+    text: str
+    field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorBody:
     """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
 
@@ -120,14 +133,29 @@ class Reply:
     raw_body: Any = None
     delay_seconds: float = 0.0
     use_default: bool = False
+    reasoning: Reasoning | None = None
 
     @classmethod
-    def text(cls, content: str | None, *, usage: UsageSpec = "auto", finish_reason: str | None = "stop") -> Reply:
-        return cls(content=content, usage=usage, finish_reason=finish_reason)
+    def text(
+        cls,
+        content: str | None,
+        *,
+        usage: UsageSpec = "auto",
+        finish_reason: str | None = "stop",
+        reasoning: Reasoning | None = None,
+    ) -> Reply:
+        return cls(content=content, usage=usage, finish_reason=finish_reason, reasoning=reasoning)
 
     @classmethod
-    def json(cls, obj: Any, *, usage: UsageSpec = "auto", finish_reason: str | None = "stop") -> Reply:
-        return cls(content=json.dumps(obj), usage=usage, finish_reason=finish_reason)
+    def json(
+        cls,
+        obj: Any,
+        *,
+        usage: UsageSpec = "auto",
+        finish_reason: str | None = "stop",
+        reasoning: Reasoning | None = None,
+    ) -> Reply:
+        return cls(content=json.dumps(obj), usage=usage, finish_reason=finish_reason, reasoning=reasoning)
 
     @classmethod
     def no_usage(cls, content: Any) -> Reply:
@@ -330,6 +358,9 @@ class FakeOpenAI:
         delay += latency + per_token * completion_tokens
         if delay and await _sleep_unless_disconnected(request, delay):
             return Response(status_code=499)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if reply.reasoning is not None:
+            message[reply.reasoning.field] = reply.reasoning.text
         completion: dict[str, Any] = {
             "id": f"chatcmpl-fake-{number}",
             "object": "chat.completion",
@@ -338,7 +369,7 @@ class FakeOpenAI:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.content},
+                    "message": message,
                     "finish_reason": reply.finish_reason,
                     "logprobs": None,
                 }
@@ -375,6 +406,9 @@ class FakeOpenAI:
             if first_token_delay:
                 await asyncio.sleep(first_token_delay)
             yield chunk({"role": "assistant", "content": ""})
+            if reply.reasoning is not None:
+                for piece in _pieces(reply.reasoning.text):
+                    yield chunk({reply.reasoning.field: piece})
             for piece in _pieces(reply.content or ""):
                 if per_token:
                     await asyncio.sleep(per_token * _estimate(piece))

@@ -86,3 +86,32 @@ def test_an_empty_findings_list_is_a_valid_answer() -> None:
 def test_keeps_the_indentation_of_a_suggestion() -> None:
     finding = parse_reply(json.dumps({"findings": [dict(ONE, suggestion="    return x\n")]})).findings[0]
     assert finding.suggestion == "    return x\n"
+
+
+def test_think_tags_and_fences_inside_the_answer_are_only_text() -> None:
+    quoted = dict(ONE, quote='CLOSE = "</think>"', body="Ends with </think> and ``` too", suggestion="<think>\n")
+    for text in (json.dumps({"findings": [quoted]}), "Review:\n```json\n" + json.dumps([quoted]) + "\n```"):
+        (finding,) = parse_reply(text).findings
+        assert (finding.quote, finding.body, finding.suggestion) == (quoted["quote"], quoted["body"], "<think>\n")
+
+
+def test_the_answer_is_the_last_list_of_findings_after_reasoning_and_drafts() -> None:
+    draft = json.dumps({"findings": [dict(ONE, title="Draft")]})
+    text = f"Thinking. A draft: {draft}, and one finding alone {json.dumps(ONE)}</think>\n" + json.dumps(
+        {"findings": [dict(ONE, title="Final")]}
+    )
+    assert [f.title for f in parse_reply(text).findings] == ["Final"]
+
+
+def test_prose_after_the_answer_does_not_replace_it() -> None:
+    text = json.dumps({"findings": [ONE]}) + '\nLines [3, 4] matter; see {"path": "b.py", "line": 1, "title": "x"}.'
+    assert [f.path for f in parse_reply(text).findings] == ["a.py"]
+
+
+def test_an_answer_cut_off_by_the_token_limit_keeps_its_complete_findings() -> None:
+    text = json.dumps({"findings": [ONE, dict(ONE, line=9)]})[:-2] + ', {"path": "a.py", "li'
+    assert [f.line for f in parse_reply(text).findings] == [3, 9]
+
+
+def test_brackets_nested_past_the_decoders_depth_are_no_answer_not_a_crash() -> None:
+    assert parse_reply("[" * 100_000).problem is not None

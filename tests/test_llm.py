@@ -151,13 +151,17 @@ def test_think_blocks_are_stripped_from_the_answer(fake_openai: FakeOpenAI) -> N
     ("content", "expected"),
     [
         ("<think>a</think>answer", "answer"),
-        ("<think>a</think> one <think>b</think> two", "one  two"),
-        ("reasoning the template opened</think>\nanswer", "answer"),
+        ("\n <think>\nquotes </think> early</think>answer", "early</think>answer"),
+        ("<think>a</think> one <think>b</think> two", "one <think>b</think> two"),
+        ('{"quote": "<think>x</think>"}', '{"quote": "<think>x</think>"}'),
+        ('{"quote": "</think>"} </think>', '{"quote": "</think>"} </think>'),
+        ("reasoning the template opened</think>\nanswer", "reasoning the template opened</think>\nanswer"),
         ("<think>cut off while thinking", ""),
+        ("<think>", ""),
         ("no thinking at all", "no thinking at all"),
     ],
 )
-def test_strip_thinking_keeps_only_the_answer(content: str, expected: str) -> None:
+def test_strip_thinking_removes_only_the_block_the_answer_opens_with(content: str, expected: str) -> None:
     assert strip_thinking(content) == expected
 
 

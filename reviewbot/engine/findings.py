@@ -3,6 +3,9 @@
 Models wrap JSON in prose or code fences, send a bare list, or say "warning" for a severity.
 What can be read without guessing is kept; what cannot is counted and dropped, and a reply
 with no JSON at all asks for one repair round (see :mod:`reviewbot.engine.review`).
+
+The answer is found by its JSON structure alone. Text inside its strings quotes the pull
+request, so no tag or phrase there (``</think>``, a code fence) can cut it short.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from reviewbot.engine.diff import Side
 from reviewbot.engine.result import Category
 from reviewbot.severity import Severity
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_VALUE_START = re.compile(r"[{\[]")
+_ITEM_KEYS = ("findings", "comments", "issues", "review")
 
 _SEVERITY_SYNONYMS = {
     "blocker": Severity.CRITICAL,
@@ -121,8 +124,8 @@ class ParsedReply:
 
 
 def parse_reply(text: str) -> ParsedReply:
-    """Read findings from a model reply: strict JSON, fenced JSON, or JSON inside prose."""
-    payload = _extract_json(_THINK.sub("", text))
+    """Read findings from a model reply: strict JSON, or the answer's JSON among prose, fences or reasoning."""
+    payload = _extract_json(text)
     if payload is None:
         return ParsedReply((), 0, _describe_unreadable(text))
     items = _finding_items(payload)
@@ -144,22 +147,50 @@ def parse_reply(text: str) -> ParsedReply:
 
 
 def _extract_json(text: str) -> Any:
-    stripped = text.strip()
-    candidates = [stripped, *(match.group(1).strip() for match in _FENCE.finditer(text))]
-    for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
-    # JSON inside prose: try a decode at each opening brace or bracket, first success wins.
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _answer_among(text)
+
+
+def _answer_among(text: str) -> Any:
+    """The answer among the JSON values in ``text``, chosen by shape; of equals, the last.
+
+    Each value is skipped whole once read, so what its strings quote is never taken for
+    structure. Reasoning and drafts come before the answer, hence the last. With no complete
+    list of findings (an answer cut off by the token limit), the complete findings are kept.
+    """
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"[{\[]", text):
+    best: tuple[int, Any] | None = None
+    loose: list[Any] = []
+    position = 0
+    while (start := _VALUE_START.search(text, position)) is not None:
         try:
-            value, _ = decoder.raw_decode(text, match.start())
+            value, position = decoder.raw_decode(text, start.start())
         except ValueError:
+            position = start.start() + 1
             continue
-        if _finding_items(value) is not None:
-            return value
+        except RecursionError:  # nesting deeper than the decoder goes: no answer, and no use going on
+            break
+        rank = _rank(value)
+        if rank == 0:
+            loose.append(value)
+        elif rank is not None and (best is None or rank >= best[0]):
+            best = (rank, value)
+    if best is not None:
+        return best[1]
+    return loose or None
+
+
+def _rank(value: Any) -> int | None:
+    """How much ``value`` looks like an answer: 2 the object we ask for, 1 a bare list of
+    objects, 0 a single finding, None not an answer at all (``[3, 4]`` in prose, say)."""
+    if isinstance(value, dict):
+        if any(isinstance(value.get(key), list) for key in _ITEM_KEYS):
+            return 2
+        return 0 if "path" in value and "line" in value else None
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return 1
     return None
 
 
@@ -167,7 +198,7 @@ def _finding_items(payload: Any) -> list[Any] | None:
     if isinstance(payload, list):
         return payload
     if isinstance(payload, dict):
-        for key in ("findings", "comments", "issues", "review"):
+        for key in _ITEM_KEYS:
             value = payload.get(key)
             if isinstance(value, list):
                 return value
@@ -183,4 +214,6 @@ def _describe_unreadable(text: str) -> str:
         json.loads(text)
     except json.JSONDecodeError as exc:
         return f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    except RecursionError:
+        return "invalid JSON (nested too deeply)"
     return "no JSON object found"

@@ -13,7 +13,6 @@ Retries of 408, 409, 429, 5xx and timeouts (with exponential backoff, honouring
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -44,14 +43,16 @@ _LADDER: Final[tuple[ResponseFormatMode, ...]] = ("json_schema", "json_object", 
 _THINKING_FIELD: Final = "chat_template_kwargs"
 _NO_THINKING_BODY: Final[dict[str, object]] = {_THINKING_FIELD: {"enable_thinking": False}}
 
-_THINK_BLOCK: Final = re.compile(r"<think>.*?</think>", re.DOTALL)
+_THINK_OPEN: Final = "<think>"
+_THINK_CLOSE: Final = "</think>"
 
 
 @dataclass(frozen=True, slots=True)
 class ModelReply:
     """One answer of the model and what it cost.
 
-    ``text`` is the assistant's content without any ``<think>…</think>`` block.
+    ``text`` is the assistant's content without the reasoning block it may start with (see
+    :func:`strip_thinking`); reasoning sent in a field of its own is never read.
     ``usage_reported`` is False when the endpoint sent no ``usage`` (the token counts are then
     0). ``response_format`` is the ladder level that produced the answer. ``seconds`` is the
     time spent in requests for this answer (SDK retries and ladder steps included, waiting
@@ -67,18 +68,23 @@ class ModelReply:
 
 
 def strip_thinking(content: str) -> str:
-    """Remove reasoning from a model's content.
+    """The answer in a model's content: without the ``<think>…</think>`` block it opens with.
 
-    Drops every ``<think>…</think>`` block; when only a closing tag is present (the template
-    opened the block in the prompt) drops everything up to it; when a block was opened and
-    never closed (the answer was cut off while thinking) nothing is left.
+    Qwen3 and DeepSeek-R1 served without a reasoning parser (vLLM, Ollama, llama.cpp) write
+    their reasoning first, in a ``<think>`` block. Only that leading block is the model's own:
+    the tags anywhere else may be quotes of the pull request, so they are left alone. Like
+    vLLM's reasoning parsers, the block ends at the first ``</think>``; one opened and never
+    closed (the token limit ran out while thinking) leaves no answer at all. When the chat
+    template opened the block in the prompt, the content holds only its end; the reasoning then
+    stays in the text and :func:`reviewbot.engine.findings.parse_reply` finds the answer after it.
+    Servers with a reasoning parser send the reasoning in ``reasoning_content`` or ``reasoning``
+    instead, which this client never reads.
     """
-    text = _THINK_BLOCK.sub("", content)
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    if "<think>" in text:
-        text = text.split("<think>", 1)[0]
-    return text.strip()
+    text = content.lstrip()
+    if not text.startswith(_THINK_OPEN):
+        return content.strip()
+    _, closed, answer = text.partition(_THINK_CLOSE)
+    return answer.strip() if closed else ""
 
 
 def _http_library() -> ModuleType:
