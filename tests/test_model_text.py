@@ -108,6 +108,10 @@ def test_a_code_span_does_not_reach_across_a_blank_line() -> None:
     assert neutralise("a ` <!-- x --> ` b") == f"a ` <{WORD_JOINER}!-- x --> ` b"
 
 
+def test_an_escaped_backtick_opens_no_code_span() -> None:
+    assert neutralise("\\`<!-- x -->` and ``<!-- y -->``") == f"\\`` and ``<{WORD_JOINER}!-- y -->``"
+
+
 # -- markers are read only where our renderer puts them ----------------------------------------
 
 

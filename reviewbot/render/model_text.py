@@ -19,6 +19,7 @@ See GitHub's "Autolinked references and URLs" and "Basic writing and formatting 
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -31,6 +32,7 @@ _FENCE: Final = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 # A line GitHub may start an HTML block with (CommonMark block kinds 1-7 all open with "<").
 _HTML_BLOCK: Final = re.compile(r" {0,3}<")
 _BACKTICKS: Final = re.compile(r"`+")
+_BLANK_LINE: Final = re.compile(r"\n[ \t]*\n")
 _HTML_COMMENT: Final = re.compile(r"<!--.*?-->", re.DOTALL)
 # A URL GitHub autolinks is a link, and text in a link mentions no one.
 _URL: Final = re.compile(r"(?:https?://|www\.)[A-Za-z0-9][^\s<]*")
@@ -154,22 +156,27 @@ def _neutral_words(text: str) -> str:
 
 def _code_spans(text: str) -> list[tuple[int, int]]:
     """Where the inline code spans of ``text`` are: a backtick run up to the next run of the same
-    length, within a paragraph. Only for keeping an HTML comment in code visible: a span missed
-    or misread changes how a comment shows, never what notifies."""
+    length in its paragraph. Only for keeping an HTML comment in code visible: a span missed or
+    misread changes how a comment shows, never what notifies."""
+    breaks = [blank.start() for blank in _BLANK_LINE.finditer(text)]
+    runs = [(bisect.bisect(breaks, run.start()), run) for run in _BACKTICKS.finditer(text)]
+    # For each run, the index of the next run of the same length in the same paragraph.
+    following: list[int | None] = [None] * len(runs)
+    seen: dict[tuple[int, int], int] = {}
+    for index in range(len(runs) - 1, -1, -1):
+        paragraph, run = runs[index]
+        key = (paragraph, len(run.group()))
+        following[index] = seen.get(key)
+        seen[key] = index
     spans: list[tuple[int, int]] = []
-    runs = list(_BACKTICKS.finditer(text))
     index = 0
     while index < len(runs):
-        opening = runs[index]
-        index += 1
-        if opening.start() and text[opening.start() - 1] == "\\":  # an escaped backtick opens nothing
+        opening = runs[index][1]
+        closing = following[index]
+        escaped = opening.start() > 0 and text[opening.start() - 1] == "\\"  # an escaped backtick opens nothing
+        if closing is None or escaped:
+            index += 1
             continue
-        for later in range(index, len(runs)):
-            closing = runs[later]
-            if "\n\n" in text[opening.end() : closing.start()].replace(" ", ""):
-                break  # a blank line ends the paragraph, and any span in it
-            if len(closing.group()) == len(opening.group()):
-                spans.append((opening.start(), closing.end()))
-                index = later + 1
-                break
+        spans.append((opening.start(), runs[closing][1].end()))
+        index = closing + 1
     return spans
