@@ -63,6 +63,7 @@ def test_mentions_and_cross_repository_references_stop_notifying(text: str, expe
         "as in #12 and GH-12, in this repository",
         "```python\n@decorator\ndef f(): ...\n```",
         "~~~\nowner/repo#3 <!-- kept -->\n~~~",
+        "```\n    ```\n@still_code\n```",  # a fence indented four spaces closes nothing
         "see https://www.npmjs.com/package/@types/node",
         "an email-like a_@b and a lone @ sign",
     ],

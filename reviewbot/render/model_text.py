@@ -5,7 +5,7 @@ on GitHub: ``@name`` and ``@org/team`` notify people, ``owner/repo#7`` writes a 
 into another repository's issue, and an HTML comment is hidden from readers while a program
 (reviewbot itself) may take it for one of its markers. A WORD JOINER (U+2060, invisible) after
 the ``@`` or ``#`` breaks each of those patterns without changing what a reader sees, and HTML
-comments are dropped (or, inside code, broken the same way).
+comments are dropped (or, inside a code span, broken the same way).
 
 GitHub finds mentions and references in text only, never inside code blocks (its
 html-pipeline MentionFilter skips text under ``pre``, ``code`` and ``a``), so fenced code is
