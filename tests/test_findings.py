@@ -90,6 +90,11 @@ def test_keeps_the_indentation_of_a_suggestion() -> None:
     assert finding.suggestion == "    return x\n"
 
 
+def test_reads_a_single_finding_sent_on_its_own() -> None:
+    for text in (json.dumps(ONE), "One finding: " + json.dumps(ONE)):
+        assert [f.line for f in parse_reply(text).findings] == [3]
+
+
 def test_think_tags_and_fences_inside_the_answer_are_only_text() -> None:
     quoted = dict(ONE, quote='CLOSE = "</think>"', body="Ends with </think> and ``` too", suggestion="<think>\n")
     for text in (json.dumps({"findings": [quoted]}), "Review:\n```json\n" + json.dumps([quoted]) + "\n```"):

@@ -9,7 +9,8 @@ from reviewbot.github.draft import (
     ReviewContextInfo,
     build_review,
     fingerprint,
-    fingerprints_in,
+    fingerprint_of_comment,
+    fingerprints_of_review,
     head_marker_of,
 )
 from reviewbot.severity import Severity
@@ -66,7 +67,7 @@ def test_posts_each_anchored_finding_as_an_inline_comment_with_a_fingerprint() -
     )
     assert (second.start_line, second.line, second.start_side) == (18, 20, "RIGHT")
     assert "```suggestion\nfixed()\n```" in second.body
-    assert fingerprints_in([first.body]) == {fingerprint(single)}
+    assert fingerprint_of_comment(first.body) == fingerprint(single)
     assert draft.fingerprints == {fingerprint(single), fingerprint(ranged)}
 
 
@@ -123,7 +124,7 @@ def test_caps_inline_comments_keeping_the_most_severe_and_lists_the_rest_in_the_
     assert "past the cap" in draft.body
     assert "`app.py:1`" in draft.body
     # Listed findings are fingerprinted too, so the next push does not repeat them.
-    assert fingerprint(findings[0]) in fingerprints_in([draft.body])
+    assert fingerprint(findings[0]) in fingerprints_of_review(draft.body)
 
 
 def test_file_level_notes_go_in_the_body() -> None:

@@ -22,7 +22,7 @@ from fake_openai import FakeOpenAI, Reply
 from fixtures_path import SAMPLE_DIFFS
 from reviewbot.engine.repo_config import CONFIG_PATH
 from reviewbot.github.client import GitHubClient
-from reviewbot.github.draft import fingerprints_in
+from reviewbot.github.draft import fingerprint_of_comment
 from reviewbot.github.retry import RetryPolicy
 from reviewbot.service.job import ReviewService
 from reviewbot.service.worker import JobOutcome, TransientJobError
@@ -437,7 +437,7 @@ def test_a_finding_already_posted_on_the_pull_request_is_not_repeated(
 ) -> None:
     assert harness.run().state == "done"
     (first_comment,) = fake_github.comments(REPO, NUMBER)
-    assert fingerprints_in([first_comment["body"]])
+    assert fingerprint_of_comment(first_comment["body"])
 
     # A push that keeps the buggy line; a worker with a fresh database knows only what GitHub shows.
     fake_github.add_pull(REPO, NUMBER, LEEWAY.replace("seconds=12", "seconds=13"), head_sha=NEW_HEAD, base_sha=BASE)

@@ -3,19 +3,25 @@
 Pure: no I/O. Every inline comment carries a hidden fingerprint so that a finding already on
 the pull request is never posted again, and the body carries the head SHA so that a restarted
 worker can tell the review already went out.
+
+The model's words are neutralised before they go in (:mod:`reviewbot.render.model_text`): a
+pull request can steer them. And markers are read back only from where this module writes
+them: a comment's fingerprint from its last line, a body's head and job from the marker lines
+it ends with, a body's fingerprints from lines of their own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reviewbot.engine.diff import Side
 from reviewbot.engine.pricing import CostReport, cost_note
 from reviewbot.engine.result import Finding, ReviewResult
 from reviewbot.render.markdown import code_span, fence
+from reviewbot.render.model_text import close_fence, neutralise, neutralise_line
 from reviewbot.render.text import line_span, plural
 
 _FAILED_REQUEST = "the model request failed"
@@ -25,7 +31,10 @@ HEAD_MARKER = "<!-- reviewbot:head={sha} -->"
 _HEAD_PATTERN = re.compile(r"<!-- reviewbot:head=([0-9a-f]{7,64}) -->")
 JOB_MARKER = "<!-- reviewbot:job={job} -->"
 _JOB_PATTERN = re.compile(r"<!-- reviewbot:job=(\d+) -->")
+FINGERPRINT_MARKER = "<!-- reviewbot:fingerprint={print_} -->"
 _FINGERPRINT_PATTERN = re.compile(r"<!-- reviewbot:fingerprint=([0-9a-f]{16}) -->")
+_ANY_MARKER = re.compile(r"<!-- reviewbot:[a-z]+(?:=[0-9a-f]+)? -->")
+_CUT = "\n\n… (cut to fit GitHub's limit)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +68,48 @@ def fingerprint(finding: Finding) -> str:
     return hashlib.sha256(f"{finding.path}\n{title}\n{code}".encode()).hexdigest()[:16]
 
 
+def trailer_of(body: str | None) -> list[str]:
+    """The marker lines a body of ours ends with, the last one first."""
+    trailer: list[str] = []
+    for line in reversed((body or "").rstrip().split("\n")):
+        if not _ANY_MARKER.fullmatch(line.strip()):
+            break
+        trailer.append(line.strip())
+    return trailer
+
+
+def split_trailer(body: str) -> tuple[str, str]:
+    """A body of ours as its text and the marker lines it ends with."""
+    lines = body.rstrip().split("\n")
+    kept = len(lines) - len(trailer_of(body))
+    return "\n".join(lines[:kept]).rstrip(), "\n".join(lines[kept:])
+
+
 def job_marker_of(body: str) -> int | None:
-    """The job that posted a review of ours, read back from its body."""
-    found = _JOB_PATTERN.findall(body or "")
-    return int(found[-1]) if found else None
+    """The job that posted a review of ours, read back from the end of its body."""
+    return next((int(m.group(1)) for line in trailer_of(body) if (m := _JOB_PATTERN.fullmatch(line))), None)
 
 
 def head_marker_of(body: str) -> str | None:
-    """The head SHA a review of ours was made for, read back from its body."""
-    # The last one: ours is appended at the very end, after any text the model wrote.
-    found = _HEAD_PATTERN.findall(body or "")
-    return found[-1] if found else None
+    """The head SHA a review of ours was made for, read back from the end of its body."""
+    return next((m.group(1) for line in trailer_of(body) if (m := _HEAD_PATTERN.fullmatch(line))), None)
 
 
-def fingerprints_in(bodies: Iterable[str]) -> set[str]:
-    """Fingerprints of findings already posted, read from comment and review bodies."""
-    return {match for body in bodies for match in _FINGERPRINT_PATTERN.findall(body or "")}
+def fingerprint_of_comment(body: str) -> str | None:
+    """The fingerprint of the finding an inline comment of ours raised: its last line.
+
+    Anything above it may be the model's (a suggestion is posted as the model wrote it)."""
+    match = _FINGERPRINT_PATTERN.fullmatch((body or "").rstrip().rsplit("\n", 1)[-1].strip())
+    return match.group(1) if match else None
+
+
+def fingerprints_of_review(body: str) -> set[str]:
+    """Fingerprints of the findings a review body of ours lists, each on a line of its own.
+
+    No text of the model's there can make such a line: its words are neutralised and the
+    comments moved into a body are made inert above their last lines.
+    """
+    return {m.group(1) for line in (body or "").split("\n") if (m := _FINGERPRINT_PATTERN.fullmatch(line.strip()))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +159,16 @@ def build_review(
 
 def _comment(finding: Finding, print_: str) -> ReviewComment:
     assert finding.line is not None
-    lines = [f"**{finding.severity.upper()}** · {finding.category} — {' '.join(finding.title.split())}"]
+    lines = [f"**{finding.severity.upper()}** · {finding.category} — {neutralise_line(finding.title)}"]
     if finding.body.strip():
-        lines += ["", finding.body.strip()]
+        lines += ["", neutralise(finding.body.strip())]
     if finding.suggestion is not None and finding.side is Side.RIGHT:
+        # As the model wrote it: a suggestion is code, applied as is, and GitHub finds no mention in code.
         lines += ["", *fence(finding.suggestion.rstrip("\n"), "suggestion")]
-    lines += ["", f"<!-- reviewbot:fingerprint={print_} -->"]
     ranged = finding.start_line is not None
     return ReviewComment(
         path=finding.path,
-        body=_clip("\n".join(lines)),
+        body=_clip("\n".join(lines), FINGERPRINT_MARKER.format(print_=print_)),
         line=finding.line,
         side=finding.side,
         start_line=finding.start_line if ranged else None,
@@ -184,10 +219,7 @@ def _body(
         # A /review command re-reviews a head on purpose; this tells a restarted worker whether
         # the command's own review already went out.
         marker += "\n" + JOB_MARKER.format(job=info.job_id)
-    body = "\n\n".join(sections)
-    if len(body) + len(marker) + 2 > MAX_BODY:
-        body = body[: MAX_BODY - len(marker) - 40] + "\n\n… (cut to fit GitHub's limit)"
-    return f"{body}\n\n{marker}"
+    return _clip("\n\n".join(sections), marker)
 
 
 def _listing(findings: Sequence[tuple[Finding, str]]) -> str:
@@ -195,9 +227,9 @@ def _listing(findings: Sequence[tuple[Finding, str]]) -> str:
     for finding, print_ in findings:
         span = line_span(finding)
         where = code_span(finding.path if span is None else f"{finding.path}:{span}")
-        title = " ".join(finding.title.split())
-        lines.append(f"- **{finding.severity.upper()}** {where} — {title}: {' '.join(finding.body.split())}")
-        lines.append(f"  <!-- reviewbot:fingerprint={print_} -->")
+        words = neutralise_line(f"{finding.title}: {finding.body}")
+        lines.append(f"- **{finding.severity.upper()}** {where} — {words}")
+        lines.append("  " + FINGERPRINT_MARKER.format(print_=print_))
     return "\n".join(lines)
 
 
@@ -215,5 +247,8 @@ def _left_out(result: ReviewResult, omitted: Sequence[tuple[str, str]]) -> str:
     )
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_BODY else text[: MAX_BODY - 40] + "\n\n… (cut to fit GitHub's limit)"
+def _clip(text: str, markers: str) -> str:
+    """``text`` cut to fit GitHub's limit, then ``markers``, which stay the last lines."""
+    if len(text) + len(markers) + 2 > MAX_BODY:
+        text = close_fence(text[: MAX_BODY - len(markers) - len(_CUT) - 10]) + _CUT
+    return f"{text}\n\n{markers}"

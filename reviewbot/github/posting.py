@@ -14,11 +14,22 @@ from dataclasses import dataclass
 
 from reviewbot.errors import GitHubRateLimited, GitHubTransient, GitHubUnprocessable, ReviewbotError
 from reviewbot.github.client import GitHubClient
-from reviewbot.github.draft import MAX_BODY, ReviewDraft, fingerprints_in, head_marker_of, job_marker_of
+from reviewbot.github.draft import (
+    MAX_BODY,
+    ReviewDraft,
+    fingerprint_of_comment,
+    fingerprints_of_review,
+    head_marker_of,
+    job_marker_of,
+    split_trailer,
+)
 from reviewbot.github.pulls import PullRequest
 from reviewbot.github.reviews import PostedReview
+from reviewbot.render.model_text import close_fence, inert_comments
 
 log = logging.getLogger("reviewbot.posting")
+
+_CUT_DETAILS = "\n\n… (cut to fit GitHub's limit)\n\n</details>"
 
 
 class ReviewRefused(ReviewbotError):
@@ -37,11 +48,13 @@ async def our_reviews(github: GitHubClient, pr: PullRequest, me: str) -> list[Po
 
 
 async def posted_fingerprints(github: GitHubClient, pr: PullRequest, me: str, ours: Iterable[PostedReview]) -> set[str]:
-    """Fingerprints of findings we already raised on the pull request, in comments or review bodies."""
+    """Fingerprints of findings we already raised on the pull request, in comments or review bodies.
+
+    Only from what we posted (``me``, and ``ours`` are our reviews), and only where we put them."""
     comments = await github.list_review_comments(pr.repo, pr.number)
-    return fingerprints_in(comment.body for comment in comments if comment.user_login == me) | fingerprints_in(
-        review.body for review in ours
-    )
+    in_comments = {fingerprint_of_comment(comment.body) for comment in comments if comment.user_login == me}
+    in_bodies = {print_ for review in ours for print_ in fingerprints_of_review(review.body)}
+    return {print_ for print_ in in_comments if print_ is not None} | in_bodies
 
 
 def review_for_head(reviews: Iterable[PostedReview], head: str) -> PostedReview | None:
@@ -101,9 +114,24 @@ async def landed_after_all(
 
 
 def inline_into_body(draft: ReviewDraft) -> str:
-    """The draft's body with its inline comments appended, within GitHub's size limit."""
-    listed = "\n\n".join(f"`{c.path}:{c.line}`\n\n{c.body}" for c in draft.comments)
-    details = f"\n\n<details><summary>Inline comments</summary>\n\n{listed}\n\n</details>"
-    if len(draft.body) + len(details) > MAX_BODY:
-        details = details[: max(0, MAX_BODY - len(draft.body) - 60)] + "\n\n… (cut to fit GitHub's limit)"
-    return draft.body + details
+    """The draft's body with its inline comments added, within GitHub's size limit.
+
+    The markers stay at the end of the body. Each comment keeps its fingerprint as its last
+    line; above it, the suggestion the model wrote is made inert, since in a body it is no
+    longer the last line of a comment and a marker line in it could pass for ours.
+    """
+    text, markers = split_trailer(draft.body)
+    listed = "\n\n".join(f"`{c.path}:{c.line}`\n\n{_inert_above_marker(c.body)}" for c in draft.comments)
+    full = f"\n\n<details><summary>Inline comments</summary>\n\n{listed}\n\n</details>"
+    room = MAX_BODY - len(text) - len(markers) - 2
+    details, keep = full, len(full)
+    while len(details) > room:
+        # Closing a code block the cut leaves open adds a line; cut more until that fits too.
+        keep -= len(details) - room
+        details = close_fence(full[:keep]) + _CUT_DETAILS if keep > 0 else ""
+    return f"{text}{details}\n\n{markers}"
+
+
+def _inert_above_marker(body: str) -> str:
+    above, _, marker = body.rpartition("\n")
+    return f"{inert_comments(above)}\n{marker}"

@@ -25,7 +25,7 @@ from reviewbot.engine.plan import Plan
 from reviewbot.engine.pricing import PriceTable, format_usd
 from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig
 from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
-from reviewbot.github.draft import HEAD_MARKER
+from reviewbot.github.draft import HEAD_MARKER, trailer_of
 from reviewbot.money.ledger import Spend, month_start, next_month_start, spend_since
 from reviewbot.render.markdown import code_span
 from reviewbot.render.text import plural
@@ -158,8 +158,8 @@ def over_budget_body(check: BudgetCheck, status: BudgetStatus, head_sha: str, *,
 
 
 def is_budget_note(body: str | None) -> bool:
-    """Whether a review of ours is the over-budget note rather than a review."""
-    return NOTE_MARKER in (body or "")
+    """Whether a review of ours is the over-budget note rather than a review (by the markers it ends with)."""
+    return NOTE_MARKER in trailer_of(body)
 
 
 def unchecked_note(check: BudgetCheck, configured_model: str) -> str:

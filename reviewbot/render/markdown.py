@@ -2,7 +2,8 @@
 
 Paths go in code spans and code in fences sized past any backticks inside them, so a name or
 a line of code cannot break out of its formatting. The model's prose is Markdown already and
-is passed through.
+is passed through, neutralised (:mod:`reviewbot.render.model_text`): a report pasted into a
+pull request must not notify anyone the model named.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from reviewbot.engine.pricing import CostReport, cost_note, format_usd
 from reviewbot.engine.result import Finding, ReviewResult
 from reviewbot.engine.review import Prepared
 from reviewbot.render.json_out import plan_costs
+from reviewbot.render.model_text import neutralise, neutralise_line
 from reviewbot.render.text import (
     LISTED_PER_REASON,
     failed_summary,
@@ -79,9 +81,9 @@ def _finding(finding: Finding) -> list[str]:
     where = code_span(finding.path if span is None else f"{finding.path}:{span}")
     if span is not None and finding.side is Side.LEFT:
         where += " (removed lines)"
-    title = " ".join(finding.title.split())
+    title = neutralise_line(finding.title)
     lines = [f"- **{finding.severity.upper()}** · {finding.category} · {where} — {title}"]
-    body = finding.body.strip()
+    body = neutralise(finding.body.strip())
     if body:
         lines += ["", *(f"  {line}".rstrip() for line in body.splitlines())]
     if finding.suggestion is not None:

@@ -44,7 +44,13 @@ from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import GitHubRateLimited, GitHubTransient
 from reviewbot.github.client import GitHubClient
-from reviewbot.github.draft import ReviewContextInfo, build_review, fingerprints_in, head_marker_of
+from reviewbot.github.draft import (
+    ReviewContextInfo,
+    build_review,
+    fingerprint_of_comment,
+    fingerprints_of_review,
+    head_marker_of,
+)
 from reviewbot.github.posting import (
     ReviewRefused,
     landed_after_all,
@@ -361,7 +367,9 @@ class ReviewPipeline:
         posted = await post_review(self._github, pr, draft, me=start.me, seen=start.ours, job_id=engine.info.job_id)
         if store is not None:
             # Only what GitHub shows: a finding cut from an over-long body must not count as raised.
-            shown = fingerprints_in([posted.body, *(comment.body for comment in draft.comments)])
+            shown = fingerprints_of_review(posted.body) | {
+                print_ for comment in draft.comments if (print_ := fingerprint_of_comment(comment.body))
+            }
             await _in_thread(store.record_review, pr.repo, pr.number, pr.head_sha, posted.review_id, sorted(shown))
         return posted.review_id, len(draft.comments)
 
