@@ -30,6 +30,8 @@ from reviewbot.engine.pricing import CostReport, cost_note, cost_report
 from reviewbot.engine.result import Finding
 from reviewbot.errors import ConfigError, GitHubAuthError, ReviewbotError
 from reviewbot.github.client import GitHubClient
+from reviewbot.render.markdown import code_span
+from reviewbot.render.model_text import neutralise_line
 from reviewbot.service.pipeline import ModelFactory, Reviewed, ReviewPipeline, ReviewRequest
 from reviewbot.settings import Settings, load_settings
 
@@ -291,7 +293,9 @@ def _summary(outcome: ActionOutcome) -> str:
 
 
 def _finding_line(finding: Finding) -> str:
-    return f"- **{finding.severity.value}** `{finding.path}:{finding.line}` {finding.title}"
+    # The summary is Markdown on GitHub: the model's title gets the same care as in a review.
+    where = code_span(f"{finding.path}:{finding.line}")
+    return f"- **{finding.severity.value}** {where} {neutralise_line(finding.title)}"
 
 
 def _review_url(reviewed: Reviewed) -> str | None:
