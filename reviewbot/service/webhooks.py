@@ -44,6 +44,7 @@ from reviewbot.store.store import Store
 
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 _SIGNATURE_PREFIX: Final = "sha256="
+_HEX_DIGEST: Final = re.compile("[0-9a-f]{64}")  # GitHub sends the hex digest in lower case
 #: Who may ask for a review with a comment: the repository's owner, its organisation's members,
 #: and collaborators (GitHub's ``author_association`` of the comment).
 COMMAND_ASSOCIATIONS: Final = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
@@ -51,14 +52,45 @@ COMMAND_ASSOCIATIONS: Final = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 Payload: TypeAlias = Mapping[str, Any]
 
 
+class SignatureCheck:
+    """A delivery's ``X-Hub-Signature-256``, checked against its body as the body streams in:
+    :meth:`update` with each piece, then :meth:`matches` once it is whole."""
+
+    __slots__ = ("_expected", "_mac")
+
+    def __init__(self, secret: bytes, expected: bytes) -> None:
+        self._expected = expected
+        self._mac = hmac.new(secret, digestmod=hashlib.sha256)
+
+    @classmethod
+    def from_header(cls, secret: bytes, header: str | None) -> SignatureCheck | None:
+        """The check of a delivery signed with ``header``; None when no body can match it: no
+        header, or one that is not ``sha256=`` and 64 hex digits, or an empty secret. The legacy
+        SHA-1 ``X-Hub-Signature`` is never consulted."""
+        value = header.strip() if header is not None else ""
+        if not secret or not value.startswith(_SIGNATURE_PREFIX):
+            return None
+        digits = value[len(_SIGNATURE_PREFIX) :]
+        if _HEX_DIGEST.fullmatch(digits) is None:
+            return None
+        return cls(secret, bytes.fromhex(digits))
+
+    def update(self, piece: bytes) -> None:
+        self._mac.update(piece)
+
+    def matches(self) -> bool:
+        """Whether the body fed so far is what was signed, compared in constant time."""
+        return hmac.compare_digest(self._mac.digest(), self._expected)
+
+
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
     """Whether ``header`` (the ``X-Hub-Signature-256`` value) is ``sha256=`` + the HMAC-SHA256 of
-    ``body`` under ``secret``, compared in constant time. No header, or an empty secret, is invalid;
-    the legacy SHA-1 ``X-Hub-Signature`` is never consulted."""
-    if not secret or not header or not header.startswith(_SIGNATURE_PREFIX):
+    ``body`` under ``secret``. No header, or an empty secret, is invalid."""
+    check = SignatureCheck.from_header(secret, header)
+    if check is None:
         return False
-    expected = _SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode("ascii"), header.strip().encode("ascii", "replace"))
+    check.update(body)
+    return check.matches()
 
 
 def sign(secret: bytes, body: bytes) -> str:
