@@ -1,8 +1,9 @@
-"""Where the repository's data lives, and the test suite's fake server made importable.
+"""Where the repository's data lives, and the test suite's fake server and webhook abuse helpers made importable.
 
-``tests/fake_openai.py`` is a top-level module of the test suite, not part of the package, so
-the benchmarks put ``tests/`` on ``sys.path`` here, in this one place, and see the server
-through the small :class:`FakeServer` protocol (``mypy bench`` alone does not see ``tests/``).
+``tests/fake_openai.py`` and ``tests/webhook_abuse.py`` are top-level modules of the test suite,
+not part of the package, so the benchmarks put ``tests/`` on ``sys.path`` here, in this one
+place, and see them through the small protocols :class:`FakeServer` and :class:`WebhookAbuse`
+(``mypy bench`` alone does not see ``tests/``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, cast
@@ -35,11 +37,42 @@ class FakeServer(Protocol):
     def set_default(self, responder: Callable[[dict[str, Any]], Any]) -> None: ...
 
 
-def fake_openai() -> ModuleType:
-    """The ``tests/fake_openai.py`` module (its ``Reply`` builds answers)."""
+class AbusedServer(Protocol):
+    """The part of ``webhook_abuse.WebServer`` the benchmarks use."""
+
+    @property
+    def port(self) -> int: ...
+    def kib(self, field: str) -> int: ...
+    def deliver(self, number: int = ...) -> int: ...
+
+
+class WebhookAbuse(Protocol):
+    """The ``tests/webhook_abuse.py`` module: a ``reviewbot serve`` process and clients that misbehave against it."""
+
+    FORGED: str
+
+    def web_server(
+        self, workdir: Path, secret: str, name: str = ..., **settings: str
+    ) -> AbstractContextManager[AbusedServer]: ...
+    def signed_delivery(self, secret: str, number: int) -> tuple[bytes, dict[str, str]]: ...
+    def request_head(self, port: int, *, length: int | None, signature: str | None, delivery: str = ...) -> bytes: ...
+    async def upload(self, port: int, size: int, signature: str | None) -> bytes: ...
+    async def until_closed(self, port: int, first: bytes, limit: float) -> tuple[float, bytes]: ...
+
+
+def _test_module(name: str) -> ModuleType:
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
-    return importlib.import_module("fake_openai")
+    return importlib.import_module(name)
+
+
+def fake_openai() -> ModuleType:
+    """The ``tests/fake_openai.py`` module (its ``Reply`` builds answers)."""
+    return _test_module("fake_openai")
+
+
+def webhook_abuse() -> WebhookAbuse:
+    return cast("WebhookAbuse", _test_module("webhook_abuse"))
 
 
 def new_fake_server() -> FakeServer:

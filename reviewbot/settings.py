@@ -161,6 +161,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REVIEWBOT_PORT", "PORT"),
         description="Port `reviewbot serve` listens on (falls back to PORT).",
     )
+    webhook_read_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Seconds `reviewbot serve` waits for a request's head, and then for a webhook's body "
+        "(GitHub gives up after 10 s); a slower client is cut off.",
+    )
     max_comments: int = Field(
         default=25, ge=1, le=100, description="Most inline comments in one GitHub review; the rest go in its body."
     )

@@ -21,12 +21,14 @@ from starlette.types import ASGIApp
 from conftest import WebhookServer
 from fixtures_path import WEBHOOKS
 from reviewbot.service.app import MAX_BODY_BYTES, create_app
+from reviewbot.service.body import UnverifiedBytes
 from reviewbot.service.webhooks import sign
 from reviewbot.settings import Settings
 from reviewbot.store.store import open_store
 
 REPO = "Codertocat/Hello-World"
 TOO_BIG = 26 * 1024 * 1024
+FORGED = "sha256=" + "0" * 64  # well formed: only the body can show it is wrong
 _numbers = itertools.count(1000)
 
 ServeApp = Callable[[ASGIApp], AbstractContextManager[str]]
@@ -200,7 +202,7 @@ def test_a_body_over_the_cap_is_refused_with_413(webhook_server: WebhookServer) 
 
 def test_a_chunked_body_over_the_cap_is_refused_with_413(webhook_server: WebhookServer) -> None:
     megabyte = b"x" * (1024 * 1024)
-    sent = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4())}
+    sent = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": FORGED}
 
     def chunks() -> Iterator[bytes]:
         for _ in range(26):
@@ -245,12 +247,70 @@ def test_a_declared_oversized_body_is_refused_before_it_is_sent(webhook_server: 
 
 
 def test_an_oversized_chunked_body_is_refused_before_it_ends(webhook_server: WebhookServer) -> None:
-    head = request_head(webhook_server.url, "Transfer-Encoding: chunked\r\n")
+    head = request_head(webhook_server.url, f"Transfer-Encoding: chunked\r\nX-Hub-Signature-256: {FORGED}\r\n")
     megabyte = b"x" * (1024 * 1024)
     chunk = f"{len(megabyte):x}\r\n".encode() + megabyte + b"\r\n"
     # 26 MiB of chunks and no final zero-length chunk: the body never ends.
     status = raw_exchange(webhook_server.url, head, iter([chunk] * 26))
     assert status == b"HTTP/1.1 413 Request Entity Too Large"
+
+
+# -- what an unsigned upload may cost --------------------------------------------------------
+
+
+def test_a_request_without_a_well_formed_signature_is_refused_before_its_body_is_sent(
+    webhook_server: WebhookServer,
+) -> None:
+    for signature in ("", "X-Hub-Signature-256: sha256=not-hex\r\n", "X-Hub-Signature: sha1=" + "0" * 40 + "\r\n"):
+        head = request_head(webhook_server.url, f"Content-Length: {10 * 1024 * 1024}\r\n{signature}")
+        assert raw_exchange(webhook_server.url, head, iter(())) == b"HTTP/1.1 401 Unauthorized"
+
+
+def test_a_request_without_event_or_delivery_headers_is_refused_before_its_body_is_sent(
+    webhook_server: WebhookServer,
+) -> None:
+    host = urlsplit(webhook_server.url).netloc
+    head = (
+        f"POST /webhook HTTP/1.1\r\nHost: {host}\r\nX-Hub-Signature-256: {FORGED}\r\n"
+        f"Content-Length: {1024 * 1024}\r\n\r\n"
+    ).encode()
+    assert raw_exchange(webhook_server.url, head, iter(())) == b"HTTP/1.1 400 Bad Request"
+
+
+def test_unsigned_bodies_past_the_process_cap_are_answered_503_with_retry_after(
+    tmp_path: Path, serve_app: ServeApp
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'cap.db'}")
+    app = create_app(Settings(webhook_secret="s3cret"), store, unverified=UnverifiedBytes(cap=256 * 1024))
+    with serve_app(app) as url:
+        _, body = opened_payload()
+        big = body + b" " * (300 * 1024)  # past the cap on its own
+        forged = headers("pull_request", big, secret=b"not the secret")
+        refused = httpx.post(f"{url}/webhook", content=big, headers=forged, timeout=10)
+        assert (refused.status_code, refused.headers["Retry-After"]) == (503, "10")
+        assert refused.json() == {"error": "too many uploads in progress"}
+        # What it held is given back: a delivery under the cap goes through.
+        signed = headers("pull_request", body, secret=b"s3cret")
+        assert httpx.post(f"{url}/webhook", content=body, headers=signed, timeout=10).status_code == 202
+    store.close()
+
+
+def test_a_body_that_does_not_arrive_within_the_read_timeout_gets_408_and_its_connection_closed(
+    tmp_path: Path, serve_app: ServeApp
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'slow.db'}")
+    with serve_app(create_app(Settings(webhook_secret="s3cret", webhook_read_timeout=0.3), store)) as url:
+        parts = urlsplit(url)
+        head = request_head(url, f"Content-Length: 1000\r\nX-Hub-Signature-256: {FORGED}\r\n")
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=10) as sock:
+            sock.sendall(head + b'{"action": ')
+            answer = b""
+            while chunk := sock.recv(4096):  # until the server closes the connection
+                answer += chunk
+    store.close()
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"connection: close" in answer.lower()
+    assert answer.endswith(b'{"error":"the body did not arrive within 0.3 s"}')
 
 
 # -- health ----------------------------------------------------------------------------------

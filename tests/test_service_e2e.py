@@ -252,6 +252,50 @@ def test_forged_and_malformed_deliveries_are_refused_and_nothing_is_queued(
     assert [(r.method, r.path) for r in fake_github.requests if r.path != "/app"] == []
 
 
+def _deep(payload: dict[str, Any]) -> bytes:
+    """``payload`` with 100,000 nested arrays in a field nothing reads."""
+    payload["pull_request"]["body"] = "DEEP"
+    return json.dumps(payload).encode().replace(b'"DEEP"', b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_signed_payloads_with_fields_of_the_wrong_shape_get_400_naming_the_field_and_github_is_not_asked(
+    service: Service, fake_github: FakeGitHub
+) -> None:
+    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
+    cases: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
+        "number": (lambda p: p["pull_request"].update(number="x"), "$.pull_request.number"),
+        "huge number": (lambda p: p["pull_request"].update(number=2**70), "$.pull_request.number"),
+        "full_name object": (lambda p: p["repository"].update(full_name={}), "$.repository.full_name"),
+        "full_name path": (lambda p: p["repository"].update(full_name="../x"), "$.repository.full_name"),
+        "head sha": (lambda p: p["pull_request"]["head"].update(sha="../../x"), "$.pull_request.head.sha"),
+        "installation id": (lambda p: p["installation"].update(id=-1), "$.installation.id"),
+    }
+    bodies: dict[str, tuple[bytes, str]] = {}
+    for name, (change, field) in cases.items():
+        changed = payload("opened.payload.json")
+        change(changed)
+        bodies[name] = (json.dumps(changed).encode(), field)
+    bodies["deep nesting"] = (_deep(payload("opened.payload.json")), "nested too deeply")
+    for name, (body, field) in bodies.items():
+        headers = {
+            "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": f"d-malformed-{name}",
+            "X-Hub-Signature-256": sign(service.secret, body),
+            "Content-Type": "application/json",
+        }
+        response = httpx.post(f"{service.url}/webhook", content=body, headers=headers, timeout=10)
+        assert response.status_code == 400, (name, response.text)
+        assert field in response.json()["error"], name
+    store = open_store(f"sqlite:///{service.database}")
+    try:
+        assert sum(store.job_counts().values()) == 0
+        assert not any(store.has_delivery(f"d-malformed-{name}") for name in bodies)
+    finally:
+        store.close()
+    # Nothing but the start-up question for the App's slug reached GitHub.
+    assert [(r.method, r.path) for r in fake_github.requests if r.path != "/app"] == []
+
+
 def test_a_server_killed_mid_review_posts_the_review_exactly_once_after_restart(
     fake_github: FakeGitHub, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:

@@ -320,6 +320,93 @@ def test_a_body_that_is_not_a_payload_is_a_payload_error_naming_the_problem(body
         router.decode(body)
 
 
+def _with(event_payload: Callable[[], dict[str, Any]], path: str, value: Any) -> dict[str, Any]:
+    """``event_payload()`` with the field at the dotted ``path`` set to ``value``."""
+    payload = event_payload()
+    *parents, last = path.split(".")
+    target: Any = payload
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    target[last] = value
+    return payload
+
+
+def _repositories_added() -> dict[str, Any]:
+    return {**_repositories_changed(), "action": "added", "repositories_added": [{"full_name": "Codertocat/New"}]}
+
+
+SHA256_HEAD = "0" * 63 + "a"
+DEEP = "(nested 100,000 arrays deep)"  # stands for JSON too deep to write as a Python value
+
+# (how the payload is built, the dotted path of the bad field, its value, what the error names)
+MALFORMED: dict[str, tuple[Callable[[], dict[str, Any]], str, Any, str]] = {
+    "number not an int": (pull_request, "pull_request.number", "x", "$.pull_request.number"),
+    "number a bool": (pull_request, "pull_request.number", True, "$.pull_request.number"),
+    "number past 64 bits": (pull_request, "pull_request.number", 2**70, "$.pull_request.number"),
+    "number past 32 bits": (pull_request, "pull_request.number", 2**31, "$.pull_request.number"),
+    "number zero": (pull_request, "pull_request.number", 0, "$.pull_request.number"),
+    "number negative": (pull_request, "pull_request.number", -4, "$.pull_request.number"),
+    "full_name an object": (pull_request, "repository.full_name", {}, "$.repository.full_name"),
+    "full_name climbing up": (pull_request, "repository.full_name", "../x", "$.repository.full_name"),
+    "full_name with a dot segment": (pull_request, "repository.full_name", "octo/..", "$.repository.full_name"),
+    "full_name with three parts": (pull_request, "repository.full_name", "octo/x/pulls", "$.repository.full_name"),
+    "full_name with a query": (pull_request, "repository.full_name", "octo/x?a=1", "$.repository.full_name"),
+    "full_name percent-encoded": (pull_request, "repository.full_name", "octo/%2e%2e", "$.repository.full_name"),
+    "full_name with a newline": (pull_request, "repository.full_name", "octo/x\n", "$.repository.full_name"),
+    "full_name without owner": (pull_request, "repository.full_name", "/x", "$.repository.full_name"),
+    "head sha not hex": (pull_request, "pull_request.head.sha", "HEAD", "$.pull_request.head.sha"),
+    "head sha a path": (pull_request, "pull_request.head.sha", "../../x", "$.pull_request.head.sha"),
+    "base sha too long": (pull_request, "pull_request.base.sha", BASE + "0", "$.pull_request.base.sha"),
+    "installation id a string": (pull_request, "installation.id", "1", "$.installation.id"),
+    "installation id negative": (pull_request, "installation.id", -1, "$.installation.id"),
+    "installation id past 64 bits": (pull_request, "installation.id", 2**63, "$.installation.id"),
+    "action not a string": (pull_request, "action", 5, "$.action"),
+    "issue number not an int": (lambda: comment("/review"), "issue.number", "2", "$.issue.number"),
+    "comment body an object": (lambda: comment("/review"), "comment.body", {"x": 1}, "$.comment.body"),
+    "added repository climbing up": (
+        _repositories_added,
+        "repositories_added.0.full_name",
+        "../../x",
+        "$.repositories_added[0].full_name",
+    ),
+    "deep nesting where nothing is read": (pull_request, "pull_request.body", DEEP, "nested too deeply"),
+    "deep nesting where a field is read": (pull_request, "changes", {"base": {"ref": DEEP}}, "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_signed_payload_with_a_field_of_the_wrong_shape_is_a_payload_error_naming_it(case: str) -> None:
+    build, path, value, named = MALFORMED[case]
+    body = json.dumps(_with(build, path, value)).encode()
+    body = body.replace(json.dumps(DEEP).encode(), b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(PayloadError) as refused:
+        router.decode(body)
+    assert named in str(refused.value)
+
+
+def test_every_real_payload_decodes() -> None:
+    for path in sorted(Path(WEBHOOKS).rglob("*.json")):
+        assert router.decode(path.read_bytes()), path
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("repository.full_name", "octo-org/.github"),
+        ("repository.full_name", "a/b.c_d-e"),
+        ("repository.full_name", "octocat_acme/x"),  # an Enterprise Managed User's login ends in _shortcode
+        ("repository.full_name", "o/..."),
+        ("pull_request.head.sha", SHA256_HEAD),  # a SHA-256 repository
+        ("pull_request.number", 2**31 - 1),
+        ("installation.id", 2**63 - 1),
+    ],
+)
+def test_fields_at_the_edge_of_what_github_sends_are_accepted(path: str, value: Any) -> None:
+    decoded = router.decode(json.dumps(_with(pull_request, path, value)).encode())
+    outcome = router.dispatch("pull_request", decoded, OPTIONS)
+    assert isinstance(outcome, JobRequest)
+
+
 def test_a_router_without_fields_decodes_whole_objects() -> None:
     assert Router().decode(b'{"a": {"b": [1, null]}}') == {"a": {"b": [1, None]}}
     with pytest.raises(PayloadError, match="not a webhook payload"):

@@ -1,9 +1,11 @@
 """The web side of the GitHub App: ``POST /webhook``, ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``.
 
-A delivery is checked (size, signature, headers, JSON), routed, and recorded with its job in the
-store before it is answered (in one transaction with the deliveries that arrived alongside it),
-so an answered delivery is never lost; the review itself happens later in the worker. All but the
-size check run in a writer thread (:mod:`reviewbot.service.committer`, :mod:`reviewbot.service.intake`).
+A delivery is checked (headers, size, signature as the body streams in, JSON and the fields used),
+routed, and recorded with its job in the store before it is answered (in one transaction with
+the deliveries that arrived alongside it), so an answered delivery is never lost; the review
+itself happens later in the worker. What needs no body is refused before the body is read;
+the body is read and its signature checked on the event loop (:mod:`reviewbot.service.body`), the
+rest runs in a writer thread (:mod:`reviewbot.service.committer`, :mod:`reviewbot.service.intake`).
 Every answer is JSON:
 
 =====================================  ======  ==================================================
@@ -16,13 +18,15 @@ event or action we do not act on       200     ``{"ignored": REASON, "delivery":
 delivery id seen before                200     ``{"duplicate": true, "queued": false, "delivery": ID}``
 body over 25 MiB                       413     ``{"error": "payload too large"}``
 bad or missing signature, no secret    401     ``{"error": "invalid signature"}``
-missing headers, bad JSON              400     ``{"error": ...}``
+missing headers, bad JSON or field     400     ``{"error": ...}`` (naming the field)
+body not whole within the read timeout 408     ``{"error": ...}``, and the connection is closed
+too many unsigned uploads at once      503     ``{"error": ...}``, with ``Retry-After``
 store unavailable                      503     ``{"error": "store unavailable"}``
 =====================================  ======  ==================================================
 
 A 503 makes GitHub list the delivery as failed, so it can be redelivered once the store is back.
-``GET /metrics`` is the Prometheus text format (see :mod:`reviewbot.service.metrics`); it is not
-authenticated, so keep it off the public route.
+A client that hangs up mid-body gets one log line. ``GET /metrics`` is the Prometheus text format
+(see :mod:`reviewbot.service.metrics`); it is not authenticated, so keep it off the public route.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Final
 
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,9 +48,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reviewbot import logs
 from reviewbot.errors import StoreError
 from reviewbot.service import metrics
+from reviewbot.service.body import BodyRefused, ClientGone, UnverifiedBytes, read_signed_body
 from reviewbot.service.committer import DeliveryCommitter
 from reviewbot.service.intake import error_body
 from reviewbot.service.setup import closed_routes
+from reviewbot.service.webhooks import SignatureCheck
 from reviewbot.settings import Settings
 from reviewbot.store.store import Store
 
@@ -57,13 +64,6 @@ MAX_BODY_BYTES: Final = 25 * 1024 * 1024
 
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
-#: The refusals by status, as in the table above.
-_REJECTIONS: Final[dict[int, metrics.RejectionReason]] = {
-    413: "too_large",
-    401: "signature",
-    400: "bad_request",
-    503: "store_unavailable",
-}
 
 
 def create_app(
@@ -72,10 +72,12 @@ def create_app(
     *,
     on_enqueued: Callable[[], None] | None = None,
     lifespan: Lifespan | None = None,
+    unverified: UnverifiedBytes | None = None,
 ) -> Starlette:
     """The ASGI app. ``on_enqueued`` is called (on the event loop) after a job was queued, e.g.
-    ``worker.wake``; ``lifespan`` is passed to Starlette (start and stop the worker there)."""
-    routes = _Routes(settings, store, DeliveryCommitter(settings, store), on_enqueued)
+    ``worker.wake``; ``lifespan`` is passed to Starlette (start and stop the worker there);
+    ``unverified`` bounds the bodies read before their signature is checked (one per process)."""
+    routes = _Routes(settings, store, DeliveryCommitter(settings, store), on_enqueued, unverified or UnverifiedBytes())
     return Starlette(
         routes=[
             Route("/webhook", _Asgi(routes.webhook), methods=["POST"], name="webhook"),
@@ -88,16 +90,38 @@ def create_app(
     )
 
 
-def _error(status: int, message: str) -> tuple[int, bytes]:
-    return status, error_body(message)
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes  # JSON
+    refused: metrics.RejectionReason | None = None  # counted in reviewbot_webhook_rejected_total
+    close: bool = False  # the client is too slow to keep its connection
+    retry_after: int | None = None
+
+
+def _refusal(refused: BodyRefused) -> _Answer:
+    return _Answer(
+        refused.status, error_body(refused.message), refused.reason, refused.status == 408, refused.retry_after
+    )
+
+
+#: How the intake's statuses are counted when it refuses a delivery.
+_INTAKE_REFUSALS: Final[dict[int, metrics.RejectionReason]] = {400: "bad_request", 503: "store_unavailable"}
 
 
 class _Routes:
     def __init__(
-        self, settings: Settings, store: Store, committer: DeliveryCommitter, on_enqueued: Callable[[], None] | None
+        self,
+        settings: Settings,
+        store: Store,
+        committer: DeliveryCommitter,
+        on_enqueued: Callable[[], None] | None,
+        unverified: UnverifiedBytes,
     ) -> None:
         secret = settings.webhook_secret
-        self._has_secret = secret is not None and bool(secret.get_secret_value())
+        self._secret = secret.get_secret_value().encode() if secret is not None else b""
+        self._read_timeout = settings.webhook_read_timeout
+        self._unverified = unverified
         self._store = store
         self._committer = committer
         self._on_enqueued = on_enqueued
@@ -124,25 +148,40 @@ class _Routes:
         headers = _webhook_headers(scope)
         delivery = headers.get(b"x-github-delivery", "")
         with logs.log_context(delivery=delivery or None):
-            status, body = await self._webhook(receive, headers, delivery)
-        if (reason := _REJECTIONS.get(status)) is not None:
-            metrics.observe_rejection(reason)
-        await send({"type": "http.response.start", "status": status, "headers": _json_headers(len(body))})
-        await send({"type": "http.response.body", "body": body})
+            try:
+                answer = await self._webhook(receive, headers, delivery)
+            except ClientGone as gone:
+                log.warning("delivery %s: %s; nothing recorded", delivery or "(no id)", gone)
+                return  # no one to answer
+        if answer.refused is not None:
+            metrics.observe_rejection(answer.refused)
+        await send({"type": "http.response.start", "status": answer.status, "headers": _response_headers(answer)})
+        await send({"type": "http.response.body", "body": answer.body})
 
-    async def _webhook(self, receive: Receive, headers: dict[bytes, str], delivery: str) -> tuple[int, bytes]:
+    async def _webhook(self, receive: Receive, headers: dict[bytes, str], delivery: str) -> _Answer:
+        # First what needs no body: an answer before the body is read costs no memory and no wait.
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error(413, "payload too large")
-        body = await _read_body(receive, MAX_BODY_BYTES)
-        if body is None:
-            return _error(413, "payload too large")
-        if not self._has_secret:
+            return _Answer(413, error_body("payload too large"), "too_large")
+        if not self._secret:
             log.error("REVIEWBOT_WEBHOOK_SECRET is not set: every delivery is refused with 401")
-            return _error(401, "invalid signature")
+            return _Answer(401, error_body("invalid signature"), "signature")
+        check = SignatureCheck.from_header(self._secret, headers.get(b"x-hub-signature-256"))
+        if check is None:
+            log.warning("delivery %s: missing or malformed X-Hub-Signature-256", delivery or "(no id)")
+            return _Answer(401, error_body("invalid signature"), "signature")
         event = headers.get(b"x-github-event", "")
+        if not event or not delivery:
+            return _Answer(400, error_body("X-GitHub-Event and X-GitHub-Delivery headers are required"), "bad_request")
+        try:
+            body = await read_signed_body(
+                receive, check, self._unverified, limit=MAX_BODY_BYTES, timeout=self._read_timeout
+            )
+        except BodyRefused as refused:
+            log.warning("delivery %s: %s", delivery, refused)
+            return _refusal(refused)
         # A store error is an answer (503), not an exception: the intake logs and counts it.
-        answer = await self._committer.accept(delivery, event, headers.get(b"x-hub-signature-256"), body)
+        answer = await self._committer.accept(delivery, event, body)
         if answer.counted is not None:
             metrics.observe_delivery(event, answer.counted)
         if answer.queued and self._on_enqueued is not None:
@@ -150,11 +189,16 @@ class _Routes:
                 self._on_enqueued()
             except Exception:  # the job is stored; the worker's poll will find it
                 log.exception("on_enqueued failed")
-        return answer.status, answer.body
+        return _Answer(answer.status, answer.body, _INTAKE_REFUSALS.get(answer.status))
 
 
-def _json_headers(length: int) -> list[tuple[bytes, bytes]]:
-    return [(b"content-type", b"application/json"), (b"content-length", str(length).encode("ascii"))]
+def _response_headers(answer: _Answer) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer.body)).encode("ascii"))]
+    if answer.retry_after is not None:
+        headers.append((b"retry-after", str(answer.retry_after).encode("ascii")))
+    if answer.close:  # RFC 9110 §15.5.9: a 408 closes the connection
+        headers.append((b"connection", b"close"))
+    return headers
 
 
 class _Asgi:
@@ -184,20 +228,3 @@ def _webhook_headers(scope: Scope) -> dict[bytes, str]:
         if name in _WEBHOOK_HEADERS and name not in found:
             found[name] = value.decode("latin-1")
     return found
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The body, read as it streams in; None as soon as it passes ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)  # one chunk (the usual case) is returned as it is, not copied

@@ -3,8 +3,9 @@
 Every delivery must be on disk before it is answered, and an fsync per delivery caps a burst at
 the disk's commit rate. So the deliveries that arrive while a group is being written wait, and
 the next group takes them all in one transaction (:meth:`DeliveryIntake.answer_group`). One
-delivery alone still commits at once. The event loop only reads bodies and writes answers; the
-signature check, decoding, routing, the transaction and the log lines run in the writer thread.
+delivery alone still commits at once. The event loop only reads bodies (checking their signature
+as they stream in) and writes answers; decoding, routing, the transaction and the log lines run
+in the writer thread.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ class DeliveryCommitter:
         self._one_thread = anyio.CapacityLimiter(1)
         self._next_id = 0
 
-    async def accept(self, delivery: str, event: str, signature: str | None, body: bytes) -> IntakeAnswer:
-        """The answer to a delivery, once it is committed (or refused)."""
+    async def accept(self, delivery: str, event: str, body: bytes) -> IntakeAnswer:
+        """The answer to a delivery whose signature matched, once it is committed (or refused)."""
         self._next_id += 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future[IntakeAnswer] = loop.create_future()
-        self._waiting.append((IntakeRequest(self._next_id, delivery, event, signature, body), future))
+        self._waiting.append((IntakeRequest(self._next_id, delivery, event, body), future))
         if self._writer is None or self._writer.done():
             # The writer starts after the loop's callbacks in hand, so the deliveries of a burst
             # read together are written together; those read while it writes go in the next group.

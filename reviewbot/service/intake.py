@@ -1,10 +1,10 @@
-"""What becomes of a webhook delivery once its body is read: checked, routed, recorded, answered.
+"""A webhook delivery whose signature matched, once its body is read: decoded, routed, recorded, answered.
 
 :class:`DeliveryIntake` takes the deliveries that arrived together (a *group*) and returns an
-answer for each: it checks each signature, decodes and routes each payload, records the group's
-deliveries and jobs in one transaction (one commit, one fsync, for all of them), and writes each
-delivery's log line. It runs in the web process's writer thread (:mod:`reviewbot.service.committer`);
-an answer is only sent once its delivery is committed.
+answer for each: it decodes and routes each payload (refusing with 400 one whose fields are not
+what GitHub sends), records the group's deliveries and jobs in one transaction (one commit, one
+fsync, for all of them), and writes each delivery's log line. It runs in the web process's writer
+thread (:mod:`reviewbot.service.committer`); an answer is only sent once its delivery is committed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from reviewbot.service.webhooks import (
     Router,
     WebhookOptions,
     delivery_facts,
-    verify_signature,
 )
 from reviewbot.service.webhooks import router as default_router
 from reviewbot.settings import Settings
@@ -39,12 +38,11 @@ log = logging.getLogger("reviewbot.app")
 
 @dataclass(frozen=True, slots=True)
 class IntakeRequest:
-    """A delivery as read from the request: headers (empty when absent) and the raw body."""
+    """A delivery as read from the request: its headers and its body, whose signature matched."""
 
     id: int  # the request's number, to match its answer
     delivery: str
     event: str
-    signature: str | None
     body: bytes
 
 
@@ -77,19 +75,17 @@ def error_body(message: str) -> bytes:
 
 
 class DeliveryIntake:
-    """Answers groups of deliveries: signature, payload, routing, durable record, log line."""
+    """Answers groups of signed deliveries: payload, routing, durable record, log line."""
 
-    def __init__(self, secret: bytes, store: Store, router: Router, options: WebhookOptions) -> None:
-        self._secret = secret
+    def __init__(self, store: Store, router: Router, options: WebhookOptions) -> None:
         self._store = store
         self._router = router
         self._options = options
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store) -> DeliveryIntake:
-        """The intake ``reviewbot serve`` runs: the webhook secret and the default router."""
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else ""
-        return cls(secret.encode(), store, default_router, WebhookOptions.from_settings(settings))
+        """The intake ``reviewbot serve`` runs: the default router."""
+        return cls(store, default_router, WebhookOptions.from_settings(settings))
 
     def answer_group(self, requests: Sequence[IntakeRequest]) -> list[IntakeAnswer]:
         """One answer per request, in order. Never raises: a bug answers 500 for its delivery."""
@@ -117,13 +113,6 @@ class DeliveryIntake:
 
     def _check(self, request: IntakeRequest) -> IntakeAnswer | _Accepted:
         """The refusal of a delivery, or what to record of it."""
-        if not verify_signature(self._secret, request.body, request.signature):
-            log.warning("delivery %s: invalid or missing X-Hub-Signature-256", request.delivery or "(no id)")
-            return IntakeAnswer(request.id, 401, error_body("invalid signature"))
-        if not request.event or not request.delivery:
-            return IntakeAnswer(
-                request.id, 400, error_body("X-GitHub-Event and X-GitHub-Delivery headers are required")
-            )
         try:
             payload = self._router.decode(request.body)
         except PayloadError as exc:

@@ -5,8 +5,8 @@ metric                                             type       labels
 =================================================  =========  ===============================================
 ``reviewbot_webhook_deliveries_total``             counter    ``event``, ``outcome`` (queued, ignored,
                                                               duplicate, installation, ping)
-``reviewbot_webhook_rejected_total``               counter    ``reason`` (signature, too_large, bad_request,
-                                                              store_unavailable)
+``reviewbot_webhook_rejected_total``               counter    ``reason`` (signature, too_large, too_slow,
+                                                              busy, bad_request, store_unavailable)
 ``reviewbot_jobs``                                 gauge      ``state`` (queued, running, done, failed,
                                                               dropped), read from the store at scrape time
 ``reviewbot_review_duration_seconds``              histogram  ``outcome`` (done, dropped, retried, failed,
@@ -51,10 +51,17 @@ from reviewbot.store.records import JobState
 log = logging.getLogger("reviewbot.metrics")
 
 DeliveryOutcome = Literal["queued", "ignored", "duplicate", "installation", "ping"]
-RejectionReason = Literal["signature", "too_large", "bad_request", "store_unavailable"]
+RejectionReason = Literal["signature", "too_large", "too_slow", "busy", "bad_request", "store_unavailable"]
 ReviewOutcome = Literal["done", "dropped", "retried", "failed", "lost"]
 
-REJECTION_REASONS: Final[tuple[RejectionReason, ...]] = ("signature", "too_large", "bad_request", "store_unavailable")
+REJECTION_REASONS: Final[tuple[RejectionReason, ...]] = (
+    "signature",
+    "too_large",
+    "too_slow",
+    "busy",
+    "bad_request",
+    "store_unavailable",
+)
 REVIEW_OUTCOMES: Final[tuple[ReviewOutcome, ...]] = ("done", "dropped", "retried", "failed", "lost")
 #: A review takes from about a second (nothing to review) to the 15 minutes of a large PR on a slow model.
 REVIEW_BUCKETS: Final = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0)

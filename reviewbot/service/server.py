@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from reviewbot.errors import ConfigError, ReviewbotError, StoreError
 from reviewbot.github.client import GitHubClient
 from reviewbot.service.app import create_app
+from reviewbot.service.connections import deadline_protocol
 from reviewbot.service.job import ReviewService
 from reviewbot.service.metrics import start_metrics_server
 from reviewbot.service.setup import needs_setup, run_setup
@@ -163,11 +164,24 @@ def work(settings: Settings, *, concurrency: int = WORKER_CONCURRENCY) -> None:
         store.close()
 
 
-def uvicorn_config(app: Starlette, *, host: str, port: int) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, *, host: str, port: int, read_timeout: float) -> uvicorn.Config:
     """How reviewbot runs under uvicorn (benchmarks use the same). uvicorn's own lines go to the
-    root logger (``log_config=None``), so they get the same format and secret redaction."""
+    root logger (``log_config=None``), so they get the same format and secret redaction.
+
+    A client may keep the server waiting no longer than ``read_timeout`` seconds for a request
+    head, or for the rest of a body the app refused without reading it (:mod:`reviewbot.service.connections`,
+    which runs h11, what uvicorn picks when httptools is not installed); the webhook bounds the body
+    it reads the same way. An idle kept-alive connection is closed after uvicorn's 5 s.
+    """
     return uvicorn.Config(
-        app, host=host, port=port, proxy_headers=True, log_level="info", access_log=False, log_config=None
+        app,
+        host=host,
+        port=port,
+        http=deadline_protocol(read_timeout),
+        proxy_headers=True,
+        log_level="info",
+        access_log=False,
+        log_config=None,
     )
 
 
@@ -209,7 +223,9 @@ def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> N
     webhooks and queue their jobs for ``reviewbot worker`` processes. Without any App settings,
     first register the App (:mod:`reviewbot.service.setup`), then serve it."""
     if needs_setup(settings):
-        registered = run_setup(settings, lambda app: uvicorn_config(app, host=host, port=port))
+        registered = run_setup(
+            settings, lambda app: uvicorn_config(app, host=host, port=port, read_timeout=settings.webhook_read_timeout)
+        )
         if registered is None:
             return
         settings = registered
@@ -218,7 +234,7 @@ def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> N
     store = open_store(settings.database_url)
     try:
         app = build_app(settings, store, worker=worker)
-        config = uvicorn_config(app, host=host, port=port)
+        config = uvicorn_config(app, host=host, port=port, read_timeout=settings.webhook_read_timeout)
         freeze_startup_objects()
         uvicorn.Server(config).run()
     finally:

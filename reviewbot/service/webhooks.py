@@ -20,9 +20,10 @@ A handler registered without an action takes every action of its event that has 
 its own.
 
 A body is decoded by its router (:meth:`Router.decode`) into only the fields the router's handlers
-read (:class:`PayloadFields` for the default router): the rest of the JSON is checked but never
-built, which makes a pull request delivery (~30 KB, mostly URLs and user objects) about twice as
-quick to decode as a full parse. A handler that reads a new field must add it there.
+read (:class:`~reviewbot.service.payload.PayloadFields` for the default router), each checked as
+GitHub sends it: the rest of the JSON is checked but never built, which makes a pull request
+delivery (~30 KB, mostly URLs and user objects) about twice as quick to decode as a full parse.
+A handler that reads a new field must add it there.
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias, TypedDict
+from typing import Any, Final, Literal, TypeAlias
 
 import msgspec
 
+from reviewbot.service.payload import PayloadFields, explain
 from reviewbot.settings import Settings
 from reviewbot.store.records import COMMAND_TRIGGER, JobRequest
 from reviewbot.store.store import Store
 
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 _SIGNATURE_PREFIX: Final = "sha256="
+_HEX_DIGEST: Final = re.compile("[0-9a-f]{64}")  # GitHub sends the hex digest in lower case
 #: Who may ask for a review with a comment: the repository's owner, its organisation's members,
 #: and collaborators (GitHub's ``author_association`` of the comment).
 COMMAND_ASSOCIATIONS: Final = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
@@ -49,14 +52,45 @@ COMMAND_ASSOCIATIONS: Final = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 Payload: TypeAlias = Mapping[str, Any]
 
 
+class SignatureCheck:
+    """A delivery's ``X-Hub-Signature-256``, checked against its body as the body streams in:
+    :meth:`update` with each piece, then :meth:`matches` once it is whole."""
+
+    __slots__ = ("_expected", "_mac")
+
+    def __init__(self, secret: bytes, expected: bytes) -> None:
+        self._expected = expected
+        self._mac = hmac.new(secret, digestmod=hashlib.sha256)
+
+    @classmethod
+    def from_header(cls, secret: bytes, header: str | None) -> SignatureCheck | None:
+        """The check of a delivery signed with ``header``; None when no body can match it: no
+        header, or one that is not ``sha256=`` and 64 hex digits, or an empty secret. The legacy
+        SHA-1 ``X-Hub-Signature`` is never consulted."""
+        value = header.strip() if header is not None else ""
+        if not secret or not value.startswith(_SIGNATURE_PREFIX):
+            return None
+        digits = value[len(_SIGNATURE_PREFIX) :]
+        if _HEX_DIGEST.fullmatch(digits) is None:
+            return None
+        return cls(secret, bytes.fromhex(digits))
+
+    def update(self, piece: bytes) -> None:
+        self._mac.update(piece)
+
+    def matches(self) -> bool:
+        """Whether the body fed so far is what was signed, compared in constant time."""
+        return hmac.compare_digest(self._mac.digest(), self._expected)
+
+
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
     """Whether ``header`` (the ``X-Hub-Signature-256`` value) is ``sha256=`` + the HMAC-SHA256 of
-    ``body`` under ``secret``, compared in constant time. No header, or an empty secret, is invalid;
-    the legacy SHA-1 ``X-Hub-Signature`` is never consulted."""
-    if not secret or not header or not header.startswith(_SIGNATURE_PREFIX):
+    ``body`` under ``secret``. No header, or an empty secret, is invalid."""
+    check = SignatureCheck.from_header(secret, header)
+    if check is None:
         return False
-    expected = _SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode("ascii"), header.strip().encode("ascii", "replace"))
+    check.update(body)
+    return check.matches()
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -129,15 +163,18 @@ class Router:
     def decode(self, body: bytes) -> Payload:
         """The JSON object of ``body``, as far as the handlers read it.
 
-        Raises :class:`PayloadError` naming the problem if ``body`` is not JSON, not an object, or
-        has a field of another shape than GitHub's (an object where a string belongs, say).
+        Raises :class:`PayloadError` naming the problem if ``body`` is not JSON, not an object, is
+        nested too deeply, or has a field of another shape than GitHub's (an object where a string
+        belongs, a number out of range, a repository name that is not ``owner/name``), by its JSON path.
         """
         try:
             payload: Payload = self._decoder.decode(body)
         except msgspec.ValidationError as exc:  # before DecodeError, its base class
-            raise PayloadError(f"the body is not a webhook payload: {exc}") from exc
+            raise PayloadError(f"the body is not a webhook payload: {explain(str(exc))}") from exc
         except msgspec.DecodeError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from exc
+        except RecursionError as exc:  # msgspec stops at the interpreter's recursion limit
+            raise PayloadError("the body is not a webhook payload: it is nested too deeply") from exc
         return payload
 
     def register(self, event: str, action: str | None = None) -> Callable[[Handler], Handler]:
@@ -192,72 +229,6 @@ def delivery_facts(payload: Payload) -> DeliveryFacts:
         installation_id=installation_id if isinstance(installation_id, int) else None,
         repo=repo if isinstance(repo, str) else None,
     )
-
-
-# -- the fields the handlers below read --------------------------------------------------------
-# Leaves are Any so that the handlers' own checks decide what a wrong value means; unknown keys
-# are skipped. total=False: which of them a payload has depends on the event.
-
-
-class _Account(TypedDict, total=False):
-    login: Any
-    slug: Any
-    name: Any
-
-
-class _Installation(TypedDict, total=False):
-    id: Any
-    account: _Account
-
-
-class _Repository(TypedDict, total=False):
-    full_name: Any
-
-
-class _Sender(TypedDict, total=False):
-    type: Any
-
-
-class _Commit(TypedDict, total=False):
-    sha: Any
-
-
-class _PullRequest(TypedDict, total=False):
-    number: Any
-    state: Any
-    head: _Commit
-    base: _Commit
-
-
-class _Changes(TypedDict, total=False):
-    base: Any
-
-
-class _Issue(TypedDict, total=False):
-    number: Any
-    state: Any
-    pull_request: Any
-
-
-class _Comment(TypedDict, total=False):
-    body: Any
-    author_association: Any
-
-
-class PayloadFields(TypedDict, total=False):
-    """What the default router's handlers (and :func:`delivery_facts`) read of a payload."""
-
-    action: Any
-    installation: _Installation
-    repository: _Repository
-    sender: _Sender
-    pull_request: _PullRequest
-    changes: _Changes
-    issue: _Issue
-    comment: _Comment
-    repositories: list[_Repository]
-    repositories_added: list[_Repository]
-    repositories_removed: list[_Repository]
 
 
 router = Router(PayloadFields)

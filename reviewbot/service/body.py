@@ -1,0 +1,111 @@
+"""Reading a webhook body that no one has vouched for yet: bounded in size, in time, and in memory.
+
+Until its signature is checked, a body is an anonymous upload. :func:`read_signed_body` feeds it to
+the delivery's :class:`~reviewbot.service.webhooks.SignatureCheck` piece by piece as it arrives,
+and stops it as soon as it cannot be accepted:
+
+- past ``limit`` bytes (GitHub caps payloads at 25 MB): 413;
+- not whole within ``timeout`` seconds (GitHub itself gives up on a delivery after 10 s): 408;
+- when its bytes would take the process's unverified bodies past their common cap: 503;
+- when the client hangs up: :class:`ClientGone`, for one log line.
+
+The HMAC can only be compared once the last byte is in, so until then the bytes must be held
+somewhere. They are held in memory, against one cap for the whole process
+(:class:`UnverifiedBytes`), rather than spooled to a temporary file: GitHub's deliveries are small
+(a ``pull_request`` one is about 30 KB) and thousands of them fit under the cap at once, while a
+file per upload would only move the exhaustion from memory to the disk and its file descriptors.
+A body takes from the cap only what has actually arrived, so holding a share of it costs a client
+the bandwidth to send it, and only for ``timeout`` seconds. Past the cap, uploads are refused with
+``Retry-After`` rather than queued: waiting would hold their bytes too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Final
+
+from starlette.types import Receive
+
+from reviewbot.service.metrics import RejectionReason
+from reviewbot.service.webhooks import SignatureCheck
+
+#: Room for one payload of the largest size GitHub sends (25 MB) while others arrive; also the
+#: most memory that bodies without a valid signature can hold in the web process at once.
+UNVERIFIED_BYTES_CAP: Final = 50 * 1024 * 1024
+
+
+class UnverifiedBytes:
+    """The bytes of bodies whose signature is not checked yet, held by the process, against a cap.
+
+    Only the event loop's thread reads bodies, so a plain counter needs no lock.
+    """
+
+    __slots__ = ("cap", "held")
+
+    def __init__(self, cap: int = UNVERIFIED_BYTES_CAP) -> None:
+        self.cap = cap
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` more bytes as held, if the cap allows."""
+        if self.held + size > self.cap:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
+class BodyRefused(Exception):
+    """The body cannot be accepted: the answer to send, and the reason to count."""
+
+    def __init__(self, status: int, message: str, reason: RejectionReason, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+        self.retry_after = retry_after  # seconds, for a 503
+
+
+class ClientGone(Exception):
+    """The client hung up before the body was whole."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"the client disconnected after {received} bytes of the body")
+        self.received = received
+
+
+async def read_signed_body(
+    receive: Receive, check: SignatureCheck, budget: UnverifiedBytes, *, limit: int, timeout: float
+) -> bytes:
+    """The whole body, once its signature matches. Raises :class:`BodyRefused` (413, 408, 503, or
+    401 when the signature does not match) or :class:`ClientGone`."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone(size)
+                chunk: bytes = message.get("body", b"")
+                if size + len(chunk) > limit:
+                    raise BodyRefused(413, "payload too large", "too_large")
+                if not budget.take(len(chunk)):
+                    # By the time the timeout has passed, every body held now has arrived or been cut off.
+                    raise BodyRefused(503, "too many uploads in progress", "busy", math.ceil(timeout))
+                size += len(chunk)
+                check.update(chunk)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        if not check.matches():
+            raise BodyRefused(401, "invalid signature", "signature")
+    except TimeoutError:
+        raise BodyRefused(408, f"the body did not arrive within {timeout:g} s", "too_slow") from None
+    finally:
+        budget.give_back(size)  # signed by GitHub, or refused: not an anonymous upload any more
+    # Joined only once it is known to come from GitHub; one chunk (the usual case) is not copied.
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
