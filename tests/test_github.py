@@ -797,3 +797,16 @@ def test_github_and_model_clients_verify_tls_with_contexts_made_once_per_process
         assert first is second  # the CAs are loaded once per process, not once per review
         assert first.verify_mode == ssl.CERT_REQUIRED
         assert first.check_hostname
+
+
+@pytest.mark.parametrize("repo", ["../x", "octo/..", "octo/x/y", "octo/x?y=1", "octo%2F..", "/x", "octo/"])
+def test_a_repository_name_that_could_change_the_api_path_never_reaches_github(
+    fake_github: FakeGitHub, repo: str
+) -> None:
+    async def go() -> None:
+        async with GitHubClient.with_token("ghp_test", fake_github.api_url) as github:
+            await github.get_pull(repo, 1)
+
+    with pytest.raises(ConfigError, match="is not a repository name of the form owner/name"):
+        asyncio.run(go())
+    assert fake_github.requests == []

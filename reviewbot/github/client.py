@@ -32,6 +32,7 @@ from reviewbot.github.pulls import (
 )
 from reviewbot.github.retry import RetryPolicy, no_server_retry
 from reviewbot.github.reviews import PostedComment, PostedReview, comment_json, posted_comment, posted_review
+from reviewbot.repos import split_repo
 
 if TYPE_CHECKING:
     from githubkit_schemas.v2026_03_10.types import (
@@ -389,10 +390,8 @@ class GitHubClient:
 
 
 def _split_repo(repo: str) -> tuple[str, str]:
-    owner, _, name = repo.partition("/")
-    if not owner or not name or "/" in name:
-        raise ConfigError(f"{repo!r} is not a repository name of the form owner/name")
-    return owner, name
+    # Every path the client builds from a repository name goes through here: the last check.
+    return split_repo(repo)
 
 
 __all__ = ["GitHubClient"]

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Final, TypeAlias, TypedDict
 
 import msgspec
 
+from reviewbot.repos import REPO_FULL_NAME
+
 #: An issue or pull request number: GitHub's GraphQL schema types it `Int`, a signed 32-bit
 #: integer, and the store keeps it as INTEGER.
 Number: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
@@ -24,11 +26,6 @@ DatabaseId: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 #: A commit: 40 hex digits, or 64 in a SHA-256 repository, in lower case as git and GitHub write them.
 COMMIT_SHA: Final = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 CommitSha: TypeAlias = Annotated[str, msgspec.Meta(pattern=COMMIT_SHA.pattern)]
-#: ``owner/name`` by GitHub's naming rules. An owner is 1-39 letters, digits and hyphens, not
-#: starting with a hyphen (with ``_`` for the ``_shortcode`` of Enterprise Managed Users); a
-#: repository name is 1-100 letters, digits, ``.``, ``-`` and ``_``, and never ``.`` or ``..``.
-#: So neither part can climb out of, or add to, the API path it is put in.
-REPO_FULL_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,38}/(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,100}\Z")
 RepoFullName: TypeAlias = Annotated[str, msgspec.Meta(pattern=REPO_FULL_NAME.pattern)]
 # What the patterns mean, for the error message (msgspec quotes a pattern as it is).
 _PATTERN_MEANINGS: Final = {
