@@ -34,6 +34,11 @@ What it checks like GitHub does:
   :meth:`FakeGitHub.register_app` works once, within an hour, and returns this server's App (its
   ID, slug, key and webhook secret); any other code gets 404.
 
+Latency: :meth:`FakeGitHub.set_latency` makes every request take that long, as a far-away
+GitHub does (about 250 ms is common): half before the request is carried out and half after,
+so a review POSTed shows up for other requests midway through its answer, as on a real server
+where the answer travels back after the work is done. A fault's delay comes on top.
+
 Faults (:class:`Fault`) are queued with :meth:`FakeGitHub.push` and each is used once, by the
 first request whose method and path (an ``fnmatch`` pattern, without the ``/api/v3`` prefix)
 match, in queue order.
@@ -326,6 +331,7 @@ class FakeGitHub:
         self._faults: deque[Fault] = deque()
         self._requests: list[RecordedRequest] = []
         self._next_id = 1000
+        self._latency = 0.0
         self.default_branch = "main"
         self._manifest_codes: dict[str, tuple[dict[str, Any], float]] = {}  # code → (manifest, expiry)
         self.manifests: list[dict[str, Any]] = []  # registered with register_app, oldest first
@@ -357,9 +363,14 @@ class FakeGitHub:
         return [r for r in self.requests if r.method == method.upper() and fnmatch.fnmatchcase(r.path, path)]
 
     def reset(self) -> None:
-        """Forget pull requests, files, reviews, faults, personal tokens and requests."""
+        """Forget pull requests, files, reviews, faults, personal tokens, requests and the latency."""
         with self._lock:
             self._clear()
+
+    def set_latency(self, seconds: float) -> None:
+        """Make every request take ``seconds``: half before it is carried out, half after."""
+        with self._lock:
+            self._latency = seconds
 
     def push(self, *faults: Fault) -> None:
         """Queue faults; each is used by the first request it matches."""
@@ -576,18 +587,24 @@ class FakeGitHub:
                 fault = next((f for f in self._faults if f.matches(request.method, path, accept)), None)
                 if fault is not None:
                     self._faults.remove(fault)
+                half_latency = self._latency / 2
+            if half_latency:
+                await asyncio.sleep(half_latency)
             if fault is not None and fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault is not None and fault.status is not None and not fault.after_success:
-                return _json(fault.body, fault.status, fault.headers)
-            try:
-                actor = "" if public else self._check_jwt(request) if jwt_auth else self._check_token(request)
-                with self._lock:
-                    response: Response = handle(request, path, actor, payload)
-            except _Reply as reply:
-                response = reply.response
-            if fault is not None and fault.status is not None:
-                return _json(fault.body, fault.status, fault.headers)
+                response: Response = _json(fault.body, fault.status, fault.headers)
+            else:
+                try:
+                    actor = "" if public else self._check_jwt(request) if jwt_auth else self._check_token(request)
+                    with self._lock:
+                        response = handle(request, path, actor, payload)
+                except _Reply as reply:
+                    response = reply.response
+                if fault is not None and fault.status is not None:
+                    response = _json(fault.body, fault.status, fault.headers)
+            if half_latency:
+                await asyncio.sleep(half_latency)
             return response
 
         return endpoint

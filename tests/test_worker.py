@@ -264,3 +264,40 @@ def test_two_workers_on_one_database_never_run_the_same_job_at_once(db_url: str,
     assert all(count == 1 for count in runs.values())
     owners = {state_of(store, job_id).last_error for job_id in job_ids}
     assert owners == {"w1", "w2"}
+
+
+def test_a_job_behind_a_running_one_of_its_pull_request_starts_once_that_one_ends_not_at_the_next_poll(
+    store: Store,
+) -> None:
+    first_id = enqueue(store)
+    events: list[tuple[str, int]] = []
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def handler(job: Job) -> JobOutcome:
+            events.append(("start", job.id))
+            if job.id == first_id:
+                await release.wait()
+            events.append(("end", job.id))
+            return JobOutcome.done()
+
+        worker = make_worker(store, handler, poll_interval=60)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        deadline = time.monotonic() + 5
+        while not events:
+            assert time.monotonic() < deadline, "the first job did not start"
+            await asyncio.sleep(0.01)
+        second_id = await asyncio.to_thread(enqueue, store)  # the same head again: a job of its own
+        assert second_id != first_id
+        release.set()
+        ended = time.monotonic()
+        while state_of(store, second_id).state != "done":
+            assert time.monotonic() - ended < 5, "the second job waited for the next poll"
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert events == [("start", first_id), ("end", first_id), ("start", second_id), ("end", second_id)]
+
+    asyncio.run(main())

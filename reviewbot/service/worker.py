@@ -141,6 +141,8 @@ class Worker:
                 in_hand.add(task)
                 task.add_done_callback(in_hand.discard)
                 task.add_done_callback(lambda _: slots.release())
+                # A job of the same pull request may have waited for this one to end: look at once.
+                task.add_done_callback(lambda _: self.wake())
             if in_hand:
                 await asyncio.gather(*in_hand, return_exceptions=True)
         finally:

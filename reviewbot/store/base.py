@@ -3,8 +3,8 @@
 What differs between the two backends lives in :class:`reviewbot.store.database.Dialect`; every
 check-then-write step of the store runs in a write transaction that is safe across threads *and*
 processes: SQLite's ``BEGIN IMMEDIATE`` takes the database write lock up front, and on PostgreSQL
-the rows read are locked with ``FOR UPDATE`` (``SKIP LOCKED`` for the queue's claim) and a pull
-request without a queued job yet with an advisory lock.
+the rows read are locked with ``FOR UPDATE`` (``SKIP LOCKED`` for the queue's claim), and a pull
+request without a queued job yet, or whose job a claim is about to start, with an advisory lock.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ read, and the transaction-scoped advisory lock that serialises work on one key a
   in this process and any other; row and advisory locks are not needed (and do not exist).
 - PostgreSQL (:mod:`reviewbot.store.postgres`, psycopg, imported only for a ``postgresql://`` URL):
   ``READ COMMITTED`` transactions from a connection pool, with ``FOR UPDATE [SKIP LOCKED]`` on the
-  rows a write reads and ``pg_advisory_xact_lock`` where no row exists yet to lock.
+  rows a write reads and ``pg_advisory_xact_lock`` where a row lock cannot do (no row exists yet,
+  or the rows to guard are other than the one read).
 
 :func:`reviewbot.store.connect.connect` opens the one a URL names. This module imports neither driver.
 """

@@ -38,8 +38,9 @@ class DeliveriesMixin(StoreBase):
         when a delivery is redelivered). A review job coalesces with a *queued* review job of the
         same pull request: that one takes the newer head and base, ``full_review`` becomes the OR
         of both, a command trigger is kept, and the attempts restart when the head changes. A job
-        already *running* for the PR is left alone and a new one is queued (the running one finds
-        its head stale).
+        already *running* for the PR is left alone and a new one is queued: it waits for the running
+        one to end (:meth:`~reviewbot.store.queue.QueueMixin.claim_job`), which finds its head stale
+        if the new one is for another head.
         """
         delivery = Delivery(delivery_id, event, action, installation_id, repo, job)
         return self.record_deliveries([delivery], now=now)[0]

@@ -13,6 +13,7 @@ from reviewbot.store.base import StoreBase
 from reviewbot.store.bulk import insert_rows, marks, padded
 from reviewbot.store.database import Row, Tx
 from reviewbot.store.records import COMMAND_TRIGGER, JOB_STATES, Job, JobRequest, JobState
+from reviewbot.store.schema import LOCK_CLAIM
 
 #: How coalescing inserts queued jobs: these columns, then state, not_before, created_at, updated_at.
 _INSERT_QUEUED: Final = (
@@ -141,15 +142,54 @@ def enqueue_together(tx: Tx, jobs: Sequence[JobRequest], now: float) -> None:
         _update_queued(tx, job_id, queued_job, now)
 
 
+#: The oldest job a claim may take. The NOT EXISTS reads only running jobs (a few), through an index.
+_DUE: Final = (
+    "SELECT id, kind, repo, pr_number, state FROM jobs"
+    " WHERE (state = 'queued' AND not_before <= ? AND NOT EXISTS (SELECT 1 FROM jobs AS running"
+    " WHERE running.state = 'running' AND running.kind = jobs.kind AND running.repo = jobs.repo"
+    " AND running.pr_number = jobs.pr_number))"
+    " OR (state = 'running' AND lease_until < ?) ORDER BY id LIMIT 1{skip_locked}"
+)
+
+
+def _start(tx: Tx, due: Row, worker_id: str, lease_until: float, now: float) -> bool:
+    """Set the job ``due`` running for ``worker_id``; False when another job of its pull request
+    started first, so that the claim looks for another one.
+
+    That happens only on PostgreSQL, where another claim may have picked a second queued job of
+    the same pull request (one sent back by :meth:`QueueMixin.retry_job` or
+    :meth:`QueueMixin.release_jobs` beside a newer one) and not yet committed it. The claims of
+    one pull request take turns on an advisory lock, so the second one's UPDATE, a statement
+    begun after the first committed, sees its running job. (A job taken over from a dead worker
+    stays the one running: no turn needed.)
+    """
+    if due["state"] == "queued":
+        tx.lock(LOCK_CLAIM, f"{due['kind']}:{due['repo']}#{due['pr_number']}")
+    started = tx.execute(
+        "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?"
+        " WHERE id = ? AND (state = 'running' OR NOT EXISTS (SELECT 1 FROM jobs AS running"
+        " WHERE running.state = 'running' AND running.kind = ? AND running.repo = ? AND running.pr_number = ?))",
+        (worker_id, lease_until, now, due["id"], due["kind"], due["repo"], due["pr_number"]),
+    )
+    return started == 1
+
+
 class QueueMixin(StoreBase):
     """The job queue's side of :class:`reviewbot.store.store.Store`."""
 
     def claim_job(
         self, worker_id: str, lease_seconds: float, now: float | None = None, *, max_attempts: int | None = None
     ) -> Job | None:
-        """Take the oldest job that is due: queued with ``not_before <= now``, or running with an
-        expired lease (its worker died). It becomes running, leased to ``worker_id`` until
-        ``now + lease_seconds``, with one more attempt counted.
+        """Take the oldest job that is due: queued with ``not_before <= now`` while no job of its
+        pull request runs, or running with an expired lease (its worker died). It becomes running,
+        leased to ``worker_id`` until ``now + lease_seconds``, with one more attempt counted.
+
+        At most one job of a pull request runs at a time, so two reviews of one head never run side
+        by side and both post (``opened`` and then ``ready_for_review`` or ``reopened`` queue a
+        second job while the first runs). The job queued behind a running one waits, takes in later
+        requests for its pull request (:func:`enqueue`), and once the running one has ended, finds
+        the head reviewed if it still is the same. A unique index on running jobs per pull request
+        is the database's guarantee of this.
 
         With ``max_attempts``, expired jobs that already had that many attempts are marked failed
         instead of being run again, so a job that kills its worker cannot loop forever.
@@ -169,18 +209,12 @@ class QueueMixin(StoreBase):
                     " WHERE state = 'running' AND lease_until < ? AND attempts >= ?{skip_locked})",
                     (now, now, max_attempts),
                 )
-            row = tx.one(
-                "SELECT id FROM jobs WHERE (state = 'queued' AND not_before <= ?)"
-                " OR (state = 'running' AND lease_until < ?) ORDER BY id LIMIT 1{skip_locked}",
-                (now, now),
-            )
-            if row is None:
-                return None
-            tx.execute(
-                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1,"
-                " updated_at = ? WHERE id = ?",
-                (worker_id, now + lease_seconds, now, row["id"]),
-            )
+            while True:
+                row = tx.one(_DUE, (now, now))
+                if row is None:
+                    return None
+                if _start(tx, row, worker_id, now + lease_seconds, now):
+                    break
             claimed = tx.one("SELECT * FROM jobs WHERE id = ?", (row["id"],))
         assert claimed is not None
         return Job._from_row(claimed)

@@ -13,6 +13,7 @@ from typing import Final
 # application's advisory locks in the same database are unlikely to collide with ours.
 LOCK_MIGRATIONS: Final = 0x7262_0001
 LOCK_PULL_REQUEST: Final = 0x7262_0002
+LOCK_CLAIM: Final = 0x7262_0003
 
 # Each entry is one schema version (1, 2, …); never edit an entry once released, append a new one.
 # `{auto_id}` is filled in from the dialect.
@@ -97,6 +98,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX model_calls_by_time ON model_calls (at)",
         "CREATE INDEX model_calls_by_installation ON model_calls (installation_id, at)",
         "CREATE INDEX model_calls_by_repo ON model_calls (repo, at)",
+    ),
+    # 3: at most one running job per pull request (reviewbot.store.queue.QueueMixin.claim_job).
+    # A database upgraded while two ran for one pull request keeps the oldest running and hands
+    # the others back to the queue, their attempt not counted (as a worker stopping does): their
+    # workers lose them at the next heartbeat, and they run once the oldest has ended.
+    (
+        """UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL
+        WHERE state = 'running' AND EXISTS (
+            SELECT 1 FROM jobs AS older WHERE older.state = 'running' AND older.kind = jobs.kind
+            AND older.repo = jobs.repo AND older.pr_number = jobs.pr_number AND older.id < jobs.id
+        )""",
+        "CREATE UNIQUE INDEX jobs_one_running_per_pull_request ON jobs (kind, repo, pr_number) WHERE state = 'running'",
     ),
 )
 
