@@ -98,6 +98,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX model_calls_by_installation ON model_calls (installation_id, at)",
         "CREATE INDEX model_calls_by_repo ON model_calls (repo, at)",
     ),
+    # 3: review results kept between a job's attempts (reviewbot.store.results), one per job.
+    (
+        """CREATE TABLE kept_results (
+            job_id BIGINT PRIMARY KEY,
+            head_sha TEXT NOT NULL,
+            result TEXT NOT NULL,
+            kept_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX kept_results_by_time ON kept_results (kept_at)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
