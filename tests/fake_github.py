@@ -17,7 +17,8 @@ What it checks like GitHub does:
   with a JWT signed RS256 by the App's key, ``iss`` = the App ID, a valid ``iat``/``exp`` at
   most 10 minutes apart; the token issued (``ghs_…``) expires an hour later. Every other route
   needs such a token (``token …`` or ``Bearer …``) or a personal token added with
-  :meth:`FakeGitHub.add_personal_token`; otherwise 401 ``Bad credentials``.
+  :meth:`FakeGitHub.add_personal_token`; otherwise 401 ``Bad credentials``. A token revoked with
+  :meth:`FakeGitHub.revoke_tokens` gets that 401 too.
 - ``GET /repos/{o}/{r}/pulls/{n}`` with ``Accept: application/vnd.github.diff`` (or ``.v3.diff``)
   answers the diff, or 406 with GitHub's "too_large" error past 300 files or 20,000 lines.
 - ``POST …/pulls/{n}/reviews`` refuses the whole review with 422 when one comment is off the diff
@@ -367,6 +368,17 @@ class FakeGitHub:
     def add_personal_token(self, token: str, login: str = "octocat") -> None:
         with self._lock:
             self._personal_tokens[token] = login
+
+    def revoke_tokens(self, installation_id: int | None = None) -> int:
+        """Revoke the installation tokens issued so far (one installation's, or all), as GitHub
+        does when a token is revoked (``DELETE /installation/token``) or the App's access changes:
+        a request with one is answered 401 ``Bad credentials``, and a new token from
+        ``POST /app/installations/{id}/access_tokens`` works. Returns how many were revoked."""
+        with self._lock:
+            revoked = [token for token, (owner, _) in self._tokens.items() if installation_id in (None, owner)]
+            for token in revoked:
+                del self._tokens[token]
+        return len(revoked)
 
     def add_pull(
         self,
