@@ -53,9 +53,9 @@ class _AppAuth(AppAuth):
     ``a#b`` makes that raise InvalidURL. Reading the still-encoded ``raw_path`` avoids it.
 
     githubkit keeps an installation token until a minute before the hour GitHub gives it runs out
-    ("Authenticating as a GitHub App installation"). A token revoked before then (``DELETE
-    /installation/token``, the App's key or access changing) is answered 401 "Bad credentials"
-    for every request until the cache lets it go. So a 401 to a request made with a token drops
+    ("Generating an installation access token for a GitHub App"). A token revoked before then
+    ("Revoke an installation access token": it "is invalidated and cannot be used") is answered
+    401 "Bad credentials" for every request until the cache lets it go. So a 401 to a request made with a token drops
     that token, and the request is sent once more with a new one from ``POST
     /app/installations/{id}/access_tokens``; a 401 to that one too is a configuration error.
     """
