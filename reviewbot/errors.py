@@ -36,7 +36,12 @@ class InputError(ReviewbotError):
 
 
 class ModelError(ReviewbotError):
-    """A request to the model endpoint failed after all retries."""
+    """A request to the model endpoint failed after all retries. ``status`` is the HTTP status
+    the endpoint answered with, None when none came back (a timeout, a broken connection)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ModelAuthError(ModelError):

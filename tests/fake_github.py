@@ -18,7 +18,8 @@ What it checks like GitHub does:
   most 10 minutes apart; the token issued (``ghs_…``) expires an hour later. Every other route
   needs such a token (``token …`` or ``Bearer …``) or a personal token added with
   :meth:`FakeGitHub.add_personal_token` or a workflow's ``GITHUB_TOKEN`` added with
-  :meth:`FakeGitHub.add_workflow_token`; otherwise 401 ``Bad credentials``.
+  :meth:`FakeGitHub.add_workflow_token`; otherwise 401 ``Bad credentials``. A token revoked with
+  :meth:`FakeGitHub.revoke_tokens` gets that 401 too.
 - A workflow token acts as ``github-actions[bot]``: ``GET /user`` answers 403 "Resource not
   accessible by integration", as for any installation token, and so does every write when the
   token is read-only (a fork's pull request).
@@ -390,6 +391,17 @@ class FakeGitHub:
         """A GitHub Actions run's ``GITHUB_TOKEN``; a fork's pull request gets a read-only one."""
         with self._lock:
             self._workflow_tokens[token] = writable
+
+    def revoke_tokens(self, installation_id: int | None = None) -> int:
+        """Revoke the installation tokens issued so far (one installation's, or all), as GitHub
+        does when a token is revoked (``DELETE /installation/token``) or the App's access changes:
+        a request with one is answered 401 ``Bad credentials``, and a new token from
+        ``POST /app/installations/{id}/access_tokens`` works. Returns how many were revoked."""
+        with self._lock:
+            revoked = [token for token, (owner, _) in self._tokens.items() if installation_id in (None, owner)]
+            for token in revoked:
+                del self._tokens[token]
+        return len(revoked)
 
     def add_pull(
         self,

@@ -25,7 +25,7 @@ from reviewbot.github.client import GitHubClient
 from reviewbot.github.draft import fingerprint_of_comment
 from reviewbot.github.retry import RetryPolicy
 from reviewbot.service.job import ReviewService
-from reviewbot.service.worker import JobOutcome, TransientJobError
+from reviewbot.service.worker import JobOutcome, PermanentJobError, TransientJobError
 from reviewbot.settings import Settings
 from reviewbot.store.records import Job, JobRequest
 from reviewbot.store.store import Store, open_store
@@ -71,17 +71,29 @@ class Harness:
     store: Store
     service: ReviewService
 
-    def job(self, *, head_sha: str = HEAD, trigger: str = "pull_request.opened", full_review: bool = True) -> Job:
+    def enqueue(
+        self,
+        *,
+        head_sha: str = HEAD,
+        trigger: str = "pull_request.opened",
+        full_review: bool = True,
+        number: int = NUMBER,
+    ) -> int:
+        """Record a delivery that queues a job; the job's ID."""
         request = JobRequest(
             installation_id=INSTALLATION,
             repo=REPO,
-            pr_number=NUMBER,
+            pr_number=number,
             head_sha=head_sha,
             base_sha=BASE,
             full_review=full_review,
             trigger=trigger,
         )
         self.store.record_delivery(str(uuid.uuid4()), "pull_request", "opened", INSTALLATION, REPO, job=request)
+        return max(job.id for job in self.store.list_jobs(repo=REPO, pr_number=number))
+
+    def job(self, *, head_sha: str = HEAD, trigger: str = "pull_request.opened", full_review: bool = True) -> Job:
+        self.enqueue(head_sha=head_sha, trigger=trigger, full_review=full_review)
         job = self.store.claim_job("w", 60)
         assert job is not None
         return job
@@ -536,14 +548,15 @@ def test_the_review_body_reports_the_cost_and_the_head(harness: Harness) -> None
     assert "uv.lock" in body  # the lock file is listed as not reviewed
 
 
-def test_a_review_github_refuses_twice_is_dropped_instead_of_paying_for_it_again(harness: Harness) -> None:
-    harness.github.push(
-        Fault.error("POST", REVIEWS_PATH, 422, message="Unprocessable Entity"),
-        Fault.error("POST", REVIEWS_PATH, 422, message="Unprocessable Entity"),
-    )
+def test_a_review_github_refuses_in_every_form_fails_the_job_at_once_instead_of_paying_for_it_again(
+    harness: Harness,
+) -> None:
+    refused = Fault.error("POST", REVIEWS_PATH, 422, message="Unprocessable Entity")
+    harness.github.push(refused, refused, refused)
 
-    outcome = harness.run()
+    with pytest.raises(PermanentJobError, match="refused the review three times"):
+        asyncio.run(harness.service.handle(harness.job()))
 
-    assert outcome.state == "dropped"
-    assert "refused the review twice" in (outcome.note or "")
+    posts = harness.github.requests_to("POST", REVIEWS_PATH)
+    assert [len(post.json["comments"]) for post in posts] == [1, 0, 0]
     assert harness.github.reviews(REPO, NUMBER) == []

@@ -188,13 +188,26 @@ def test_the_same_delivery_five_times_at_once_gives_one_review(
     assert reviews_on(fake_github, HEAD) == 1
 
 
+def review_first_head(service: Service, github: FakeGitHub, model: FakeOpenAI) -> None:
+    """The pull request opened at HEAD, and its review posted."""
+    github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
+    model.set_default(answer_with(BUG))
+    assert service.deliver("pull_request", payload("opened.payload.json"), "d-first") == 202
+    wait_for(lambda: reviews_on(github, HEAD) == 1, 30, "the first review")
+
+
+def push_new_head(service: Service, github: FakeGitHub) -> None:
+    """The push of NEW_HEAD delivered; wait for its review."""
+    synchronize = payload("synchronize.payload.json", head={"sha": NEW_HEAD, "ref": "feature"})
+    synchronize["before"], synchronize["after"] = HEAD, NEW_HEAD
+    assert service.deliver("pull_request", synchronize, "d-push") == 202
+    wait_for(lambda: reviews_on(github, NEW_HEAD) == 1, 30, "the review of the push")
+
+
 def test_a_push_gets_a_review_of_only_what_is_new(
     service: Service, fake_github: FakeGitHub, fake_openai: FakeOpenAI
 ) -> None:
-    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
-    fake_openai.set_default(answer_with(BUG))
-    assert service.deliver("pull_request", payload("opened.payload.json"), "d-first") == 202
-    wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the first review")
+    review_first_head(service, fake_github, fake_openai)
 
     # The new commit touches only the test file; the model repeats its old finding anyway.
     new_test = dict(BUG, path="tests/test_itsdangerous/test_timed.py", line=48, title="Sleeps in a test", quote="")
@@ -211,10 +224,7 @@ def test_a_push_gets_a_review_of_only_what_is_new(
     )
     fake_openai.reset()
     fake_openai.set_default(answer_with(BUG, new_test))
-    synchronize = payload("synchronize.payload.json", head={"sha": NEW_HEAD, "ref": "feature"})
-    synchronize["before"], synchronize["after"] = HEAD, NEW_HEAD
-    assert service.deliver("pull_request", synchronize, "d-push") == 202
-    wait_for(lambda: reviews_on(fake_github, NEW_HEAD) == 1, 30, "the second review")
+    push_new_head(service, fake_github)
 
     sent = fake_openai.requests[0].body["messages"][1]["content"]
     assert "tests/test_itsdangerous/test_timed.py" in sent
@@ -223,6 +233,25 @@ def test_a_push_gets_a_review_of_only_what_is_new(
     assert "since `ec26c3e`" in second["body"]
     lines = [(c["path"], c["line"]) for c in fake_github.comments(REPO, NUMBER) if c["commit_id"] == NEW_HEAD]
     assert lines == [("tests/test_itsdangerous/test_timed.py", 48)]
+
+
+def test_a_revoked_installation_token_is_replaced_by_the_running_server_within_the_attempt(
+    service: Service, fake_github: FakeGitHub, fake_openai: FakeOpenAI
+) -> None:
+    review_first_head(service, fake_github, fake_openai)
+    issued = len(fake_github.requests_to("POST", "/app/installations/*/access_tokens"))
+    assert fake_github.revoke_tokens() >= 1  # the server still holds the token in its cache
+
+    fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=NEW_HEAD, base_sha=BASE)
+    push_new_head(service, fake_github)
+
+    assert len(fake_github.requests_to("POST", "/app/installations/*/access_tokens")) == issued + 1
+    store = open_store(f"sqlite:///{service.database}")
+    try:
+        wait_for(lambda: store.job_counts().get("done", 0) == 2, 10, "the job to finish")
+        assert [job.attempts for job in store.list_jobs(repo=REPO)] == [1, 1]
+    finally:
+        store.close()
 
 
 def test_forged_and_malformed_deliveries_are_refused_and_nothing_is_queued(

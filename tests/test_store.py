@@ -446,6 +446,30 @@ def test_reviews_are_remembered_per_head_with_their_fingerprints(store: Store) -
     assert store.known_fingerprints(REPO, 8) == {"f9"}
 
 
+def test_a_job_keeps_one_result_read_back_only_for_its_head_until_it_forgets_it(store: Store) -> None:
+    store.keep_result(1, "a" * 40, '{"first": true}')
+    store.keep_result(2, "a" * 40, '{"other job": true}')
+    store.keep_result(1, "c" * 40, '{"after a push": true}')
+
+    assert store.kept_result(1, "a" * 40) is None
+    assert store.kept_result(1, "c" * 40) == '{"after a push": true}'
+    assert store.kept_result(2, "a" * 40) == '{"other job": true}'
+    store.forget_result(1)
+    assert store.kept_result(1, "c" * 40) is None
+    assert store.kept_result(2, "a" * 40) == '{"other job": true}'
+
+
+def test_a_result_left_behind_by_a_job_that_never_ended_goes_after_a_day(store: Store) -> None:
+    now = time.time()
+    store.keep_result(1, "a" * 40, "left behind", now=now - 2 * 24 * 3600)
+    store.keep_result(2, "a" * 40, "recent", now=now - 3600)
+
+    store.keep_result(3, "a" * 40, "new", now=now)
+
+    assert store.kept_result(1, "a" * 40) is None
+    assert store.kept_result(2, "a" * 40) == "recent"
+
+
 def test_installations_and_their_repositories_are_tracked(store: Store) -> None:
     store.upsert_installation(5, "octo", ["octo/a", "octo/b"])
     store.set_installation_repos(5, added=["octo/c"], removed=["octo/a"])

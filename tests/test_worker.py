@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from reviewbot.service.worker import JobHandler, JobOutcome, TransientJobError, Worker, backoff_seconds
+from reviewbot.service.worker import (
+    JobHandler,
+    JobOutcome,
+    PermanentJobError,
+    TransientJobError,
+    Worker,
+    backoff_seconds,
+)
 from reviewbot.store.records import Job, JobRequest
 from reviewbot.store.store import Store, open_store
 
@@ -144,6 +151,57 @@ def test_a_job_that_always_fails_is_failed_with_the_reason_after_max_attempts(st
     assert job.last_error.startswith("RuntimeError: boom with a second line (at test_worker.py:")
     assert "\n" not in job.last_error
     assert len(job.last_error) <= 500
+
+
+def test_a_permanent_error_fails_the_job_at_once_and_on_failed_hears_of_it_once(store: Store) -> None:
+    job_id = enqueue(store)
+    told: list[tuple[int, BaseException]] = []
+
+    async def handler(job: Job) -> JobOutcome:
+        raise PermanentJobError("GitHub refused the review three times")
+
+    async def on_failed(job: Job, error: BaseException) -> None:
+        told.append((job.id, error))
+
+    worker = Worker(
+        store, handler, worker_id="w1", lease_seconds=5, max_attempts=5, poll_interval=0.05, on_failed=on_failed
+    )
+    asyncio.run(run_until([worker], finished(store, job_id)))
+    job = state_of(store, job_id)
+    assert (job.state, job.attempts, job.last_error) == ("failed", 1, "GitHub refused the review three times")
+    assert [(told_id, str(error)) for told_id, error in told] == [(job_id, "GitHub refused the review three times")]
+
+
+def test_on_failed_hears_only_of_the_last_attempt_and_a_failure_in_it_is_logged(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing, passing = enqueue(store, 1), enqueue(store, 2)
+    told: list[int] = []
+
+    async def handler(job: Job) -> JobOutcome:
+        if job.id == failing:
+            raise TransientJobError(f"attempt {job.attempts} failed")
+        return JobOutcome.done()
+
+    async def on_failed(job: Job, error: BaseException) -> None:
+        told.append(job.attempts)
+        raise RuntimeError("the note could not be posted")
+
+    worker = Worker(
+        store,
+        handler,
+        worker_id="w1",
+        lease_seconds=5,
+        max_attempts=3,
+        poll_interval=0.05,
+        backoff_base=0.01,
+        on_failed=on_failed,
+    )
+    asyncio.run(run_until([worker], finished(store, failing, passing)))
+    assert (state_of(store, failing).state, state_of(store, failing).last_error) == ("failed", "attempt 3 failed")
+    assert state_of(store, passing).state == "done"
+    assert told == [3]
+    assert "what follows a failure failed too" in caplog.text
 
 
 def test_retry_after_from_the_handler_replaces_the_backoff(store: Store) -> None:

@@ -281,7 +281,8 @@ class ModelClient:
             message = f"could not connect to {where}, {retries}{cause}"
         else:
             message = f"the request to {where} failed: {exc}"
-        return kind(self._redact(message))
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+        return kind(self._redact(message), status=status)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if len(self._api_key) >= 4 else text

@@ -120,6 +120,7 @@ class ModelCall:
     seconds: float
     outcome: str
     error: str | None = None
+    status: int | None = None  # the HTTP status of a call that failed with one
 
 
 @dataclass(frozen=True, slots=True)

@@ -280,7 +280,8 @@ async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any
         try:
             reply = await client.complete(messages, schema)
         except ModelError as exc:
-            calls.append(ModelCall(request.index, model, Usage(), time.monotonic() - started, "error", str(exc)))
+            seconds = time.monotonic() - started
+            calls.append(ModelCall(request.index, model, Usage(), seconds, "error", str(exc), exc.status))
             raise
         parsed = parse_reply(reply.text)
         outcome = "ok" if parsed.problem is None else "invalid_json"

@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import logging
 import threading
+from collections.abc import AsyncGenerator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +22,12 @@ from githubkit.auth.app import AppAuth
 from githubkit.cache import MemCacheStrategy
 
 from reviewbot.errors import ConfigError
+from reviewbot.github.errors import error_body
 
 if TYPE_CHECKING:
     from reviewbot.settings import Settings
+
+log = logging.getLogger("reviewbot.github")
 
 # -- installation tokens ----------------------------------------------------------------------
 
@@ -39,12 +45,23 @@ def token_cache(api_url: str, app_id: str, private_key: str) -> MemCacheStrategy
 
 
 class _AppAuth(AppAuth):
-    """githubkit's App auth flow, able to sign requests for paths that hold ``#`` or ``?``.
+    """githubkit's App auth flow, able to sign requests for paths that hold ``#`` or ``?``, and
+    to replace an installation token GitHub no longer takes.
 
     To tell App routes (JWT) from installation routes (token), githubkit rebuilds the request
     path with ``httpx.URL(path=url.path)``; ``url.path`` is percent-decoded, so a file named
     ``a#b`` makes that raise InvalidURL. Reading the still-encoded ``raw_path`` avoids it.
+
+    githubkit keeps an installation token until a minute before the hour GitHub gives it runs out
+    ("Generating an installation access token for a GitHub App"). A token revoked before then
+    ("Revoke an installation access token": it "is invalidated and cannot be used") is answered
+    401 "Bad credentials" for every request until the cache lets it go. So a 401 to a request made with a token drops
+    that token, and the request is sent once more with a new one from ``POST
+    /app/installations/{id}/access_tokens``; a 401 to that one too is a configuration error.
     """
+
+    # The request may be sent twice, so httpx must keep its body.
+    requires_request_body = True
 
     def _get_api_route(self, url: httpx.URL) -> httpx.URL:
         base = self.github.config.base_url.raw_path
@@ -52,6 +69,46 @@ class _AppAuth(AppAuth):
         if raw.startswith(base):
             raw = b"/" + raw[len(base) :]
         return httpx.URL(raw.decode("ascii"))
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        for fresh in (False, True):
+            flow = super().async_auth_flow(request)
+            try:
+                sent = await anext(flow)
+                while True:
+                    response = yield sent
+                    try:
+                        sent = await flow.asend(response)
+                    except StopAsyncIteration:
+                        break
+            finally:
+                await flow.aclose()
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if response.status_code != 401 or scheme != "token":
+                return
+            where = f"{request.method} {request.url.path}"
+            if fresh:
+                await response.aread()
+                said = error_body(response)[0] or "no message"
+                raise ConfigError(
+                    f"GitHub refused a new installation token for installation {self.installation_id} "
+                    f"(401 to {where}: {said}); check that REVIEWBOT_GITHUB_API_URL is the API of the GitHub "
+                    "the App is registered on, with nothing in between that drops the Authorization header"
+                )
+            log.warning(
+                "GitHub no longer takes the installation token of installation %s (401 to %s); getting a new one",
+                self.installation_id,
+                where,
+            )
+            await self._forget_token(token)
+
+    async def _forget_token(self, token: str) -> None:
+        """Drop ``token`` from the cache, unless a concurrent request already replaced it."""
+        cache = await self.github.config.cache_strategy.get_async_cache_storage()
+        key = self._get_installation_cache_key()
+        if await cache.aget(key) == token:
+            # githubkit's caches have no delete: an empty entry that has already expired reads as none.
+            await cache.aset(key, "", timedelta(0))
 
 
 @dataclasses.dataclass

@@ -338,11 +338,17 @@ class GitHubClient:
         return [comment async for comment in self._iterate(paginator)]
 
     async def delete_pending_review(self, repo: str, number: int, review_id: int) -> None:
-        """Delete a review that was never submitted (GitHub refuses others with 422)."""
+        """Delete a review that was never submitted (GitHub refuses others with 422); one already
+        gone (404: another run deleted it meanwhile) is what was wanted."""
         owner, name = _split_repo(repo)
-        await self._call(
-            self._github.rest.pulls.async_delete_pending_review(owner, name, number, review_id, headers=VERSION_HEADER)
-        )
+        try:
+            await self._call(
+                self._github.rest.pulls.async_delete_pending_review(
+                    owner, name, number, review_id, headers=VERSION_HEADER
+                )
+            )
+        except GitHubNotFound:
+            return
 
     async def create_review(
         self, repo: str, number: int, *, commit_id: str, body: str, comments: Sequence[ReviewComment]

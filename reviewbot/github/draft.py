@@ -25,6 +25,7 @@ from reviewbot.render.model_text import close_fence, neutralise, neutralise_line
 from reviewbot.render.text import line_span, plural
 
 _FAILED_REQUEST = "the model request failed"
+_REFUSED = "GitHub did not take this review with its comments, so its findings are listed here."
 # GitHub refuses bodies over 65,536 characters; keep a margin for the markers.
 MAX_BODY = 65_000
 HEAD_MARKER = "<!-- reviewbot:head={sha} -->"
@@ -59,6 +60,9 @@ class ReviewDraft:
     comments: tuple[ReviewComment, ...]
     fingerprints: frozenset[str]
     new_findings: int
+    # The last resort when GitHub refuses the review and its body-only form: the new findings
+    # as a plain list, with the cost note and the markers.
+    plain_body: str
 
 
 def fingerprint(finding: Finding) -> str:
@@ -149,11 +153,13 @@ def build_review(
     notes = [(f, p) for f, p in fresh if not f.anchored]
     comments = tuple(_comment(finding, print_) for finding, print_ in inline)
     body = _body(result, cost, info, notes, overflow, repeated)
+    plain = [_summary(result, info, repeated), _REFUSED, *([_listing(fresh)] if fresh else []), cost_note(cost)]
     return ReviewDraft(
         body=body,
         comments=comments,
         fingerprints=frozenset(print_ for _, print_ in fresh),
         new_findings=len(fresh),
+        plain_body=_finish(plain, info),
     )
 
 
@@ -185,17 +191,7 @@ def _body(
     overflow: Sequence[tuple[Finding, str]],
     repeated: int,
 ) -> str:
-    scope = (
-        f"the commits since {code_span(info.incremental_base[:7])}"
-        if info.incremental_base
-        else f"{plural(info.files_reviewed, 'file')}"
-    )
-    new = len(result.findings) - repeated
-    summary = f"**reviewbot** reviewed {scope} at {code_span(info.head_sha[:7])}: "
-    summary += plural(new, "new finding") if new else "no new findings"
-    if repeated:
-        summary += f" ({plural(repeated, 'finding')} already raised earlier not repeated)"
-    sections = [summary + "."]
+    sections = [_summary(result, info, repeated)]
     if info.config_problems:
         sections.append("**Configuration:**\n" + "\n".join(f"- {problem}" for problem in info.config_problems))
     sections.extend(f"> [!NOTE]\n> {' '.join(note.split())}" for note in info.notes)
@@ -214,6 +210,25 @@ def _body(
     if left_out:
         sections.append(left_out)
     sections.append(cost_note(cost))
+    return _finish(sections, info)
+
+
+def _summary(result: ReviewResult, info: ReviewContextInfo, repeated: int) -> str:
+    scope = (
+        f"the commits since {code_span(info.incremental_base[:7])}"
+        if info.incremental_base
+        else f"{plural(info.files_reviewed, 'file')}"
+    )
+    new = len(result.findings) - repeated
+    summary = f"**reviewbot** reviewed {scope} at {code_span(info.head_sha[:7])}: "
+    summary += plural(new, "new finding") if new else "no new findings"
+    if repeated:
+        summary += f" ({plural(repeated, 'finding')} already raised earlier not repeated)"
+    return summary + "."
+
+
+def _finish(sections: Sequence[str], info: ReviewContextInfo) -> str:
+    """The sections, cut to GitHub's limit, and the markers at the very end."""
     marker = HEAD_MARKER.format(sha=info.head_sha)
     if info.job_id is not None:
         # A /review command re-reviews a head on purpose; this tells a restarted worker whether

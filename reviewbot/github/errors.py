@@ -17,6 +17,7 @@ from githubkit.exception import (
 )
 
 from reviewbot.errors import (
+    ConfigError,
     GitHubAuthError,
     GitHubError,
     GitHubNotFound,
@@ -48,7 +49,7 @@ def rate_limit_wait(exc: GitHubException, retry_count: int = 0) -> float | None:
             wait = SECONDARY_DEFAULT_WAIT * 2.0**retry_count
         return max(wait, 0.0)
     if isinstance(exc, RequestFailed) and exc.response.status_code in (403, 429):
-        message, _ = _error_body(exc.response.raw_response)
+        message, _ = error_body(exc.response.raw_response)
         if exc.response.status_code == 429 or _SECONDARY.search(message):
             return SECONDARY_DEFAULT_WAIT * 2.0**retry_count
     return None
@@ -57,12 +58,18 @@ def rate_limit_wait(exc: GitHubException, retry_count: int = 0) -> float | None:
 # -- errors -----------------------------------------------------------------------------------
 
 
-def translate(exc: GitHubException) -> GitHubError:
-    """Our error for one of githubkit's. The message names the request, never a credential."""
+def translate(exc: GitHubException) -> GitHubError | ConfigError:
+    """Our error for one of githubkit's (a :class:`GitHubError`, or the error our auth flow raised).
+    The message names the request, never a credential."""
     # githubkit wraps an error raised while fetching the installation token (inside httpx's
     # auth flow) in a plain RequestError: look at the error inside.
     while type(exc) is RequestError and isinstance(exc.exc, GitHubException):
         exc = exc.exc
+    if type(exc) is RequestError and isinstance(exc.exc, ConfigError):
+        # Raised by our auth flow (reviewbot.github.auth), it already says what is wrong. A copy:
+        # the caller raises this *from exc*, whose cause is the original, so the original would
+        # make its own chain of causes a loop.
+        return ConfigError(str(exc.exc))
     if isinstance(exc, RequestFailed):
         return _translate_status(exc)
     if isinstance(exc, RequestTimeout):
@@ -79,7 +86,7 @@ def translate(exc: GitHubException) -> GitHubError:
 def _translate_status(exc: RequestFailed) -> GitHubError:
     raw = exc.response.raw_response
     status = raw.status_code
-    message, errors = _error_body(raw)
+    message, errors = error_body(raw)
     said = message or raw.reason_phrase or "no message"
     if errors:
         said += " (" + "; ".join(errors) + ")"
@@ -98,7 +105,7 @@ def _translate_status(exc: RequestFailed) -> GitHubError:
     return GitHubError(text, status=status)
 
 
-def _error_body(response: httpx.Response) -> tuple[str, tuple[str, ...]]:
+def error_body(response: httpx.Response) -> tuple[str, tuple[str, ...]]:
     """GitHub's ``message`` and ``errors`` (strings, or objects made into strings)."""
     try:
         data = response.json()

@@ -1,9 +1,10 @@
 """Posting one review to GitHub, for the App's worker and for ``reviewbot review --pr --post``.
 
 Every anchor was checked before this point, so GitHub should accept the review. If it still
-refuses a comment (422), the findings must not be lost: they go into the body, which GitHub
-cannot refuse for its anchors. And a POST whose answer was lost may have landed, so the pull
-request is read before the error is passed on for a retry.
+refuses it (422), the findings must not be lost: they go into the body, which GitHub cannot
+refuse for its anchors; and if GitHub refuses that too, a plain list of the findings is posted.
+A POST whose answer was lost may have landed, so the pull request is read before the error is
+passed on for a retry. When a review cannot be done at all, a short note says so, once per head.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from reviewbot.github.draft import (
     job_marker_of,
     split_trailer,
 )
+from reviewbot.github.notes import failure_note, failure_note_for, is_failure_note
 from reviewbot.github.pulls import PullRequest
 from reviewbot.github.reviews import PostedReview
 from reviewbot.render.model_text import close_fence, inert_comments
@@ -33,7 +35,7 @@ _CUT_DETAILS = "\n\n… (cut to fit GitHub's limit)\n\n</details>"
 
 
 class ReviewRefused(ReviewbotError):
-    """GitHub refused the review even with every comment moved into its body."""
+    """GitHub refused the review in every form: inline, with its comments in the body, and as a plain list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,11 @@ async def posted_fingerprints(github: GitHubClient, pr: PullRequest, me: str, ou
 
 
 def review_for_head(reviews: Iterable[PostedReview], head: str) -> PostedReview | None:
-    """A submitted review of ours made for ``head``."""
-    return next((r for r in reviews if r.state != "PENDING" and head_marker_of(r.body) == head), None)
+    """A submitted review of ours made for ``head`` (a note that it could not be done is none)."""
+    return next(
+        (r for r in reviews if r.state != "PENDING" and head_marker_of(r.body) == head and not is_failure_note(r.body)),
+        None,
+    )
 
 
 def review_for_job(reviews: Iterable[PostedReview], job_id: int) -> PostedReview | None:
@@ -83,19 +88,41 @@ async def post_review(
         )
     except GitHubUnprocessable as exc:
         log.error("GitHub refused the review of %s#%s (%s); posting findings in the body", pr.repo, pr.number, exc)
-        body = inline_into_body(draft)
-        try:
-            review_id = await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
-        except GitHubUnprocessable as again:
-            # Trying again would meet the same refusal (and, in the worker, pay for the model again).
-            raise ReviewRefused(f"GitHub refused the review twice: {again}") from again
-        return Posted(review_id, body)
+        return await _post_in_body(github, pr, draft)
     except (GitHubTransient, GitHubRateLimited):
         landed = await landed_after_all(github, pr, me=me, seen={review.id for review in seen}, job_id=job_id)
         if landed is None:
             raise
         review_id = landed.id
     return Posted(review_id, draft.body)
+
+
+async def _post_in_body(github: GitHubClient, pr: PullRequest, draft: ReviewDraft) -> Posted:
+    """After a 422: the review with its comments in the body; refused too, its findings as a plain list."""
+    body = inline_into_body(draft)
+    try:
+        review_id = await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
+    except GitHubUnprocessable as again:
+        log.error("GitHub refused that too for %s#%s (%s); posting a plain list", pr.repo, pr.number, again)
+    else:
+        return Posted(review_id, body)
+    body = draft.plain_body
+    try:
+        review_id = await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
+    except GitHubUnprocessable as refused:
+        # Trying again would meet the same refusal.
+        raise ReviewRefused(f"GitHub refused the review three times: {refused}") from refused
+    return Posted(review_id, body)
+
+
+async def post_failure_note(github: GitHubClient, pr: PullRequest, *, me: str, reason: str) -> int | None:
+    """Post the note that the review of ``pr``'s head could not be done, and why; its ID, or None
+    when the head already has a review or a note of ours."""
+    ours = await our_reviews(github, pr, me)
+    if review_for_head(ours, pr.head_sha) is not None or failure_note_for(ours, pr.head_sha) is not None:
+        return None
+    body = failure_note(pr.head_sha, reason)
+    return await github.create_review(pr.repo, pr.number, commit_id=pr.head_sha, body=body, comments=[])
 
 
 async def landed_after_all(

@@ -10,9 +10,12 @@ same way. The order matters for the guarantees GitHub users see:
 5. only commits new since the last reviewed head are reviewed, anchored on the PR's diff;
 6. before the model is called, the estimated cost is checked against the monthly budgets; over
    one, a note takes the review's place;
-7. every model request made is written to the cost ledger, posted or not;
-8. the head is checked again before posting, and findings already on the PR are left out;
-9. a POST that may have landed is checked for before it is retried.
+7. every model request made is written to the cost ledger, posted or not, and a part that
+   failed is logged with its reason (the review only counts them);
+8. the App's job keeps the model's result until the job ends, so a retry after a failed post
+   posts it without calling the model again (and the ledger counts the spend once);
+9. the head is checked again before posting, and findings already on the PR are left out;
+10. a POST that may have landed is checked for before it is retried.
 
 A run for a person (``--pr``) differs where the App's bookkeeping would be wrong for them: the
 last reviewed head and the findings already raised are read from their own reviews on the pull
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -37,7 +41,7 @@ import anyio
 from reviewbot.engine.diff import parse_diff
 from reviewbot.engine.incremental import restrict_to_changes
 from reviewbot.engine.llm import ModelClient
-from reviewbot.engine.pricing import cost_report
+from reviewbot.engine.pricing import CostReport, cost_report
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
 from reviewbot.engine.result import ReviewResult
@@ -51,6 +55,7 @@ from reviewbot.github.draft import (
     fingerprints_of_review,
     head_marker_of,
 )
+from reviewbot.github.notes import is_failure_note
 from reviewbot.github.posting import (
     ReviewRefused,
     landed_after_all,
@@ -65,12 +70,15 @@ from reviewbot.github.reviews import PostedReview
 from reviewbot.money import budgets, ledger
 from reviewbot.render.text import plural
 from reviewbot.service import metrics
+from reviewbot.service.kept import KeptReview, keep, kept_for
 from reviewbot.settings import Settings
 from reviewbot.store.records import COMMAND_TRIGGER, Job
 from reviewbot.store.store import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+log = logging.getLogger("reviewbot.pipeline")
 
 ModelFactory = Callable[[Settings], AbstractAsyncContextManager[ModelClient]]
 
@@ -126,6 +134,7 @@ class Reviewed:
     result: ReviewResult | None = None
     review_id: int | None = None  # the head's review, posted by this run or found on the PR
     posted: bool = False  # this run posted review_id
+    refused: bool = False  # dropped because GitHub refused the review in every form
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +145,10 @@ class _Start:
 
 @dataclass(frozen=True, slots=True)
 class _Engine:
-    prepared: Prepared
+    prepared: Prepared | None  # None for a result kept by an earlier attempt
     result: ReviewResult | None  # None for a dry run
     info: ReviewContextInfo
+    cost: CostReport | None = None  # None for a dry run
 
 
 class ReviewPipeline:
@@ -170,12 +180,9 @@ class ReviewPipeline:
         config = await self._rules(request, pr)
         if isinstance(config, Reviewed):
             return config
-        try:
-            engine = await self._run_engine(request, pr, config, start)
-        except _OverBudget as over:
-            if start is None or not request.by_app:  # a person's run: no note on the PR
-                return Reviewed("dropped", f"{_over_budget(over.check)}; no model was called", pr, config)
-            return await self._post_budget_note(pr, config, over.check, start)
+        engine = await self._review(request, pr, config, start)
+        if isinstance(engine, Reviewed):
+            return engine
         prepared, result = engine.prepared, engine.result
         if result is None:
             return Reviewed("done", "dry run", pr, config, prepared)
@@ -197,7 +204,7 @@ class ReviewPipeline:
         try:
             review_id, comments = await self._post(request, pr, engine, config, start)
         except ReviewRefused as refused:
-            return Reviewed("dropped", str(refused), pr, config, prepared, result)
+            return Reviewed("dropped", str(refused), pr, config, prepared, result, refused=True)
         note = f"posted review {review_id} with {plural(comments, 'comment')} for {head[:7]}"
         return Reviewed("done", note, pr, config, prepared, result, review_id=review_id, posted=True)
 
@@ -261,9 +268,35 @@ class ReviewPipeline:
         reviewed = [
             review
             for review in ours
-            if review.state != "PENDING" and not budgets.is_budget_note(review.body) and head_marker_of(review.body)
+            if review.state != "PENDING"
+            and not budgets.is_budget_note(review.body)
+            and not is_failure_note(review.body)
+            and head_marker_of(review.body)
         ]
         return head_marker_of(max(reviewed, key=lambda review: review.id).body) if reviewed else None
+
+    async def _review(
+        self, request: ReviewRequest, pr: PullRequest, config: RepoConfig, start: _Start | None
+    ) -> _Engine | Reviewed:
+        """Steps 5-8: the result kept by an earlier attempt of the job, or the engine's now."""
+        # Kept only by the App's jobs that post: nothing else is tried again.
+        store, job_id = (self._store, request.job_id) if start is not None else (None, None)
+        if store is not None and job_id is not None:
+            kept = await _in_thread(kept_for, store, job_id, pr.head_sha)
+            if kept is not None:
+                log.info("posting the result an earlier attempt kept for %s, without the model", pr.head_sha[:7])
+                return _Engine(None, kept.result, kept.info, kept.cost)
+        try:
+            engine = await self._run_engine(request, pr, config, start)
+        except _OverBudget as over:
+            if start is None or not request.by_app:  # a person's run: no note on the PR
+                return Reviewed("dropped", f"{_over_budget(over.check)}; no model was called", pr, config)
+            return await self._post_budget_note(pr, config, over.check, start)
+        result, cost = engine.result, engine.cost
+        if store is None or job_id is None or result is None or cost is None or result.all_requests_failed:
+            return engine  # nothing to keep (a result whose every part failed is asked for again)
+        await _in_thread(keep, store, job_id, KeptReview(result, cost, engine.info))
+        return engine
 
     async def _run_engine(
         self, request: ReviewRequest, pr: PullRequest, config: RepoConfig, start: _Start | None
@@ -319,7 +352,8 @@ class ReviewPipeline:
             origin = ledger.Origin(request.installation_id, pr.repo, pr.number, pr.head_sha, id=request.job_id)
             await _in_thread(ledger.record_calls, self._store, origin, result.calls, options.prices)
         metrics.observe_model_calls(result.calls, options.prices)
-        return _Engine(prepared, result, info)
+        _log_failed_parts(prepared, result)
+        return _Engine(prepared, result, info, cost_report(result.usage, result.model, options.prices))
 
     async def _post_budget_note(
         self, pr: PullRequest, config: RepoConfig, check: budgets.BudgetCheck, start: _Start
@@ -351,15 +385,16 @@ class ReviewPipeline:
         self, request: ReviewRequest, pr: PullRequest, engine: _Engine, config: RepoConfig, start: _Start
     ) -> tuple[int, int]:
         """Post the review; its ID and how many inline comments it has."""
-        result = engine.result
+        result, cost = engine.result, engine.cost
         assert result is not None
+        assert cost is not None
         store = self._store if request.by_app else None
         known = await posted_fingerprints(self._github, pr, start.me, start.ours)
         if store is not None:
             known |= set(await _in_thread(store.known_fingerprints, pr.repo, pr.number))
         draft = build_review(
             result,
-            cost_report(result.usage, result.model, engine.prepared.options.prices),
+            cost,
             engine.info,
             known_fingerprints=known,
             max_comments=config.max_comments or self._settings.max_comments,
@@ -372,6 +407,23 @@ class ReviewPipeline:
             }
             await _in_thread(store.record_review, pr.repo, pr.number, pr.head_sha, posted.review_id, sorted(shown))
         return posted.review_id, len(draft.comments)
+
+
+def _log_failed_parts(prepared: Prepared, result: ReviewResult) -> None:
+    """One line per part the model failed: the review says only how many, the reasons are the operator's."""
+    requests = prepared.plan.requests
+    for failed in result.failed:
+        calls = [call for call in result.calls if call.request_index == failed.index]
+        last = calls[-1] if calls else None
+        if last is not None and last.outcome == "invalid_json":
+            status = "2xx, but not the JSON asked for"
+        else:
+            status = str(last.status) if last is not None and last.status is not None else "none (no answer)"
+        log.warning(
+            "part %d of %d (%s) not reviewed: model %s, status %s, error: %s",
+            *(failed.index + 1, len(requests), ", ".join(requests[failed.index].paths)),
+            *(result.model, status, failed.reason),
+        )
 
 
 def _over_budget(check: budgets.BudgetCheck) -> str:

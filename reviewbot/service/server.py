@@ -89,6 +89,7 @@ def review_worker(settings: Settings, store: Store, *, concurrency: int = WORKER
         max_attempts=settings.job_attempts,
         concurrency=concurrency,
         poll_interval=settings.worker_poll_seconds,
+        on_failed=service.give_up,
     )
 
 

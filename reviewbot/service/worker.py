@@ -9,7 +9,9 @@ worker died is taken over once the lease runs out, and a worker that lost its le
 The handler's :class:`JobOutcome` ends the job as done or dropped; a :class:`TransientJobError`
 (or any other exception, which may be a bug) sends it back to the queue with exponential backoff
 until ``max_attempts`` were made, and then it is failed with the reason kept in ``last_error``.
-Store calls run in threads, so SQLite never blocks the event loop.
+A :class:`PermanentJobError` fails it at once. Once a job is failed, ``on_failed`` is told (the
+review service posts a note on the pull request). Store calls run in threads, so SQLite never
+blocks the event loop.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Final, Literal
 
 from reviewbot import logs
 from reviewbot.errors import StoreError
+from reviewbot.render.text import plural
 from reviewbot.service import metrics
 from reviewbot.store.records import Job
 from reviewbot.store.store import Store
@@ -47,6 +50,11 @@ class TransientJobError(Exception):
         self.retry_after = retry_after
 
 
+class PermanentJobError(Exception):
+    """The job failed for a reason another attempt cannot change (a configuration error, a review
+    GitHub refuses in every form): fail it now rather than spend the remaining attempts."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
     """How a handler ended a job: ``done``, or ``dropped`` (nothing to do) with the reason."""
@@ -64,6 +72,8 @@ class JobOutcome:
 
 
 JobHandler = Callable[[Job], Awaitable[JobOutcome]]
+#: Told about a job the worker gave up on, with the error of its last attempt.
+FailureHandler = Callable[[Job, BaseException], Awaitable[None]]
 
 
 def backoff_seconds(attempt: int, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS) -> float:
@@ -86,6 +96,7 @@ class Worker:
         concurrency: int = 2,
         backoff_base: float = BACKOFF_BASE_SECONDS,
         backoff_cap: float = BACKOFF_CAP_SECONDS,
+        on_failed: FailureHandler | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -100,6 +111,7 @@ class Worker:
         self._concurrency = concurrency
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
+        self._on_failed = on_failed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
 
@@ -176,6 +188,8 @@ class Worker:
         ended: metrics.ReviewOutcome
         try:
             outcome = work.result()
+        except PermanentJobError as exc:
+            ended = await self._retry(job, label, _shorten(str(exc) or type(exc).__name__), 0.0, attempts=0)
         except TransientJobError as exc:
             delay = exc.retry_after if exc.retry_after is not None else self._backoff(job.attempts)
             ended = await self._retry(job, label, _shorten(str(exc) or type(exc).__name__), delay)
@@ -185,6 +199,12 @@ class Worker:
         else:
             await self._finish(job, label, outcome)
             ended = outcome.state
+        error = work.exception()
+        if ended == "failed" and error is not None and self._on_failed is not None:
+            try:
+                await self._on_failed(job, error)
+            except Exception:
+                log.exception("job %s %s: failed, and what follows a failure failed too", job.id, label)
         metrics.observe_review(ended, time.monotonic() - started)
 
     async def _supervise(self, job: Job, work: asyncio.Future[JobOutcome]) -> bool:
@@ -222,18 +242,19 @@ class Worker:
         else:
             log.warning("job %s %s: %s%s, but the lease was lost meanwhile", job.id, label, outcome.state, suffix)
 
-    async def _retry(self, job: Job, label: str, error: str, delay: float) -> metrics.ReviewOutcome:
-        """Requeue the job or fail it; how the attempt ended."""
+    async def _retry(
+        self, job: Job, label: str, error: str, delay: float, *, attempts: int | None = None
+    ) -> metrics.ReviewOutcome:
+        """Requeue the job or fail it (at once with ``attempts=0``); how the attempt ended."""
         delay = max(0.0, delay)
+        allowed = self._max_attempts if attempts is None else attempts
         try:
-            state = await asyncio.to_thread(
-                self._store.retry_job, job.id, self.worker_id, error, delay, self._max_attempts
-            )
+            state = await asyncio.to_thread(self._store.retry_job, job.id, self.worker_id, error, delay, allowed)
         except StoreError as exc:
             log.error("job %s %s: failed (%s) and could not be requeued: %s", job.id, label, error, exc)
             return "retried"  # still running in the store: taken over once its lease runs out
         if state == "failed":
-            log.error("job %s %s: failed after %d attempts: %s", job.id, label, job.attempts, error)
+            log.error("job %s %s: failed after %s: %s", job.id, label, plural(job.attempts, "attempt"), error)
             return "failed"
         if state == "queued":
             log.warning(

@@ -111,6 +111,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE UNIQUE INDEX jobs_one_running_per_pull_request ON jobs (kind, repo, pr_number) WHERE state = 'running'",
     ),
+    # 4: review results kept between a job's attempts (reviewbot.store.results), one per job.
+    (
+        """CREATE TABLE kept_results (
+            job_id BIGINT PRIMARY KEY,
+            head_sha TEXT NOT NULL,
+            result TEXT NOT NULL,
+            kept_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX kept_results_by_time ON kept_results (kept_at)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -7,8 +7,8 @@ The backend is SQLite (a file, the default) or PostgreSQL (``REVIEWBOT_DATABASE_
 for several replicas), with the same schema and the same SQL (:mod:`reviewbot.store.schema`), each
 write safe across threads and processes (:mod:`reviewbot.store.base`). :class:`Store` puts together
 one part per job: :mod:`~reviewbot.store.deliveries`, :mod:`~reviewbot.store.queue`,
-:mod:`~reviewbot.store.reviews` and :mod:`~reviewbot.store.installations`; what they hand out and
-take in is in :mod:`reviewbot.store.records`.
+:mod:`~reviewbot.store.reviews`, :mod:`~reviewbot.store.installations` and
+:mod:`~reviewbot.store.results`; what they hand out and take in is in :mod:`reviewbot.store.records`.
 
 Times are ``time.time()`` seconds. The time-sensitive methods take ``now`` so tests need not sleep.
 """
@@ -24,6 +24,7 @@ from reviewbot.store.database import Database
 from reviewbot.store.deliveries import DeliveriesMixin
 from reviewbot.store.installations import InstallationsMixin
 from reviewbot.store.queue import QueueMixin
+from reviewbot.store.results import KeptResultsMixin
 from reviewbot.store.reviews import ReviewsMixin
 from reviewbot.store.schema import LOCK_MIGRATIONS, MIGRATIONS, SCHEMA_VERSION
 
@@ -39,7 +40,7 @@ def open_store(database_url: str) -> Store:
     return Store(connect(database_url))
 
 
-class Store(DeliveriesMixin, QueueMixin, ReviewsMixin, InstallationsMixin):
+class Store(DeliveriesMixin, QueueMixin, ReviewsMixin, InstallationsMixin, KeptResultsMixin):
     """The state of the service; every method is synchronous and thread-safe."""
 
     def __init__(self, database: Database) -> None:
