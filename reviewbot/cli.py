@@ -17,7 +17,7 @@ from typing import IO
 
 from reviewbot import __version__
 from reviewbot.engine.diff import parse_diff
-from reviewbot.engine.pricing import cost_report
+from reviewbot.engine.pricing import review_cost
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
@@ -190,7 +190,7 @@ def _review(args: argparse.Namespace) -> int:
         return EXIT_OK
     progress = _Progress(sys.stderr) if args.format == "text" and sys.stderr.isatty() else None
     result = asyncio.run(_run(prepared, settings, progress))
-    cost = cost_report(result.usage, result.model, options.prices)
+    cost = review_cost(result, options.prices)
     _emit(args, render_result(result, args.format, cost=cost, color=color))
     return _exit_code(args, result)
 
@@ -215,7 +215,7 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
     if reviewed.result is None:
         _emit(args, render_plan(reviewed.prepared, args.format, color=color))
     else:
-        cost = cost_report(reviewed.result.usage, reviewed.result.model, reviewed.prepared.options.prices)
+        cost = review_cost(reviewed.result, reviewed.prepared.options.prices)
         _emit(args, render_result(reviewed.result, args.format, cost=cost, color=color))
     for problem in reviewed.config.problems if reviewed.config is not None else ():
         print(f"reviewbot: {problem}", file=sys.stderr)

@@ -37,7 +37,7 @@ import anyio
 from reviewbot.engine.diff import parse_diff
 from reviewbot.engine.incremental import restrict_to_changes
 from reviewbot.engine.llm import ModelClient
-from reviewbot.engine.pricing import cost_report
+from reviewbot.engine.pricing import review_cost
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
 from reviewbot.engine.result import ReviewResult
@@ -352,7 +352,7 @@ class ReviewPipeline:
             known |= set(await _in_thread(store.known_fingerprints, pr.repo, pr.number))
         draft = build_review(
             result,
-            cost_report(result.usage, result.model, engine.prepared.options.prices),
+            review_cost(result, engine.prepared.options.prices),
             engine.info,
             known_fingerprints=known,
             max_comments=config.max_comments or self._settings.max_comments,

@@ -98,6 +98,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX model_calls_by_installation ON model_calls (installation_id, at)",
         "CREATE INDEX model_calls_by_repo ON model_calls (repo, at)",
     ),
+    # 3: the ledger keeps cached prompt tokens and the layer a cost's price came from
+    # (reviewbot.engine.price_layers); rows from before are labelled as the price table priced them.
+    (
+        "ALTER TABLE model_calls ADD COLUMN cached_tokens BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE model_calls ADD COLUMN price_source TEXT NOT NULL DEFAULT 'unknown'",
+        "UPDATE model_calls SET price_source = cost_source",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
