@@ -22,7 +22,7 @@ from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ConfigError, InputError, ModelError, ReviewbotError
-from reviewbot.money import costs
+from reviewbot.money import costs, prices
 from reviewbot.render import FORMATS, render_plan, render_result
 from reviewbot.settings import Settings, load_settings
 from reviewbot.severity import Severity
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bring the database at REVIEWBOT_DATABASE_URL to this release's schema.",
     )
     costs.add_parser(commands)
+    prices.add_parser(commands)
     return parser
 
 
@@ -116,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate()
         if args.command == "costs":
             return costs.run(args)
+        if args.command == "prices":
+            return prices.run(args)
         return _review(args)
     except ModelError as exc:
         print(f"reviewbot: {exc}", file=sys.stderr)
