@@ -1,17 +1,24 @@
-"""The README cannot rot: its settings table is generated from the settings themselves."""
+"""The README cannot rot: its settings table and `reviewbot prices` example are generated from the code."""
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 
+import pytest
 from pydantic import AliasChoices
 
+from reviewbot.cli import main
 from reviewbot.settings import Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+PRICES_START, PRICES_END = "<!-- prices-example:start -->", "<!-- prices-example:end -->"
+_DAY = re.compile(r" on \d{4}-\d{2}-\d{2},")
 
 
 def settings_table() -> str:
@@ -27,8 +34,37 @@ def settings_table() -> str:
 
 def test_the_settings_table_matches_the_settings() -> None:
     text = README.read_text("utf-8")
-    current = text.split(START, 1)[1].split(END, 1)[0].strip()
+    current = section(text, START, END)
     assert current == settings_table(), "run `python tests/test_readme.py` to update the README"
+
+
+def prices_example() -> str:
+    """What `reviewbot prices` prints with no settings (run with none in the environment)."""
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        main(["prices"])
+    return f"```text\n$ reviewbot prices\n{printed.getvalue()}```"
+
+
+def section(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_the_prices_example_is_what_the_command_prints() -> None:
+    current = section(README.read_text("utf-8"), PRICES_START, PRICES_END)
+    assert _DAY.sub(" on DAY,", current) == _DAY.sub(" on DAY,", prices_example()), (
+        "run `python tests/test_readme.py` to update the README"
+    )
+
+
+def test_the_cost_section_says_where_prices_come_from_and_how_to_correct_one() -> None:
+    costs = README.read_text("utf-8").split("## What it costs", 1)[1].split("\n## ", 1)[0]
+    for layer in ("usage.cost", "REVIEWBOT_INPUT_PRICE", "REVIEWBOT_PRICES", "reviewbot/data/prices.toml"):
+        assert layer in costs
+    for name in ("genai-prices", "REVIEWBOT_PRICE_PROVIDER", "REVIEWBOT_COMPARE_WITH", "reviewbot prices", "estimate"):
+        assert name in costs
+    assert "To correct a price" in costs
 
 
 def test_the_readme_shows_the_commands_ci_runs() -> None:
@@ -39,9 +75,15 @@ def test_the_readme_shows_the_commands_ci_runs() -> None:
     assert "reviewbot review examples/leeway.diff --dry-run" in text
 
 
+def replaced(text: str, start: str, end: str, body: str) -> str:
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 if __name__ == "__main__":
-    text = README.read_text("utf-8")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{START}\n{settings_table()}\n{END}{tail}", encoding="utf-8")
+    for name in [name for name in os.environ if name.startswith(("REVIEWBOT_", "OPENAI_"))]:
+        del os.environ[name]
+    text = replaced(README.read_text("utf-8"), START, END, settings_table())
+    README.write_text(replaced(text, PRICES_START, PRICES_END, prices_example()), encoding="utf-8")
     sys.exit(0)
