@@ -24,7 +24,7 @@ from _report import Result, emit
 from _synth import count_changed
 from reviewbot.engine.diff import decode, parse_diff
 from reviewbot.engine.filters import FilterRules
-from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.prompt import ReviewContext, build_messages
 from reviewbot.engine.review import ReviewOptions, prepare
 from reviewbot.engine.tokens import estimate_messages, estimate_tokens
@@ -38,7 +38,7 @@ OPTIONS = ReviewOptions(
     context_window=32_768,
     max_output_tokens=answer_reserve(32_768),
     rules=FilterRules(),
-    prices=default_price_table(),
+    prices=Prices(),
 )
 SMALL_WINDOWS = (8_192, 6_000)
 _FILE_START = re.compile(r"^diff --git ", re.MULTILINE)  # "^" after "\n" only, as git splits lines

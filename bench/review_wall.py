@@ -27,7 +27,7 @@ from _synth import count_changed, synth_diff
 from reviewbot.engine.diff import parse_diff
 from reviewbot.engine.filters import FilterRules
 from reviewbot.engine.llm import ModelClient
-from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import ReviewOptions, execute, prepare
 
@@ -44,7 +44,7 @@ OPTIONS = ReviewOptions(
     context_window=8_192,
     max_output_tokens=1_024,
     rules=FilterRules(),
-    prices=default_price_table(),
+    prices=Prices(),
 )
 _FILE = re.compile(r"^File: (\S+) \(", re.MULTILINE)
 _LINE = re.compile(r"^(L?)(\d+) ([+-])\s*(\S.*)$", re.MULTILINE)

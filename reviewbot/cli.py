@@ -17,12 +17,12 @@ from typing import IO
 
 from reviewbot import __version__
 from reviewbot.engine.diff import parse_diff
-from reviewbot.engine.pricing import cost_report
+from reviewbot.engine.pricing import review_cost
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ConfigError, InputError, ModelError, ReviewbotError
-from reviewbot.money import costs
+from reviewbot.money import costs, prices
 from reviewbot.render import FORMATS, render_plan, render_result
 from reviewbot.settings import Settings, load_settings
 from reviewbot.severity import Severity
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bring the database at REVIEWBOT_DATABASE_URL to this release's schema.",
     )
     costs.add_parser(commands)
+    prices.add_parser(commands)
     return parser
 
 
@@ -133,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return costs.run(args)
         if args.command == "action":
             return _action(args)
+        if args.command == "prices":
+            return prices.run(args)
         return _review(args)
     except ModelError as exc:
         print(f"reviewbot: {exc}", file=sys.stderr)
@@ -212,7 +215,7 @@ def _review(args: argparse.Namespace) -> int:
         return EXIT_OK
     progress = _Progress(sys.stderr) if args.format == "text" and sys.stderr.isatty() else None
     result = asyncio.run(_run(prepared, settings, progress))
-    cost = cost_report(result.usage, result.model, options.prices)
+    cost = review_cost(result, options.prices)
     _emit(args, render_result(result, args.format, cost=cost, color=color))
     _say_if_all_failed(result)
     return _exit_code(args, result)
@@ -290,7 +293,7 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
     if reviewed.result is None:
         _emit(args, render_plan(reviewed.prepared, args.format, color=color))
     else:
-        cost = cost_report(reviewed.result.usage, reviewed.result.model, reviewed.prepared.options.prices)
+        cost = review_cost(reviewed.result, reviewed.prepared.options.prices)
         _emit(args, render_result(reviewed.result, args.format, cost=cost, color=color))
         _say_if_all_failed(reviewed.result)
     for problem in reviewed.config.problems if reviewed.config is not None else ():

@@ -33,6 +33,7 @@ class PriceOverride(BaseSettings):
 
     input: float | None = Field(default=None, ge=0)
     output: float | None = Field(default=None, ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
 
 
 class Settings(BaseSettings):
@@ -115,7 +116,17 @@ class Settings(BaseSettings):
     )
     prices: dict[str, PriceOverride] = Field(
         default_factory=dict,
-        description='JSON object of prices by model, e.g. {"my-model": {"input": 0.1, "output": 0.4}}.',
+        description='JSON object of prices by model, e.g. {"my-model": {"input": 0.1, "output": 0.4}} '
+        '(also "cached_input", the rate of prompt-cache hits).',
+    )
+    price_provider: str | None = Field(
+        default=None,
+        description="genai-prices provider whose prices apply (e.g. openrouter); unset, the one at REVIEWBOT_BASE_URL.",
+    )
+    compare_with: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated models the cost note compares against, priced by genai-prices "
+        "(e.g. gpt-4o,claude-sonnet-4); unset, GPT-4o and Claude 3.5 Sonnet at the seed's prices.",
     )
 
     # -- the GitHub App service -------------------------------------------------------------
@@ -207,7 +218,7 @@ class Settings(BaseSettings):
             self.max_output_tokens = answer_reserve(self.context_window)
         return self
 
-    @field_validator("include", "exclude", "allowed_models", mode="before")
+    @field_validator("include", "exclude", "allowed_models", "compare_with", mode="before")
     @classmethod
     def _split_globs(cls, value: object) -> object:
         if isinstance(value, str):

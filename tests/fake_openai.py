@@ -79,12 +79,19 @@ _ERRORS: Final[dict[int, tuple[str, str | None, str]]] = {
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
-    """The ``usage`` object of a completion; ``cost`` is OpenRouter's extra field (USD)."""
+    """The ``usage`` object of a completion; ``cost`` is OpenRouter's extra field (USD).
+
+    ``cached_tokens`` are prompt tokens served from the provider's cache, reported as OpenAI does
+    (``prompt_tokens_details.cached_tokens``, a part of ``prompt_tokens``); ``cache_hit_tokens``
+    the same as DeepSeek reports them (``prompt_cache_hit_tokens`` beside ``prompt_cache_miss_tokens``).
+    """
 
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int | None = None
     cost: float | None = None
+    cached_tokens: int | None = None
+    cache_hit_tokens: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         usage: dict[str, Any] = {
@@ -96,6 +103,11 @@ class TokenUsage:
             usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         if self.cost is not None:
             usage["cost"] = self.cost
+        if self.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.cache_hit_tokens is not None:
+            usage["prompt_cache_hit_tokens"] = self.cache_hit_tokens
+            usage["prompt_cache_miss_tokens"] = self.prompt_tokens - self.cache_hit_tokens
         return usage
 
 

@@ -6,6 +6,7 @@ look at what the fake GitHub received and what the ledger holds.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -16,7 +17,7 @@ import pytest
 
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply, TokenUsage
-from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.repo_config import CONFIG_PATH, parse_repo_config
 from reviewbot.engine.result import ModelCall
 from reviewbot.engine.usage import Usage
@@ -71,7 +72,7 @@ def spend(
     """Record one earlier request of ``usd`` (None: unknown) in the harness's ledger."""
     model = "qwen3-coder-30b" if usd is None else "somebody-elses-model"
     call = ModelCall(0, model, Usage(1_000, 100, 0, 1, usd), 1.0, "ok")
-    ledger.record_calls(harness.store, Origin(installation, repo, 1, "f" * 40), [call], default_price_table(), now=at)
+    ledger.record_calls(harness.store, Origin(installation, repo, 1, "f" * 40), [call], Prices(), now=at)
 
 
 def note_of(harness: Harness) -> str:
@@ -239,7 +240,8 @@ def test_a_monthly_budget_that_is_not_a_positive_amount_is_a_problem(value: str)
 
 
 def test_with_an_unknown_price_the_review_runs_and_says_the_budget_was_not_checked(make_harness: MakeHarness) -> None:
-    harness = make_harness(monthly_budget_per_repo=1.0)  # qwen3-coder-30b has no input price in the table
+    # The model endpoint is on loopback: a local server, which publishes no price.
+    harness = make_harness(monthly_budget_per_repo=1.0)
     spend(harness, 0.9)
 
     assert harness.run().state == "done"
@@ -247,8 +249,21 @@ def test_with_an_unknown_price_the_review_runs_and_says_the_budget_was_not_check
     assert harness.model.requests
     body = harness.only_review()["body"]
     assert "> [!NOTE]" in body
-    assert "could not be checked: the input price of qwen3-coder-30b is unknown" in body
-    assert "`REVIEWBOT_INPUT_PRICE`" in body
+    assert "could not be checked: the input and output price of qwen3-coder-30b is unknown" in body
+    assert "`REVIEWBOT_INPUT_PRICE` and `REVIEWBOT_OUTPUT_PRICE`" in body
+
+
+def test_a_budget_is_checked_at_the_price_the_review_will_be_charged(make_harness: MakeHarness) -> None:
+    # The loopback endpoint publishes no price; the operator names the provider it forwards to.
+    model = "qwen/qwen3-coder-30b-a3b-instruct"
+    harness = make_harness(monthly_budget_per_repo=1.0, price_provider="openrouter", model=model)
+    spend(harness, 0.99999)
+
+    harness.run()
+
+    body = note_of(harness)
+    assert harness.model.requests == []
+    assert re.search(rf"This review: about \$0\.000[1-9]\d* for 1 request to {re.escape(model)}", body)
 
 
 def test_with_an_unknown_price_a_budget_already_spent_still_stops_the_review(make_harness: MakeHarness) -> None:
@@ -303,6 +318,32 @@ def test_without_an_endpoint_cost_the_ledger_prices_the_reported_tokens(make_har
     for row in ledger.entries(harness.store):
         assert (row.input_tokens, row.output_tokens, row.cost_source) == (2_000, 300, "price table")
         assert row.cost_usd == pytest.approx((2_000 * 1.0 + 300 * 2.0) / 1_000_000, abs=1e-12)
+
+
+def test_the_ledger_and_the_note_name_the_price_database_and_count_cached_tokens(make_harness: MakeHarness) -> None:
+    # The loopback endpoint stands in for a gateway to OpenRouter, which the operator names.
+    model = "qwen/qwen3-coder-30b-a3b-instruct"
+    harness = make_harness(price_provider="openrouter", model=model)
+    findings = answer_with(BUG)
+    usage = TokenUsage(prompt_tokens=2_000, completion_tokens=300, cached_tokens=1_500)
+    harness.model.set_default(lambda body: replace(findings(body), usage=usage))
+
+    harness.run()
+
+    rows = ledger.entries(harness.store)
+    assert rows
+    expected = Prices(provider_id="openrouter").cost(Usage(2_000, 300, requests=1, cached_tokens=1_500), model).usd
+    assert expected is not None
+    for row in rows:
+        assert (row.cached_tokens, row.cost_source, row.price_source) == (
+            1_500,
+            "price table",
+            "genai-prices:openrouter",
+        )
+        assert row.cost_usd == pytest.approx(expected)
+    body = harness.only_review()["body"]
+    assert f"{2_000 * len(rows):,} input ({1_500 * len(rows):,} cached)" in body
+    assert "at OpenRouter's prices (genai-prices)" in body
 
 
 def test_requests_of_a_review_that_is_not_posted_are_still_in_the_ledger(make_harness: MakeHarness) -> None:

@@ -14,7 +14,7 @@ from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply
 from fixtures_path import SAMPLE_DIFFS
 from reviewbot.cli import main
-from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.result import ModelCall
 from reviewbot.engine.usage import Usage
 from reviewbot.money import ledger
@@ -337,7 +337,7 @@ def test_with_a_database_a_repository_over_its_budget_exits_2_with_no_model_call
     store = open_store(url)
     try:
         earlier = ModelCall(0, "somebody-elses-model", Usage(1_000, 100, 0, 1, 1.5), 1.0, "ok")
-        ledger.record_calls(store, ledger.Origin(0, REPO, 1, "f" * 40), [earlier], default_price_table())
+        ledger.record_calls(store, ledger.Origin(0, REPO, 1, "f" * 40), [earlier], Prices())
     finally:
         store.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reviewbot.cli import main
-from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.result import ModelCall
 from reviewbot.engine.usage import Usage
 from reviewbot.money import ledger
@@ -48,7 +48,7 @@ def database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str)
     store = open_store(database_url)
     try:
         store.upsert_installation(4242, "octo-org")
-        prices = default_price_table()
+        prices = Prices()
         # deepseek-v4-flash is $0.18 / $0.25: 10,000 + 1,000 tokens cost $0.00205.
         ledger.record_calls(store, APP, [priced("deepseek-v4-flash", 10_000, 1_000)], prices, now=JUNE)
         ledger.record_calls(store, APP, [priced("deepseek-v4-flash", 10_000, 1_000, cost=0.003)], prices, now=JULY)
@@ -126,6 +126,43 @@ def test_json_by_installation_names_the_account(capsys: pytest.CaptureFixture[st
     assert [(r["installation_id"], r["account"], r["requests"]) for r in rows] == [(99, None, 2), (4242, "octo-org", 3)]
 
 
+def test_json_groups_by_where_each_price_came_from(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "-f", "json", "--by", "source")
+
+    rows = json.loads(out)["rows"]
+    assert [(r["source"], r["requests"], r["unknown_cost_requests"]) for r in rows] == [
+        ("endpoint", 3, 0),
+        ("reviewbot", 1, 0),  # deepseek-v4-flash from reviewbot's table
+        ("unknown", 1, 1),  # qwen3-coder-30b: no input price
+    ]
+
+
+def test_json_counts_cached_tokens(capsys: pytest.CaptureFixture[str], database: str) -> None:
+    store = open_store(database)
+    try:
+        cached = ModelCall(0, "gpt-4o", Usage(8_000, 100, 0, 1, None, cached_tokens=6_000), 1.0, "ok")
+        ledger.record_calls(store, WEB, [cached], Prices(), now=JULY)
+    finally:
+        store.close()
+    _, out, _ = run(capsys, "-f", "json", "--by", "repo")
+
+    assert [row["cached_tokens"] for row in json.loads(out)["rows"]] == [6_000, 0, 0]
+
+
+def test_the_comparison_names_the_reference_models_the_operator_chose(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVIEWBOT_COMPARE_WITH", "claude-sonnet-4")
+    _, out, _ = run(capsys, "-f", "csv", "--by", "repo")
+
+    header = out.splitlines()[0]
+    assert header.endswith("cost_usd,unknown_cost_requests,claude_sonnet_4_usd,claude_sonnet_4_saving_usd")
+    app = list(csv.DictReader(io.StringIO(out)))[2]
+    quote = Prices(compare_with=("claude-sonnet-4",)).references()[0][1]
+    expected = quote.cost([Usage(10_000, 1_000, requests=1)] * 2)
+    assert float(app["claude_sonnet_4_usd"]) == pytest.approx(expected)
+
+
 # -- CSV ------------------------------------------------------------------------------------------
 
 
@@ -135,7 +172,7 @@ def test_csv_has_a_header_and_one_line_per_group(capsys: pytest.CaptureFixture[s
     assert code == 0
     lines = list(csv.DictReader(io.StringIO(out)))
     assert out.splitlines()[0] == (
-        "model,month,requests,input_tokens,output_tokens,reasoning_tokens,cost_usd,unknown_cost_requests,"
+        "model,month,requests,input_tokens,output_tokens,reasoning_tokens,cached_tokens,cost_usd,unknown_cost_requests,"
         "gpt_4o_usd,gpt_4o_saving_usd,claude_3_5_sonnet_usd,claude_3_5_sonnet_saving_usd"
     )
     assert [(line["model"], line["month"], line["requests"]) for line in lines] == [

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from reviewbot.engine.diff import Side
-from reviewbot.engine.pricing import cost_report, default_price_table
+from reviewbot.engine.price_layers import Prices
+from reviewbot.engine.pricing import cost_report
 from reviewbot.engine.result import Category, Finding, NotReviewed, Repairs, ReviewResult, SkippedFile
 from reviewbot.engine.usage import Usage
 from reviewbot.github.draft import (
@@ -52,7 +53,7 @@ def test_posts_each_anchored_finding_as_an_inline_comment_with_a_fingerprint() -
     ranged = make(20, title="Range", start_line=18, suggestion="fixed()\n")
     draft = build_review(
         result(single, ranged),
-        cost_report(Usage(1000, 100, requests=1), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(1000, 100, requests=1), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD, files_reviewed=2),
         known_fingerprints=set(),
         max_comments=10,
@@ -74,7 +75,7 @@ def test_posts_each_anchored_finding_as_an_inline_comment_with_a_fingerprint() -
 def test_the_body_carries_the_head_marker_the_cost_note_and_what_was_skipped() -> None:
     draft = build_review(
         result(make(3)),
-        cost_report(Usage(1000, 100, requests=1), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(1000, 100, requests=1), "gpt-4o-mini", Prices()),
         ReviewContextInfo(
             head_sha=HEAD, files_reviewed=2, config_problems=("bad toml",), omitted=(("big.bin", "no patch"),)
         ),
@@ -94,7 +95,7 @@ def test_a_finding_already_on_the_pull_request_is_not_posted_again() -> None:
     old, new = make(3, title="Old"), make(9, title="New")
     draft = build_review(
         result(old, new),
-        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD),
         known_fingerprints={fingerprint(old)},
         max_comments=10,
@@ -115,7 +116,7 @@ def test_caps_inline_comments_keeping_the_most_severe_and_lists_the_rest_in_the_
     ]
     draft = build_review(
         result(*findings),
-        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD),
         known_fingerprints=set(),
         max_comments=2,
@@ -130,7 +131,7 @@ def test_caps_inline_comments_keeping_the_most_severe_and_lists_the_rest_in_the_
 def test_file_level_notes_go_in_the_body() -> None:
     draft = build_review(
         result(make(None, title="Whole file")),
-        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD),
         known_fingerprints=set(),
         max_comments=10,
@@ -143,7 +144,7 @@ def test_file_level_notes_go_in_the_body() -> None:
 def test_a_suggestion_on_a_removed_line_is_never_a_suggestion_block() -> None:
     draft = build_review(
         result(make(5, side=Side.LEFT, suggestion=None)),
-        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD),
         known_fingerprints=set(),
         max_comments=10,
@@ -156,7 +157,7 @@ def test_the_body_stays_under_githubs_limit() -> None:
     many = [make(None, title=f"note {n}", body="x" * 2_000) for n in range(60)]
     draft = build_review(
         result(*many, not_reviewed=tuple(NotReviewed("a.py", n, n, "cap") for n in range(100))),
-        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD),
         known_fingerprints=set(),
         max_comments=10,
@@ -171,7 +172,7 @@ def test_a_command_review_carries_its_job_so_a_restart_can_find_it() -> None:
 
     draft = build_review(
         result(),
-        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD, job_id=41),
         known_fingerprints=set(),
         max_comments=10,
@@ -180,7 +181,7 @@ def test_a_command_review_carries_its_job_so_a_restart_can_find_it() -> None:
     assert head_marker_of(draft.body) == HEAD
     plain = build_review(
         result(),
-        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD),
         known_fingerprints=set(),
         max_comments=10,
@@ -199,7 +200,7 @@ def test_the_body_says_parts_failed_without_repeating_the_endpoints_errors() -> 
     )
     draft = build_review(
         failed,
-        cost_report(Usage(), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD),
         known_fingerprints=set(),
         max_comments=10,

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reviewbot.engine.pricing import Price, PriceTable, default_price_table
+from reviewbot.engine.price_layers import Prices
+from reviewbot.engine.price_table import Entry, Price, PriceTable
 from reviewbot.engine.result import ModelCall
 from reviewbot.engine.usage import Usage
 from reviewbot.money import ledger
@@ -16,7 +17,7 @@ from reviewbot.money.costs import parse_group_by, parse_since
 from reviewbot.money.ledger import Origin, Spend
 from reviewbot.store.store import Store, open_store
 
-PRICES = default_price_table().with_overrides({"cheap-coder": (0.5, 2.0)})
+PRICES = Prices().with_overrides({"cheap-coder": (0.5, 2.0)})
 APP = Origin(installation_id=1, repo="octo/app", pr_number=7, head_sha="a" * 40, id=11)
 API = Origin(installation_id=1, repo="octo/api", pr_number=3, head_sha="b" * 40, id=12)
 WEB = Origin(installation_id=2, repo="acme/web", pr_number=1, head_sha="c" * 40)
@@ -37,8 +38,9 @@ def call(
     outcome: str = "ok",
     index: int = 0,
     reasoning: int = 0,
+    cached: int = 0,
 ) -> ModelCall:
-    usage = Usage(input_tokens, output_tokens, reasoning, 1 if outcome != "error" else 0, cost)
+    usage = Usage(input_tokens, output_tokens, reasoning, 1 if outcome != "error" else 0, cost, cached)
     return ModelCall(index, model, usage, 1.5, outcome, "boom" if outcome == "error" else None)
 
 
@@ -54,15 +56,31 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 def test_the_endpoint_cost_wins_over_the_price_table() -> None:
-    assert ledger.price_call(call(cost=0.0042), PRICES) == (0.0042, "endpoint")
+    assert ledger.price_call(call(cost=0.0042), PRICES) == (0.0042, "endpoint", "endpoint")
     # …even for a model the table knows nothing about.
-    assert ledger.price_call(call("mystery-model", cost=0.01), PRICES) == (0.01, "endpoint")
+    assert ledger.price_call(call("mystery-model", cost=0.01), PRICES) == (0.01, "endpoint", "endpoint")
 
 
-def test_without_an_endpoint_cost_the_tokens_are_priced_from_the_table() -> None:
-    cost, source = ledger.price_call(call(input_tokens=2_000, output_tokens=500), PRICES)
-    assert source == "price table"
+def test_without_an_endpoint_cost_the_tokens_are_priced_by_the_layer_that_knows() -> None:
+    cost, source, price_source = ledger.price_call(call(input_tokens=2_000, output_tokens=500), PRICES)
+    assert (source, price_source) == ("price table", "settings")
     assert cost == pytest.approx((2_000 * 0.5 + 500 * 2.0) / 1_000_000)
+    assert ledger.price_call(call("gpt-4o"), PRICES)[1:] == ("price table", "reviewbot")
+    at_openrouter = Prices("https://openrouter.ai/api/v1")
+    assert ledger.price_call(call("qwen/qwen3-coder-30b-a3b-instruct"), at_openrouter)[1:] == (
+        "price table",
+        "genai-prices:openrouter",
+    )
+
+
+def test_a_call_is_priced_at_the_price_of_the_day_it_is_recorded() -> None:
+    # OpenAI cut o3's price on 10 June 2025.
+    prices = Prices("https://api.openai.com/v1")
+    before = ledger.price_call(call("o3"), prices, at=at(2025, 6, 1)).usd
+    after = ledger.price_call(call("o3"), prices, at=at(2025, 6, 20)).usd
+    assert before is not None
+    assert after is not None
+    assert before > after
 
 
 @pytest.mark.parametrize(
@@ -73,21 +91,20 @@ def test_without_an_endpoint_cost_the_tokens_are_priced_from_the_table() -> None
     ],
 )
 def test_a_price_the_table_lacks_makes_the_cost_unknown(model: str, input_tokens: int, output_tokens: int) -> None:
-    assert ledger.price_call(call(model, input_tokens, output_tokens), PRICES) == (None, "unknown")
+    assert ledger.price_call(call(model, input_tokens, output_tokens), PRICES) == (None, "unknown", "unknown")
 
 
 def test_a_missing_side_that_the_tokens_do_not_need_does_not_matter() -> None:
-    table = PriceTable({"half-priced": Price("Half", input=None, output=1.0)})
-    cost, source = ledger.price_call(call("half-priced", 0, 1_000), table)
-    assert (cost, source) == (0.001, "price table")
+    table = PriceTable({"half-priced": Entry(Price("Half", input=None, output=1.0))})
+    assert ledger.price_call(call("half-priced", 0, 1_000), Prices(table=table)) == (0.001, "price table", "reviewbot")
 
 
 def test_an_answer_without_usage_has_an_unknown_cost_not_zero() -> None:
-    assert ledger.price_call(call(input_tokens=0, output_tokens=0), PRICES) == (None, "unknown")
+    assert ledger.price_call(call(input_tokens=0, output_tokens=0), PRICES) == (None, "unknown", "unknown")
 
 
 def test_a_failed_request_used_no_reported_tokens_and_costs_nothing() -> None:
-    assert ledger.price_call(call("mystery-model", 0, 0, outcome="error"), PRICES) == (0.0, "price table")
+    assert ledger.price_call(call("mystery-model", 0, 0, outcome="error"), PRICES) == (0.0, "price table", "no tokens")
 
 
 # -- recording ------------------------------------------------------------------------------------
@@ -103,10 +120,10 @@ def test_each_call_becomes_one_row_with_where_it_came_from(store: Store) -> None
     assert ledger.record_calls(store, APP, calls, PRICES, now=JUNE) == 3
 
     rows = ledger.entries(store)
-    assert [(r.request_index, r.outcome, r.cost_source) for r in rows] == [
-        (0, "ok", "price table"),
-        (1, "invalid_json", "endpoint"),
-        (2, "error", "price table"),
+    assert [(r.request_index, r.outcome, r.cost_source, r.price_source) for r in rows] == [
+        (0, "ok", "price table", "settings"),
+        (1, "invalid_json", "endpoint", "endpoint"),
+        (2, "error", "price table", "no tokens"),
     ]
     first = rows[0]
     assert (first.job_id, first.installation_id, first.repo, first.pr_number, first.head_sha) == (
@@ -135,6 +152,58 @@ def test_an_unknown_cost_is_stored_as_null_not_zero(store: Store) -> None:
         stored = [(row["cost_usd"], row["cost_source"]) for row in tx.all("SELECT * FROM model_calls ORDER BY id")]
     assert stored == [(None, "unknown"), (None, "unknown")]
     assert ledger.spend_since(store, 0) == Spend(known_usd=0.0, known_requests=0, unknown_requests=2)
+
+
+def test_cached_tokens_are_recorded_and_summed(store: Store) -> None:
+    ledger.record_calls(store, APP, [call(cached=600), call(cached=400, index=1)], PRICES, now=JUNE)
+
+    assert [row.cached_tokens for row in ledger.entries(store)] == [600, 400]
+    (row,) = ledger.spend_by(store, ("repo",))
+    assert (row.input_tokens, row.cached_tokens) == (2_000, 1_000)
+
+
+def test_spend_groups_by_where_each_price_came_from(store: Store) -> None:
+    calls = [call(cost=0.01), call(index=1), call("gpt-4o", index=2), call("mystery-model", index=3)]
+    ledger.record_calls(store, APP, calls, PRICES, now=JUNE)
+
+    rows = ledger.spend_by(store, ("source",))
+    assert [(row.key, row.requests, row.spend.unknown_requests) for row in rows] == [
+        (("endpoint",), 1, 0),
+        (("reviewbot",), 1, 0),
+        (("settings",), 1, 0),
+        (("unknown",), 1, 1),
+    ]
+
+
+def test_rows_recorded_before_sources_were_kept_name_the_price_table(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reviewbot.store import store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)  # a database of the release before
+    old = open_store(database_url)
+    with old.write() as tx:
+        tx.execute(
+            "INSERT INTO model_calls (job_id, installation_id, repo, pr_number, head_sha, request_index, model,"
+            " input_tokens, output_tokens, reasoning_tokens, cost_usd, cost_source, seconds, outcome, error, at)"
+            " VALUES (NULL, 1, 'octo/app', 7, ?, 0, 'gpt-4o', 1000, 100, 0, 0.0035, 'price table', 1.0, 'ok', NULL, ?)",
+            ("a" * 40, JUNE),
+        )
+    old.close()
+    monkeypatch.undo()
+
+    upgraded = open_store(database_url)
+    try:
+        assert upgraded.migrated_from == 2
+        (row,) = ledger.entries(upgraded)
+        assert (row.cost_usd, row.cost_source, row.price_source, row.cached_tokens) == (
+            0.0035,
+            "price table",
+            "price table",
+            0,
+        )
+    finally:
+        upgraded.close()
 
 
 def test_recording_no_calls_writes_nothing(store: Store) -> None:

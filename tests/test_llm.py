@@ -128,6 +128,31 @@ def test_reasoning_tokens_are_counted(fake_openai: FakeOpenAI) -> None:
     assert (reply.usage.output_tokens, reply.usage.reasoning_tokens) == (90, 70)
 
 
+def test_cached_prompt_tokens_are_counted_as_openai_reports_them(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.json({}, usage=TokenUsage(prompt_tokens=2_000, completion_tokens=50, cached_tokens=1_536)))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert (reply.usage.input_tokens, reply.usage.cached_tokens) == (2_000, 1_536)
+
+
+def test_cached_prompt_tokens_are_counted_as_deepseek_reports_them(fake_openai: FakeOpenAI) -> None:
+    usage = TokenUsage(prompt_tokens=2_000, completion_tokens=50, cache_hit_tokens=1_280)
+    fake_openai.push(Reply.json({}, usage=usage))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert (reply.usage.input_tokens, reply.usage.cached_tokens) == (2_000, 1_280)
+
+
+def test_cached_tokens_are_never_more_than_the_prompt(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.json({}, usage=TokenUsage(prompt_tokens=100, completion_tokens=5, cached_tokens=4_000)))
+
+    [reply] = ask(fake_openai.base_url)
+
+    assert reply.usage.cached_tokens == 100
+
+
 def test_a_reply_without_usage_is_flagged_as_unreported(fake_openai: FakeOpenAI) -> None:
     fake_openai.push(Reply.no_usage({"findings": []}))
 

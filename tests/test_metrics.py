@@ -22,7 +22,7 @@ from starlette.types import ASGIApp
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI
 from fixtures_path import WEBHOOKS
-from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.result import ModelCall
 from reviewbot.engine.usage import Usage
 from reviewbot.errors import StoreError
@@ -270,8 +270,8 @@ def call(
 
 def test_model_calls_sum_tokens_and_known_usd_and_count_unknown_cost() -> None:
     fresh = Metrics(CollectorRegistry())
-    prices = default_price_table()
-    gpt = prices.lookup("gpt-4o")
+    prices = Prices()
+    gpt = prices.table.lookup("gpt-4o")  # the default endpoint's price
     assert gpt is not None
     calls = [
         call("gpt-4o", input_tokens=1_000, output_tokens=200, reasoning_tokens=50),

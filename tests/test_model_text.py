@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from reviewbot.engine.pricing import cost_report, default_price_table
+from reviewbot.engine.price_layers import Prices
+from reviewbot.engine.pricing import cost_report
 from reviewbot.engine.usage import Usage
 from reviewbot.github.draft import (
     HEAD_MARKER,
@@ -157,7 +158,7 @@ SUGGESTION = f"@decorator  # @someone\n{PLANTED}\n"
 def draft_of(*findings: object) -> ReviewDraft:
     return build_review(
         result(*findings),  # type: ignore[arg-type]
-        cost_report(Usage(1000, 100, requests=1), "gpt-4o-mini", default_price_table()),
+        cost_report(Usage(1000, 100, requests=1), "gpt-4o-mini", Prices()),
         ReviewContextInfo(head_sha=HEAD, files_reviewed=1, job_id=5),
         known_fingerprints=set(),
         max_comments=10,

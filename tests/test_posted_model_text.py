@@ -13,7 +13,8 @@ import pytest
 
 from fake_github import Fault
 from reviewbot.engine.diff import Side
-from reviewbot.engine.pricing import cost_report, default_price_table
+from reviewbot.engine.price_layers import Prices
+from reviewbot.engine.pricing import cost_report
 from reviewbot.engine.result import Category, Finding
 from reviewbot.engine.usage import Usage
 from reviewbot.github.draft import fingerprint
@@ -52,9 +53,7 @@ def test_the_markdown_report_neutralises_the_models_words_but_not_its_suggestion
     anchored = make(12, suggestion=suggestion, title="Ask @maintainer", body=f"cc @org/team {planted} octo/x#7")
     removed = make(3, title="Removed", side=Side.LEFT, suggestion="@keep()\n", body="@someone look")
 
-    text = render_markdown(
-        result(anchored, removed), cost_report(Usage(10, 1, requests=1), "gpt-4o-mini", default_price_table())
-    )
+    text = render_markdown(result(anchored, removed), cost_report(Usage(10, 1, requests=1), "gpt-4o-mini", Prices()))
 
     assert "@maintainer" not in text
     assert "@org/team" not in text

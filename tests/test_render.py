@@ -12,7 +12,8 @@ import pytest
 
 from reviewbot.engine.diff import Side, parse_diff
 from reviewbot.engine.filters import FilterRules
-from reviewbot.engine.pricing import CostReport, cost_note, cost_report, default_price_table
+from reviewbot.engine.price_layers import Prices
+from reviewbot.engine.pricing import CostReport, cost_note, cost_report
 from reviewbot.engine.result import (
     Category,
     FailedRequest,
@@ -98,7 +99,7 @@ def full_result() -> ReviewResult:
 
 
 def cost_of(result: ReviewResult) -> CostReport:
-    return cost_report(result.usage, result.model, default_price_table())
+    return cost_report(result.usage, result.model, Prices())
 
 
 def render(result: ReviewResult, fmt: str, *, color: bool = False) -> str:
@@ -249,20 +250,46 @@ def test_json_lists_what_was_left_out_and_what_it_cost() -> None:
         "below_threshold": 0,
         "invalid_json": 0,
     }
-    assert data["usage"] == {"requests": 3, "input_tokens": 12_000, "output_tokens": 800, "reasoning_tokens": 0}
+    assert data["usage"] == {
+        "requests": 3,
+        "input_tokens": 12_000,
+        "output_tokens": 800,
+        "reasoning_tokens": 0,
+        "cached_tokens": 0,
+    }
+    estimate = data["cost"].pop("estimate")
+    price = data["cost"].pop("price")
     assert data["cost"] == {
         "usd": None,
         "source": "unknown",
+        "price_source": "unknown",
         "missing": ["input"],
         "comparisons": [{"model": "GPT-4o", "usd": 0.038}, {"model": "Claude 3.5 Sonnet", "usd": 0.048}],
     }
+    # The price the tokens lacked a side of, and another provider's price of the model: never the cost.
+    assert price == {
+        "source": "reviewbot",
+        "filled_from": None,
+        "model": "Qwen3-Coder-30B",
+        "input": None,
+        "cached_input": None,
+        "output": 0.35,
+        "date": price["date"],
+    }
+    assert (estimate["source"], estimate["provider"], estimate["model"]) == (
+        "genai-prices:openrouter",
+        "OpenRouter",
+        "qwen/qwen3-coder-30b-a3b-instruct",
+    )
+    assert estimate["usd"] > 0
 
 
 def test_json_gives_a_known_cost_as_a_number() -> None:
     result = make_result(SINGLE, model="gpt-4o")
     data = json.loads(render(result, "json"))
     assert data["cost"]["usd"] == pytest.approx(0.038)
-    assert data["cost"]["source"] == "price table"
+    assert (data["cost"]["source"], data["cost"]["price_source"]) == ("price table", "reviewbot")
+    assert data["cost"]["estimate"] is None
 
 
 # SARIF
@@ -439,7 +466,7 @@ def prepared() -> Prepared:
         context_window=32768,
         max_output_tokens=4096,
         rules=FilterRules(),
-        prices=default_price_table(),
+        prices=Prices(),
     )
     return prepare(parse_diff(LEEWAY_DIFF.read_bytes()), options)
 
@@ -500,6 +527,28 @@ def test_plan_text_lists_files_requests_and_unknown_costs(prepared: Prepared) ->
     assert ANSI.search(render_plan(prepared, "text", color=True))
 
 
+def test_plan_says_where_the_models_price_comes_from_or_which_setting_gives_it(prepared: Prepared) -> None:
+    text = render_plan(prepared, "text")
+    assert "The input price of qwen3-coder-30b is unknown: set REVIEWBOT_INPUT_PRICE (USD per million tokens)" in text
+    assert plan_to_dict(prepared)["totals"]["price"]["source"] == "reviewbot"
+    known = dataclasses.replace(prepared, options=dataclasses.replace(prepared.options, model="gpt-4o-mini"))
+    assert "gpt-4o-mini is priced at reviewbot's price table; `reviewbot prices`" in render_plan(known, "text")
+    assert "costs are priced at reviewbot's price table." in render_plan(known, "markdown")
+
+
+def test_the_dry_run_estimate_uses_the_price_a_review_would_be_charged(prepared: Prepared) -> None:
+    options = dataclasses.replace(
+        prepared.options, model="qwen/qwen3-coder-30b-a3b-instruct", prices=Prices("https://openrouter.ai/api/v1")
+    )
+    plan = plan_to_dict(prepare(parse_diff(LEEWAY_DIFF.read_bytes()), options))
+    quote = options.prices.quote(options.model)
+    assert quote is not None
+    [request] = plan["requests"]
+    usage = Usage(request["estimated_input_tokens"], ESTIMATED_OUTPUT_TOKENS, requests=1)
+    assert request["estimated_cost"][quote.price.label] == pytest.approx(quote.cost((usage,)))
+    assert plan["totals"]["price"]["source"] == "genai-prices:openrouter"
+
+
 def test_plan_markdown_has_tables_of_files_and_requests(prepared: Prepared) -> None:
     output = render_plan(prepared, "markdown")
     assert "| `uv.lock` | modified | 1 | 1 | skipped: lock file |" in output
@@ -528,7 +577,7 @@ def test_plan_lists_the_lines_a_cap_leaves_out_in_every_format() -> None:
         context_window=32768,
         max_output_tokens=4096,
         rules=FilterRules(),
-        prices=default_price_table(),
+        prices=Prices(),
         max_input_tokens=100,
     )
     capped = prepare(parse_diff(LEEWAY_DIFF.read_bytes()), options)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from reviewbot.engine.filters import FilterRules
-from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.repo_config import RepoConfig, apply_repo_config, parse_repo_config
 from reviewbot.engine.review import ReviewOptions
 from reviewbot.severity import Severity
@@ -15,7 +15,7 @@ def base_options() -> ReviewOptions:
         context_window=32_768,
         max_output_tokens=4_096,
         rules=FilterRules(exclude=("vendor/**",)),
-        prices=default_price_table(),
+        prices=Prices(),
         extra_instructions="Operator says hi.",
     )
 

@@ -15,7 +15,7 @@ from fixtures_path import SAMPLE_DIFFS
 from reviewbot.engine.diff import Side, parse_diff
 from reviewbot.engine.filters import FilterRules
 from reviewbot.engine.llm import ModelClient
-from reviewbot.engine.pricing import default_price_table
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ModelAuthError
@@ -31,7 +31,7 @@ def options(context_window: int = 32_768, **fields: Any) -> ReviewOptions:
         context_window=context_window,
         max_output_tokens=1_024,
         rules=FilterRules(),
-        prices=default_price_table(),
+        prices=Prices(),
         **fields,
     )
 

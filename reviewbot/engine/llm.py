@@ -332,12 +332,18 @@ def _usage(completion: ChatCompletion) -> tuple[Usage, bool]:
     completion_tokens = getattr(raw, "completion_tokens", None)
     details = getattr(raw, "completion_tokens_details", None)
     extra = raw.model_extra or {}
+    # OpenAI counts cached prompt tokens in prompt_tokens_details.cached_tokens; DeepSeek in its own
+    # prompt_cache_hit_tokens. Both are a part of prompt_tokens.
+    cached = getattr(getattr(raw, "prompt_tokens_details", None), "cached_tokens", None)
+    if cached is None:
+        cached = extra.get("prompt_cache_hit_tokens")
     usage = Usage(
         input_tokens=_count(prompt_tokens),
         output_tokens=_count(completion_tokens),
         reasoning_tokens=_count(getattr(details, "reasoning_tokens", None)),
         requests=1,
         cost_usd=_cost(extra.get("cost")),
+        cached_tokens=min(_count(cached), _count(prompt_tokens)),
     )
     return usage, isinstance(prompt_tokens, int) or isinstance(completion_tokens, int)
 

@@ -18,7 +18,8 @@ from reviewbot.engine.diff import Diff, DiffFile
 from reviewbot.engine.filters import FilterRules, select_files
 from reviewbot.engine.findings import CandidateFinding, ParsedReply, parse_reply
 from reviewbot.engine.plan import Budget, Cap, Plan, PlannedRequest, PromptOptions, make_plan, split_request
-from reviewbot.engine.pricing import PriceTable, default_price_table, format_usd
+from reviewbot.engine.price_layers import Prices
+from reviewbot.engine.pricing import format_usd
 from reviewbot.engine.prompt import REPAIR_INSTRUCTION, ReviewContext, findings_schema
 from reviewbot.engine.result import (
     FailedRequest,
@@ -61,7 +62,7 @@ class ReviewOptions:
     context_window: int
     max_output_tokens: int
     rules: FilterRules
-    prices: PriceTable
+    prices: Prices
     min_severity: Severity = Severity.LOW
     max_findings: int = 30
     include_nits: bool = False
@@ -71,9 +72,6 @@ class ReviewOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReviewOptions:
-        overrides = {name: (price.input, price.output) for name, price in settings.prices.items()}
-        if settings.input_price is not None or settings.output_price is not None:
-            overrides[settings.model] = (settings.input_price, settings.output_price)
         return cls(
             model=settings.model,
             context_window=settings.context_window,
@@ -83,7 +81,7 @@ class ReviewOptions:
                 exclude=tuple(settings.exclude),
                 max_file_lines=settings.max_file_lines,
             ),
-            prices=default_price_table().with_overrides(overrides),
+            prices=Prices.from_settings(settings),
             min_severity=settings.min_severity,
             max_findings=settings.max_findings,
             include_nits=settings.include_nits,
@@ -107,16 +105,18 @@ class ReviewOptions:
         return Budget(self.context_window, self.max_output_tokens, tuple(caps))
 
     def _cost_cap(self, max_cost: float) -> Cap:
-        price = self.prices.lookup(self.model)
-        if price is None or price.input is None or price.output is None:
+        # The same price the review will be charged at (settings, table or database), as of now.
+        quote = self.prices.quote(self.model)
+        if quote is None or quote.price.input is None or quote.price.output is None:
             raise ConfigError(
                 f"REVIEWBOT_MAX_COST needs the input and output prices of {self.model}; "
                 "set REVIEWBOT_INPUT_PRICE and REVIEWBOT_OUTPUT_PRICE (USD per million tokens)"
             )
-        input_price, output_price = price.input, price.output
 
         def request_cost(tokens: int) -> float:
-            return (tokens * input_price + ESTIMATED_OUTPUT_TOKENS * output_price) / 1_000_000
+            usd = quote.cost((Usage(tokens, ESTIMATED_OUTPUT_TOKENS, requests=1),))
+            assert usd is not None  # both sides are known
+            return usd
 
         return Cap(max_cost, request_cost, f"the cost cap of {format_usd(max_cost)} (REVIEWBOT_MAX_COST)")
 

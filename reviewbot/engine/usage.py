@@ -10,7 +10,9 @@ class Usage:
     """Tokens (and, where the endpoint says, dollars) spent by one or more requests.
 
     ``cost_usd`` is the endpoint's own figure (OpenRouter sends ``usage.cost``); None when it
-    sent none. A sum of usages has a cost only if every part had one.
+    sent none. A sum of usages has a cost only if every part had one. ``cached_tokens`` are the
+    input tokens the provider served from its prompt cache: a part of ``input_tokens``, as
+    OpenAI counts them, often billed at a lower rate.
     """
 
     input_tokens: int = 0
@@ -18,6 +20,7 @@ class Usage:
     reasoning_tokens: int = 0
     requests: int = 0
     cost_usd: float | None = None
+    cached_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         if self.requests == 0:
@@ -34,4 +37,5 @@ class Usage:
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             requests=self.requests + other.requests,
             cost_usd=cost,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
         )

@@ -5,7 +5,9 @@ UTC: ``REVIEWBOT_MONTHLY_BUDGET_PER_INSTALLATION``, ``REVIEWBOT_MONTHLY_BUDGET_P
 repository may lower its own with ``monthly_budget`` in ``.github/reviewbot.toml``.
 
 Before the model is called, the review's cost is estimated from its plan: each request's
-estimated prompt tokens × the input price, plus ``ESTIMATED_OUTPUT_TOKENS`` × the output price.
+estimated prompt tokens and ``ESTIMATED_OUTPUT_TOKENS``, priced as the review will be (the
+operator's prices, reviewbot's table or the price database; see
+:mod:`reviewbot.engine.price_layers`).
 If the month's spend (from the ledger) plus the estimate would pass a budget, the model is not
 called and a short note is posted instead, with the head marker so the same head does not get
 it twice. A ``/review`` command gets the same note: a budget is not bypassed by asking again.
@@ -22,9 +24,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from reviewbot.engine.plan import Plan
-from reviewbot.engine.pricing import PriceTable, format_usd
+from reviewbot.engine.price_layers import Prices
+from reviewbot.engine.pricing import format_usd
 from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig
 from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
+from reviewbot.engine.usage import Usage
 from reviewbot.github.draft import HEAD_MARKER, trailer_of
 from reviewbot.money.ledger import Spend, month_start, next_month_start, spend_since
 from reviewbot.render.markdown import code_span
@@ -92,20 +96,21 @@ def limits(settings: Settings, config: RepoConfig) -> tuple[Limit, ...]:
     return tuple(found)
 
 
-def estimate_cost(plan: Plan, model: str, prices: PriceTable) -> tuple[float | None, tuple[str, ...]]:
+def estimate_cost(
+    plan: Plan, model: str, prices: Prices, *, at: datetime | None = None
+) -> tuple[float | None, tuple[str, ...]]:
     """The planned requests' estimated cost, or None and the price sides that are unknown."""
-    price = prices.lookup(model)
-    if price is None:
+    quote = prices.quote(model, at)
+    if quote is None:
         return None, ("input", "output")
-    missing = tuple(side for side, known in (("input", price.input), ("output", price.output)) if known is None)
+    missing = quote.price.missing(1, 1)  # every request has input and output tokens
     if missing:
         return None, missing
-    total = 0.0
-    for request in plan.requests:
-        cost = price.cost(request.estimated_tokens, ESTIMATED_OUTPUT_TOKENS)
-        assert cost is not None  # both sides are known
-        total += cost
-    return total, ()
+    usd = quote.cost(
+        [Usage(request.estimated_tokens, ESTIMATED_OUTPUT_TOKENS, requests=1) for request in plan.requests]
+    )
+    assert usd is not None  # both sides are known
+    return usd, ()
 
 
 def check_budgets(
@@ -116,12 +121,12 @@ def check_budgets(
     repo: str,
     plan: Plan,
     model: str,
-    prices: PriceTable,
+    prices: Prices,
     now: float,
 ) -> BudgetCheck:
     """Read the month's spend for each budget (blocking: run it in a thread) and estimate the review."""
     since = month_start(now)
-    estimate, missing = estimate_cost(plan, model, prices)
+    estimate, missing = estimate_cost(plan, model, prices, at=datetime.fromtimestamp(now, UTC))
     statuses: list[BudgetStatus] = []
     if plan.requests:  # a review that asks the model nothing costs nothing
         for limit in applying:

@@ -4,12 +4,15 @@
     reviewbot costs --by model,month --since 2024-06-01
     reviewbot costs --by installation --since 30d --format csv
 
-Rows are grouped by any of ``repo``, ``model``, ``month`` (calendar month, UTC) and
-``installation``, in that order of the keys given, sorted by them. The cost of a group is the
-sum of its known costs; requests whose cost is unknown (no ``usage.cost`` from the endpoint and
-no price in the table) are counted apart and never shown as $0. The comparison prices the same
-tokens with the price table's GPT-4o and Claude 3.5 Sonnet; the saving is that minus the cost,
-given only when every request of the group has a known cost.
+Rows are grouped by any of ``repo``, ``model``, ``month`` (calendar month, UTC),
+``installation`` and ``source`` (where each cost's price came from: ``endpoint``, ``settings``,
+``reviewbot``, ``genai-prices:<provider>``…), in that order of the keys given, sorted by them.
+The cost of a group is the sum of its known costs; requests whose cost is unknown (no
+``usage.cost`` from the endpoint and no price known) are counted apart and never shown as $0.
+The comparison prices the same tokens on the reference models (the seed's GPT-4o and Claude 3.5
+Sonnet, or ``REVIEWBOT_COMPARE_WITH``'s at today's prices), a group's requests as if each were
+its average; the saving is that minus the cost, given only when every request of the group has
+a known cost.
 
 ``--format json`` prints one object::
 
@@ -19,11 +22,13 @@ given only when every request of the group has a known cost.
       "rows": [
         {
           "repo": "octo-org/app",               # one member per key grouped by; "month" is "2024-06",
-                                                # "installation" gives "installation_id" and "account"
+                                                # "installation" gives "installation_id" and "account",
+                                                # "source" the price's layer ("genai-prices:openrouter")
           "requests": 12,
           "input_tokens": 48213,
           "output_tokens": 3904,
           "reasoning_tokens": 0,
+          "cached_tokens": 0,                   # input tokens served from the provider's prompt cache
           "cost_usd": 0.0123,                   # sum of the known costs; null if no cost is known
           "unknown_cost_requests": 0,           # requests whose cost is unknown, not in cost_usd
           "comparisons": [
@@ -36,7 +41,7 @@ given only when every request of the group has a known cost.
     }
 
 ``--format csv`` has a header row and one line per group (no total): the keys, ``requests``,
-``input_tokens``, ``output_tokens``, ``reasoning_tokens``, ``cost_usd``,
+``input_tokens``, ``output_tokens``, ``reasoning_tokens``, ``cached_tokens``, ``cost_usd``,
 ``unknown_cost_requests``, then ``<model>_usd`` and ``<model>_saving_usd`` per reference model
 (``gpt_4o_usd`` …); a null is an empty cell.
 """
@@ -55,8 +60,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reviewbot.engine.pricing import REFERENCE_MODELS, PriceTable, format_usd
+from reviewbot.engine.price_layers import Prices
+from reviewbot.engine.pricing import format_usd
 from reviewbot.engine.review import ReviewOptions
+from reviewbot.engine.usage import Usage
 from reviewbot.errors import InputError
 from reviewbot.money import ledger
 from reviewbot.money.ledger import GROUP_KEYS, GroupKey, Spend, SpendRow
@@ -66,7 +73,13 @@ from reviewbot.store.store import Store, open_store
 
 FORMATS = ("table", "json", "csv")
 _DAYS = re.compile(r"(\d{1,5})d")
-_HEADERS = {"repo": "repository", "model": "model", "month": "month", "installation": "installation"}
+_HEADERS = {
+    "repo": "repository",
+    "model": "model",
+    "month": "month",
+    "installation": "installation",
+    "source": "price source",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +101,7 @@ class ReportRow:
     reasoning_tokens: int
     spend: Spend
     comparisons: tuple[Comparison, ...]
+    cached_tokens: int = 0
 
     @property
     def cost_usd(self) -> float | None:
@@ -108,8 +122,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     costs = commands.add_parser(
         "costs",
         help="report what reviews cost, from the ledger in REVIEWBOT_DATABASE_URL",
-        description="What the App's reviews cost, grouped, next to what the same tokens would cost on GPT-4o "
-        "and Claude 3.5 Sonnet. Costs nobody knows are counted apart, never shown as $0.",
+        description="What the App's reviews cost, grouped, next to what the same tokens would cost on the "
+        "reference models (GPT-4o and Claude 3.5 Sonnet unless REVIEWBOT_COMPARE_WITH names others). "
+        "Costs nobody knows are counted apart, never shown as $0.",
     )
     costs.add_argument(
         "--by",
@@ -172,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_report(store: Store, group_by: Sequence[GroupKey], *, since: float | None, prices: PriceTable) -> Report:
+def build_report(store: Store, group_by: Sequence[GroupKey], *, since: float | None, prices: Prices) -> Report:
     group_by = tuple(group_by)
     if not group_by:
         raise InputError(f"group by at least one of {', '.join(GROUP_KEYS)}")
@@ -189,6 +204,7 @@ def build_report(store: Store, group_by: Sequence[GroupKey], *, since: float | N
         input_tokens=sum(row.input_tokens for row in rows),
         output_tokens=sum(row.output_tokens for row in rows),
         reasoning_tokens=sum(row.reasoning_tokens for row in rows),
+        cached_tokens=sum(row.cached_tokens for row in rows),
         spend=Spend(
             known_usd=sum(row.spend.known_usd for row in rows),
             known_requests=sum(row.spend.known_requests for row in rows),
@@ -210,15 +226,12 @@ def _keys(
     return pairs
 
 
-def _row(keys: dict[str, str | int | None], row: SpendRow, prices: PriceTable) -> ReportRow:
+def _row(keys: dict[str, str | int | None], row: SpendRow, prices: Prices) -> ReportRow:
     comparisons = []
     complete = row.spend.unknown_requests == 0
-    for model in REFERENCE_MODELS:
-        price = prices.lookup(model)
-        assert price is not None  # the shipped table always has the reference models
-        usd = price.cost(row.input_tokens, row.output_tokens)
+    for model, label, usd in _compare(row, prices):
         saving = usd - row.spend.known_usd if usd is not None and complete else None
-        comparisons.append(Comparison(model, price.label, usd, saving))
+        comparisons.append(Comparison(model, label, usd, saving))
     return ReportRow(
         keys=keys,
         requests=row.requests,
@@ -227,7 +240,23 @@ def _row(keys: dict[str, str | int | None], row: SpendRow, prices: PriceTable) -
         reasoning_tokens=row.reasoning_tokens,
         spend=row.spend,
         comparisons=tuple(comparisons),
+        cached_tokens=row.cached_tokens,
     )
+
+
+def _compare(row: SpendRow, prices: Prices) -> list[tuple[str, str, float | None]]:
+    """The group's tokens on each reference model (name, label, USD), priced as ``requests`` average
+    requests and what is left over: a price tiered by prompt size applies to one request, never to
+    the group's sum; a flat price gives the exact figure."""
+    count = max(row.requests, 1)
+    tokens = (row.input_tokens, row.output_tokens, row.cached_tokens)
+    average = Usage(tokens[0] // count, tokens[1] // count, requests=1, cached_tokens=tokens[2] // count)
+    rest = Usage(tokens[0] % count, tokens[1] % count, requests=1, cached_tokens=tokens[2] % count)
+    result = []
+    for each, left in zip(prices.comparisons(average), prices.comparisons(rest), strict=True):
+        usd = each.usd * count + left.usd if each.usd is not None and left.usd is not None else None
+        result.append((each.model, each.label, usd))
+    return result
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -258,6 +287,7 @@ def _json_row(row: ReportRow) -> dict[str, Any]:
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "reasoning_tokens": row.reasoning_tokens,
+        "cached_tokens": row.cached_tokens,
         "cost_usd": _round(row.cost_usd),
         "unknown_cost_requests": row.spend.unknown_requests,
         "comparisons": [
@@ -271,7 +301,7 @@ def render_csv(report: Report) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     key_columns = _key_columns(report.group_by)
-    references = [re.sub(r"\W+", "_", model).strip("_") for model in REFERENCE_MODELS]
+    references = [re.sub(r"\W+", "_", c.model).strip("_") for c in report.total.comparisons]
     writer.writerow(
         [
             *key_columns,
@@ -279,6 +309,7 @@ def render_csv(report: Report) -> str:
             "input_tokens",
             "output_tokens",
             "reasoning_tokens",
+            "cached_tokens",
             "cost_usd",
             "unknown_cost_requests",
             *(column for name in references for column in (f"{name}_usd", f"{name}_saving_usd")),
@@ -292,6 +323,7 @@ def render_csv(report: Report) -> str:
                 row.input_tokens,
                 row.output_tokens,
                 row.reasoning_tokens,
+                row.cached_tokens,
                 _cell(_round(row.cost_usd)),
                 row.spend.unknown_requests,
                 *(cell for c in row.comparisons for cell in (_cell(_round(c.usd)), _cell(_round(c.saving)))),
@@ -391,15 +423,16 @@ def _footnotes(report: Report) -> list[str]:
     since = f"Since {_date(report.since)} (UTC)." if report.since is not None else "Everything recorded."
     notes = [
         "",
-        f"{since} The comparison prices the same tokens at the price table's rates; the saving is that minus the cost.",
+        f"{since} The comparison prices the same tokens at the reference models' prices; the saving is that minus "
+        "the cost. `reviewbot costs --by source` shows where each cost's price came from.",
     ]
     unknown = report.total.spend.unknown_requests
     if unknown:
         notes.append(
             f"{plural(unknown, 'request')} had an unknown cost (the endpoint sent none and "
-            "the price table lacks the model's price): the cost shown is the known part, and no saving is given "
+            "no price of the model was known): the cost shown is the known part, and no saving is given "
             "for those groups. Set REVIEWBOT_PRICES (or REVIEWBOT_INPUT_PRICE and REVIEWBOT_OUTPUT_PRICE) to price "
-            "future reviews."
+            "future reviews; `reviewbot prices MODEL` shows which price applies."
         )
     return notes
 

@@ -1,12 +1,17 @@
 """The cost ledger: one row per model request, and the sums that reports and budgets read.
 
 Each row of ``model_calls`` says who asked (installation, repository, pull request, head, job),
-what was sent (model, tokens) and what it cost. ``cost_usd`` is, in order of preference:
+what was sent (model, tokens, of which cached) and what it cost. ``cost_usd`` is, in order of preference:
 
 - the endpoint's own figure (``usage.cost``, as OpenRouter sends it): ``cost_source = 'endpoint'``;
-- the tokens × the price table, when every side the tokens need is priced: ``'price table'``;
-- NULL, ``'unknown'``: the endpoint said nothing and the table lacks a price the tokens need,
-  or the endpoint answered without reporting its usage at all.
+- the tokens × the price that applies when the call is recorded, when every side the tokens
+  need is priced: ``'price table'``;
+- NULL, ``'unknown'``: the endpoint said nothing and no price is known for a side the tokens
+  need, or the endpoint answered without reporting its usage at all.
+
+``price_source`` names the layer the figure came from (:mod:`reviewbot.engine.price_layers`):
+``endpoint``, ``settings``, ``reviewbot``, ``genai-prices:<provider>`` or ``unknown``; ``no tokens``
+for a failed request; ``price table`` for rows recorded before the layers were told apart.
 
 Unknown is never stored as 0, so every sum here comes with the number of requests it could not
 count. A request that failed (``outcome = 'error'``) used no tokens the endpoint reported, and
@@ -23,20 +28,21 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
-from reviewbot.engine.pricing import Price, PriceTable
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.result import ModelCall
 from reviewbot.store.store import Store
 
 CostSource = Literal["endpoint", "price table", "unknown"]
-GroupKey = Literal["repo", "model", "month", "installation"]
-GROUP_KEYS: Final[tuple[GroupKey, ...]] = ("repo", "model", "month", "installation")
+GroupKey = Literal["repo", "model", "month", "installation", "source"]
+GROUP_KEYS: Final[tuple[GroupKey, ...]] = ("repo", "model", "month", "installation", "source")
 _COLUMNS: Final[dict[GroupKey, str]] = {
     "repo": "repo",
     "model": "model",
     "month": "month",
     "installation": "installation_id",
+    "source": "price_source",
 }
 
 
@@ -86,6 +92,8 @@ class Entry:
     outcome: str
     error: str | None
     at: float
+    cached_tokens: int = 0
+    price_source: str = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,28 +119,39 @@ class SpendRow:
     output_tokens: int
     reasoning_tokens: int
     spend: Spend
+    cached_tokens: int = 0
 
 
-def price_call(call: ModelCall, prices: PriceTable) -> tuple[float | None, CostSource]:
-    """The cost of one call and where the figure comes from (see the module's docstring)."""
+class CallCost(NamedTuple):
+    """What one call cost, and where the figure comes from (see the module's docstring)."""
+
+    usd: float | None
+    source: CostSource
+    price_source: str
+
+
+def price_call(call: ModelCall, prices: Prices, *, at: float | None = None) -> CallCost:
+    """The cost of one call at the prices of ``at`` (epoch seconds; now if None)."""
     usage = call.usage
-    if usage.cost_usd is not None:
-        return usage.cost_usd, "endpoint"
-    if call.outcome != "error" and not usage.input_tokens and not usage.output_tokens:
-        return None, "unknown"  # answered, but the endpoint reported no usage: tokens unknown
-    price = prices.lookup(call.model) or Price(label=call.model, input=None, output=None)
-    cost = price.cost(usage.input_tokens, usage.output_tokens)
-    return (cost, "price table") if cost is not None else (None, "unknown")
+    if usage.cost_usd is None and not usage.input_tokens and not usage.output_tokens:
+        if call.outcome == "error":
+            return CallCost(0.0, "price table", "no tokens")  # failed: nothing billed that was reported
+        return CallCost(None, "unknown", "unknown")  # answered, but the endpoint reported no usage: tokens unknown
+    when = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    priced = prices.cost(usage, call.model, when)
+    if priced.source is None:
+        return CallCost(None, "unknown", "unknown")
+    return CallCost(priced.usd, "endpoint" if priced.source.layer == "endpoint" else "price table", priced.key)
 
 
 def record_calls(
-    store: Store, job: CallOrigin, calls: Iterable[ModelCall], prices: PriceTable, *, now: float | None = None
+    store: Store, job: CallOrigin, calls: Iterable[ModelCall], prices: Prices, *, now: float | None = None
 ) -> int:
     """Add one ledger row per call, in one transaction; return how many were added."""
     at = time.time() if now is None else now
     rows: list[tuple[Any, ...]] = []
     for call in calls:
-        cost, source = price_call(call, prices)
+        cost, source, price_source = price_call(call, prices, at=at)
         usage = call.usage
         rows.append(
             (
@@ -152,6 +171,8 @@ def record_calls(
                 call.outcome,
                 call.error,
                 at,
+                usage.cached_tokens,
+                price_source,
             )
         )
     if not rows:
@@ -160,8 +181,8 @@ def record_calls(
         for row in rows:
             tx.execute(
                 "INSERT INTO model_calls (job_id, installation_id, repo, pr_number, head_sha, request_index, model,"
-                " input_tokens, output_tokens, reasoning_tokens, cost_usd, cost_source, seconds, outcome, error, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " input_tokens, output_tokens, reasoning_tokens, cost_usd, cost_source, seconds, outcome, error, at,"
+                " cached_tokens, price_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
     return len(rows)
@@ -190,6 +211,8 @@ def entries(store: Store, *, repo: str | None = None, since: float | None = None
             outcome=str(row["outcome"]),
             error=row["error"],
             at=float(row["at"]),
+            cached_tokens=int(row["cached_tokens"]),
+            price_source=str(row["price_source"]),
         )
         for row in rows
     ]
@@ -265,9 +288,9 @@ def spend_by(
     sql = (
         f"SELECT {keys + ', ' if keys else ''}COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,"  # noqa: S608
         " SUM(output_tokens) AS output_tokens, SUM(reasoning_tokens) AS reasoning_tokens,"
-        " COUNT(cost_usd) AS known, SUM(cost_usd) AS usd"
-        f" FROM (SELECT {month} AS month, repo, model, installation_id, input_tokens, output_tokens,"
-        f" reasoning_tokens, cost_usd FROM model_calls WHERE {where}) AS calls"
+        " SUM(cached_tokens) AS cached_tokens, COUNT(cost_usd) AS known, SUM(cost_usd) AS usd"
+        f" FROM (SELECT {month} AS month, repo, model, installation_id, price_source, input_tokens, output_tokens,"
+        f" reasoning_tokens, cached_tokens, cost_usd FROM model_calls WHERE {where}) AS calls"
         + (f" GROUP BY {keys} ORDER BY {keys}" if keys else "")
     )
     with store.read() as tx:
@@ -286,6 +309,7 @@ def spend_by(
                 output_tokens=int(row["output_tokens"] or 0),
                 reasoning_tokens=int(row["reasoning_tokens"] or 0),
                 spend=Spend(float(row["usd"] or 0.0), known, requests - known),
+                cached_tokens=int(row["cached_tokens"] or 0),
             )
         )
     return result

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from reviewbot.engine.pricing import REFERENCE_MODELS, CostReport
+from reviewbot.engine.price_layers import Quote
+from reviewbot.engine.pricing import CostReport
 from reviewbot.engine.result import Finding, ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions
 from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
+from reviewbot.engine.usage import Usage
 
 RESULT_SCHEMA = "reviewbot.review/1"
 PLAN_SCHEMA = "reviewbot.plan/1"
@@ -54,14 +57,45 @@ def result_to_dict(result: ReviewResult, cost: CostReport) -> dict[str, Any]:
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
+            "cached_tokens": usage.cached_tokens,
         },
-        "cost": {
-            "usd": cost.usd,
-            "source": cost.source,
-            "missing": list(cost.missing),
-            "comparisons": [{"model": comparison.label, "usd": comparison.usd} for comparison in cost.comparisons],
-        },
+        "cost": _cost(cost),
         "requests_planned": result.requests_planned,
+    }
+
+
+def _cost(cost: CostReport) -> dict[str, Any]:
+    """``usd`` is the cost or null; ``estimate`` (another provider's price) is never the cost."""
+    estimate = cost.estimate
+    return {
+        "usd": cost.usd,
+        "source": cost.source,
+        "price_source": cost.price_source_key,
+        "price": quote_to_dict(cost.quote) if cost.quote is not None else None,
+        "missing": list(cost.missing),
+        "estimate": None
+        if estimate is None
+        else {
+            "usd": estimate.usd,
+            "source": f"genai-prices:{estimate.model.provider.id}",
+            "provider": estimate.model.provider.name,
+            "model": estimate.model.id,
+        },
+        "comparisons": [{"model": comparison.label, "usd": comparison.usd} for comparison in cost.comparisons],
+    }
+
+
+def quote_to_dict(quote: Quote) -> dict[str, Any]:
+    """A price as JSON: USD per million tokens by side (null: unknown), where it comes from, and its date."""
+    price = quote.price
+    return {
+        "source": quote.source.key,
+        "filled_from": quote.filled_from.key if quote.filled_from is not None else None,
+        "model": quote.db.id if quote.db is not None else price.label,
+        "input": price.input,
+        "cached_input": price.cached_input,
+        "output": price.output,
+        "date": quote.at.date().isoformat(),
     }
 
 
@@ -93,24 +127,27 @@ class PlanCosts:
     output_tokens: int  # the estimate of one answer's tokens, the same for every request
 
 
-def estimated_costs(options: ReviewOptions, input_tokens: int, output_tokens: int) -> dict[str, float | None]:
-    """What these tokens would cost on the configured model and on the reference models."""
-    costs: dict[str, float | None] = {}
-    for model in (options.model, *REFERENCE_MODELS):
-        price = options.prices.lookup(model)
-        label = price.label if price is not None else model
-        costs[label] = price.cost(input_tokens, output_tokens) if price is not None else None
+def estimated_costs(
+    options: ReviewOptions, input_tokens: int, output_tokens: int, at: datetime | None = None
+) -> dict[str, float | None]:
+    """What these tokens would cost on the configured model (as a review is priced) and on the reference models."""
+    usage = Usage(input_tokens, output_tokens, requests=1)
+    quote = options.prices.quote(options.model, at)
+    label = quote.price.label if quote is not None else options.model
+    costs: dict[str, float | None] = {label: quote.cost((usage,)) if quote is not None else None}
+    costs.update((comparison.label, comparison.usd) for comparison in options.prices.comparisons(usage, at))
     return costs
 
 
 def plan_costs(prepared: Prepared) -> PlanCosts:
     options = prepared.options
+    now = datetime.now(UTC)
     per_request = tuple(
-        estimated_costs(options, request.estimated_tokens, ESTIMATED_OUTPUT_TOKENS)
+        estimated_costs(options, request.estimated_tokens, ESTIMATED_OUTPUT_TOKENS, now)
         for request in prepared.plan.requests
     )
     total: dict[str, float | None] = {}
-    for label in estimated_costs(options, 0, 0):
+    for label in estimated_costs(options, 0, 0, now):
         values = [costs[label] for costs in per_request]
         total[label] = None if None in values else sum(value for value in values if value is not None)
     return PlanCosts(per_request, total, ESTIMATED_OUTPUT_TOKENS)
@@ -163,6 +200,7 @@ def plan_to_dict(prepared: Prepared) -> dict[str, Any]:
             "estimated_input_tokens": plan.estimated_tokens,
             "estimated_output_tokens": costs.output_tokens * len(plan.requests),
             "estimated_cost": costs.total,
+            "price": quote_to_dict(quote) if (quote := prepared.options.prices.quote(prepared.options.model)) else None,
         },
         "budget": {
             "context_window": plan.budget.context_window,

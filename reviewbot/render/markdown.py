@@ -176,7 +176,7 @@ def render_plan_markdown(prepared: Prepared) -> str:
     lines += [
         "",
         f"Budget: a {budget.context_window:,}-token context window, {budget.max_output_tokens:,} tokens kept for "
-        f"the answer, {budget.per_request:,} per request. Token counts are estimates; costs use the price table.",
+        f"the answer, {budget.per_request:,} per request. Token counts are estimates; {_priced(prepared)}.",
     ]
     for request in plan.requests:
         lines += ["", "<details>", f"<summary>Messages of request {request.index + 1}</summary>", ""]
@@ -184,3 +184,11 @@ def render_plan_markdown(prepared: Prepared) -> str:
             lines += [f"**{message['role']}**", "", *fence(message["content"], "text"), ""]
         lines.append("</details>")
     return "\n".join(lines) + "\n"
+
+
+def _priced(prepared: Prepared) -> str:
+    """Where the estimate's price of the model comes from, as the review's cost note will say it."""
+    quote = prepared.options.prices.quote(prepared.options.model)
+    if quote is None:
+        return f"the price of {code_span(prepared.options.model)} is unknown"
+    return f"costs are priced {quote.describe()}"

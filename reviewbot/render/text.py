@@ -17,6 +17,7 @@ from reviewbot.engine.plan import Plan
 from reviewbot.engine.pricing import CostReport, cost_note, format_usd
 from reviewbot.engine.result import Finding, Repairs, ReviewResult, SkippedFile
 from reviewbot.engine.review import Prepared
+from reviewbot.engine.usage import Usage
 from reviewbot.render.json_out import PlanCosts, plan_costs
 from reviewbot.severity import Severity
 
@@ -233,13 +234,22 @@ def render_plan_text(prepared: Prepared, *, color: bool = False) -> str:
             clean(f"  {gap.path}:{_range(gap.start_line, gap.end_line)} — {gap.reason}") for gap in plan.not_reviewed
         ]
     lines += ["", *_plan_totals(plan, costs)]
-    if any(usd is None for usd in costs.total.values()):
-        lines.append(
-            f"A price of {prepared.options.model} is unknown: set REVIEWBOT_INPUT_PRICE and "
-            "REVIEWBOT_OUTPUT_PRICE (USD per million tokens) to see its cost."
-        )
+    lines.append(_price_line(prepared))
     lines += ["", "Use --format json to see the exact messages each request would send."]
     return "\n".join(lines) + "\n"
+
+
+def _price_line(prepared: Prepared) -> str:
+    """Where the model's price comes from, or which setting would give it one."""
+    model = clean(prepared.options.model)
+    quote = prepared.options.prices.quote(prepared.options.model)
+    missing = quote.missing(Usage(1, 1)) if quote is not None else ("input", "output")
+    where = "`reviewbot prices` shows where prices come from."
+    if not missing:
+        assert quote is not None
+        return f"{model} is priced {quote.describe()}; {where}"
+    names = " and ".join(f"REVIEWBOT_{side.upper()}_PRICE" for side in missing)
+    return f"The {' and '.join(missing)} price of {model} is unknown: set {names} (USD per million tokens); {where}"
 
 
 def _plan_totals(plan: Plan, costs: PlanCosts) -> list[str]:

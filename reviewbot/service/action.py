@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from reviewbot.engine.pricing import CostReport, cost_note, cost_report
+from reviewbot.engine.pricing import CostReport, cost_note, review_cost
 from reviewbot.engine.result import Finding
 from reviewbot.errors import ConfigError, GitHubAuthError, ReviewbotError
 from reviewbot.github.client import GitHubClient
@@ -167,7 +167,7 @@ async def run_action(
         raise
     cost = None
     if reviewed.result is not None and reviewed.prepared is not None:
-        cost = cost_report(reviewed.result.usage, reviewed.result.model, reviewed.prepared.options.prices)
+        cost = review_cost(reviewed.result, reviewed.prepared.options.prices)
     outcome = ActionOutcome(
         reviewed,
         cost,

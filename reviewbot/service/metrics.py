@@ -42,7 +42,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reviewbot.engine.pricing import PriceTable
+from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.result import ModelCall
 from reviewbot.errors import StoreError
 from reviewbot.money.ledger import price_call
@@ -119,7 +119,7 @@ class Metrics:
         )
         self.model_cost = Counter(
             "reviewbot_model_cost_usd_total",
-            "USD spent on model requests whose cost is known (the endpoint's figure, else the price table).",
+            "USD spent on model requests whose cost is known (the endpoint's figure, else tokens × the price).",
             ["model"],
             registry=registry,
         )
@@ -144,10 +144,10 @@ class Metrics:
     def observe_review(self, outcome: ReviewOutcome, seconds: float) -> None:
         self.review_duration.labels(outcome).observe(max(0.0, seconds))
 
-    def observe_model_calls(self, calls: Iterable[ModelCall], prices: PriceTable) -> None:
+    def observe_model_calls(self, calls: Iterable[ModelCall], prices: Prices) -> None:
         """Count each call, its tokens and its cost.
 
-        A call's cost is the endpoint's own figure, else its tokens × the table's price; when
+        A call's cost is the endpoint's own figure, else its tokens × the price that applies; when
         neither is known it is counted as unknown, never as $0. A call that used no tokens and
         reported no cost (it failed before anything was billed) adds to neither.
         """
@@ -160,7 +160,7 @@ class Metrics:
             self.model_tokens.labels(model, "reasoning").inc(usage.reasoning_tokens)
             if usage.cost_usd is None and not usage.input_tokens and not usage.output_tokens:
                 continue
-            usd, _ = price_call(call, prices)  # as the ledger prices it
+            usd = price_call(call, prices).usd  # as the ledger prices it
             if usd is None:
                 self.model_unknown_cost.labels(model).inc()
             else:

@@ -41,7 +41,7 @@ import anyio
 from reviewbot.engine.diff import parse_diff
 from reviewbot.engine.incremental import restrict_to_changes
 from reviewbot.engine.llm import ModelClient
-from reviewbot.engine.pricing import CostReport, cost_report
+from reviewbot.engine.pricing import CostReport, review_cost
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
 from reviewbot.engine.result import ReviewResult
@@ -353,7 +353,7 @@ class ReviewPipeline:
             await _in_thread(ledger.record_calls, self._store, origin, result.calls, options.prices)
         metrics.observe_model_calls(result.calls, options.prices)
         _log_failed_parts(prepared, result)
-        return _Engine(prepared, result, info, cost_report(result.usage, result.model, options.prices))
+        return _Engine(prepared, result, info, review_cost(result, options.prices))
 
     async def _post_budget_note(
         self, pr: PullRequest, config: RepoConfig, check: budgets.BudgetCheck, start: _Start

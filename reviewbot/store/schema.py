@@ -121,6 +121,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX kept_results_by_time ON kept_results (kept_at)",
     ),
+    # 5: the ledger keeps cached prompt tokens and the layer a cost's price came from
+    # (reviewbot.engine.price_layers); rows from before are labelled as the price table priced them.
+    (
+        "ALTER TABLE model_calls ADD COLUMN cached_tokens BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE model_calls ADD COLUMN price_source TEXT NOT NULL DEFAULT 'unknown'",
+        "UPDATE model_calls SET price_source = cost_source",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
