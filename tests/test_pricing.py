@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from reviewbot.engine.price_layers import Prices
-from reviewbot.engine.price_table import PriceTable, default_price_table
+from reviewbot.engine.price_table import Price, PriceTable, default_price_table
 from reviewbot.engine.pricing import cost_note, cost_report, format_usd, review_cost
 from reviewbot.engine.result import ModelCall, Repairs, ReviewResult
 from reviewbot.engine.usage import Usage
@@ -146,3 +146,28 @@ def test_usage_sums_keep_a_cost_only_when_every_part_had_one() -> None:
 
 def test_empty_table_lookup_is_none() -> None:
     assert PriceTable({}).lookup("gpt-4o") is None
+
+
+@pytest.mark.parametrize(
+    ("usd", "shown"),
+    [
+        (0.0004955, "$0.000496"),
+        (0.0007045, "$0.000705"),
+        (0.0000865, "$0.000087"),
+        (0.012345, "$0.0123"),
+        (0.00995, "$0.009950"),
+        (1234.565, "$1,234.57"),
+        (0.0000004, "< $0.000001"),
+        (0.0, "$0.00"),
+        (None, "unknown"),
+    ],
+)
+def test_dollars_round_half_up_from_the_amount_as_written(usd: float | None, shown: str) -> None:
+    assert format_usd(usd) == shown
+
+
+def test_a_price_times_tokens_is_exact_in_decimal() -> None:
+    price = Price("m", input=0.07, output=0.28)
+    assert price.cost(1_234, 0) == 0.00008638
+    assert price.cost(3, 7) == 0.00000217
+    assert format_usd(price.cost(1_000_000, 1_000_000)) == "$0.3500"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 
@@ -44,12 +45,13 @@ class Price:
             return None
         cached = min(cached_tokens, input_tokens)
         cached_rate = self.cached_input if self.cached_input is not None else self.input
-        total = 0.0
+        # Decimal arithmetic on the prices as written: $0.07 × 1,234 tokens is exactly $0.00008638.
+        total = Decimal(0)
         for tokens, rate in ((input_tokens - cached, self.input), (cached, cached_rate), (output_tokens, self.output)):
             if tokens:
                 assert rate is not None  # missing() found every needed rate
-                total += tokens * rate / _PER_TOKEN
-        return total
+                total += tokens * Decimal(repr(rate))
+        return float(total / _PER_TOKEN)
 
     def known_part(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float | None:
         """What the sides this price knows come to, when another side is unknown; None if nothing is known."""

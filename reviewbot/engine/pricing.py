@@ -12,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from reviewbot.engine.price_layers import Comparison, Estimate, Prices, PriceSource, Quote
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.usage import Usage
+
+_CENTS, _FOUR, _SIX = Decimal("0.01"), Decimal("0.0001"), Decimal("0.000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +75,22 @@ def review_cost(result: ReviewResult, prices: Prices, *, at: datetime | None = N
     return cost_report(result.usage, result.model, prices, parts=parts, at=at)
 
 
-def format_usd(usd: float | None) -> str:
-    """Dollars with enough digits that a review costing a fraction of a cent still shows it."""
+def format_usd(usd: float | Decimal | None) -> str:
+    """Dollars with enough digits that a review costing a fraction of a cent still shows it.
+
+    One rounding rule everywhere: the amount as written in decimal (a float by its shortest
+    repr, so $0.0004955 is 0.0004955, not the binary fraction next to it), rounded half up to
+    2 places from $1, 4 from a cent, else 6.
+    """
     if usd is None:
         return "unknown"
-    if usd == 0:
+    amount = usd if isinstance(usd, Decimal) else Decimal(repr(float(usd)))
+    if amount == 0:
         return "$0.00"
-    if usd >= 1:
-        return f"${usd:,.2f}"
-    if usd >= 0.01:
-        return f"${usd:.4f}"
-    return f"${usd:.6f}"
+    if amount < _SIX / 2:
+        return "< $0.000001"  # a cost that rounds to nothing is still not free
+    places = _CENTS if amount >= 1 else _FOUR if amount >= Decimal("0.01") else _SIX
+    return f"${amount.quantize(places, rounding=ROUND_HALF_UP):,}"
 
 
 def cost_note(report: CostReport) -> str:
