@@ -13,6 +13,8 @@ per-test script: a FIFO queue of :class:`Reply` values, then a default responder
 
 Replies (class methods of :class:`Reply`):
 
+- ``Reply.streamed_anyway(content)``: server-sent events though the request asked for none
+- ``Reply.json_text(text, headers=...)``: exactly this text as the JSON body
 - ``Reply.json(obj, usage=..., finish_reason="stop", reasoning=None)``: a completion whose content is ``obj`` as JSON
 - ``Reply.text(content, usage=..., finish_reason="stop", reasoning=None)``: a completion with this content
 - ``Reply.no_usage(content_or_obj)``: a completion without a ``usage`` object
@@ -146,6 +148,18 @@ class Reply:
     delay_seconds: float = 0.0
     use_default: bool = False
     reasoning: Reasoning | None = None
+    always_stream: bool = False  # stream even when the request did not ask to, as some proxies do
+    body_text: str | None = None  # exactly these bytes as an application/json body
+
+    @classmethod
+    def streamed_anyway(cls, content: str, *, usage: UsageSpec = "auto", finish_reason: str = "stop") -> Reply:
+        """Server-sent events whatever the request asked, with the usage chunk at the end."""
+        return cls(content=content, usage=usage, finish_reason=finish_reason, always_stream=True)
+
+    @classmethod
+    def json_text(cls, text: str, *, headers: Mapping[str, str] | None = None) -> Reply:
+        """A body written by hand, e.g. a number no JSON encoder writes (``1e400``)."""
+        return cls(body_text=text, headers=dict(headers or {}))
 
     @classmethod
     def text(
@@ -354,6 +368,9 @@ class FakeOpenAI:
             delay = reply.delay_seconds
             reply = default(body)
         delay += reply.delay_seconds
+        if reply.body_text is not None:
+            headers = {"content-type": "application/json", **reply.headers}
+            return Response(reply.body_text, status_code=reply.status_code, headers=headers)
         if reply.status_code >= 400 or reply.raw_body is not None:
             if delay and await _sleep_unless_disconnected(request, delay):
                 return Response(status_code=499)
@@ -365,7 +382,7 @@ class FakeOpenAI:
             latency = self._seconds_per_request
             per_token = 1 / self._tokens_per_second if self._tokens_per_second else 0.0
         completion_tokens = usage.completion_tokens if usage is not None else _estimate(reply.content or "")
-        if body.get("stream"):
+        if body.get("stream") or reply.always_stream:
             return self._stream(request, body, reply, usage, number, delay + latency, per_token)
         delay += latency + per_token * completion_tokens
         if delay and await _sleep_unless_disconnected(request, delay):
@@ -408,7 +425,7 @@ class FakeOpenAI:
             "model": body.get("model", DEFAULT_MODEL),
         }
         options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        include_usage = reply.always_stream or (isinstance(options, dict) and bool(options.get("include_usage")))
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
             data = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}

@@ -290,3 +290,22 @@ def test_a_bad_setting_is_one_line_naming_its_variable_once(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"reviewbot: {says}")
     assert "REVIEWBOT_REVIEWBOT" not in line
+
+
+def test_an_endpoint_that_reports_no_usage_gives_estimated_tokens_and_an_unknown_cost(
+    endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVIEWBOT_MODEL", "gpt-4o-mini")  # a model with a known price
+    endpoint.set_default(lambda body: Reply.no_usage({"findings": [BUG]}))
+    assert main(["review", str(LEEWAY), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["usage"]["estimated_requests"] == report["usage"]["requests"] == 1
+    assert report["usage"]["input_tokens"] > 0
+    assert report["cost"]["usd"] is None
+    assert report["cost"]["source"] == "unknown"
+
+    assert main(["review", str(LEEWAY)]) == 0
+    out = capsys.readouterr().out
+    assert "1 request to gpt-4o-mini; ~" in out
+    assert "cost unknown (the endpoint reported no token counts; the counts shown are estimated" in out
+    assert "cost $0.00" not in out

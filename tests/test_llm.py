@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 from typing import Any
@@ -153,14 +154,91 @@ def test_cached_tokens_are_never_more_than_the_prompt(fake_openai: FakeOpenAI) -
     assert reply.usage.cached_tokens == 100
 
 
-def test_a_reply_without_usage_is_flagged_as_unreported(fake_openai: FakeOpenAI) -> None:
-    fake_openai.push(Reply.no_usage({"findings": []}))
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply.no_usage({"findings": []}),
+        Reply.json({"findings": []}, usage=TokenUsage(prompt_tokens=0, completion_tokens=0)),
+    ],
+    ids=["no usage", "zeros"],
+)
+def test_a_reply_without_token_counts_gets_estimates_marked_as_such(fake_openai: FakeOpenAI, reply: Reply) -> None:
+    fake_openai.push(reply)
 
-    [reply] = ask(fake_openai.base_url)
+    [answer] = ask(fake_openai.base_url)
 
-    assert not reply.usage_reported
-    assert reply.usage == Usage(requests=1)
-    assert reply.text == '{"findings": []}'
+    assert not answer.usage_reported
+    assert answer.usage.estimated
+    assert answer.usage.input_tokens > 10
+    assert answer.usage.output_tokens > 0
+    assert answer.usage.cost_usd is None
+    assert answer.text == '{"findings": []}'
+
+
+def test_content_null_after_thinking_to_the_limit_keeps_the_billed_usage(fake_openai: FakeOpenAI) -> None:
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "qwen3-coder-30b",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "reasoning_content": "Let me think"},
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 900,
+            "completion_tokens": 1024,
+            "total_tokens": 1924,
+            "completion_tokens_details": {"reasoning_tokens": 1024},
+        },
+    }
+    fake_openai.push(Reply.raw(body))
+
+    [answer] = ask(fake_openai.base_url)
+
+    assert (answer.text, answer.finish_reason) == ("", "length")
+    assert (answer.usage.input_tokens, answer.usage.output_tokens, answer.usage.reasoning_tokens) == (900, 1024, 1024)
+    assert not answer.usage.estimated
+
+
+def test_litellm_s_cost_header_is_the_endpoint_s_figure(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(dataclasses.replace(Reply.json({"findings": []}), headers={"x-litellm-response-cost": "0.00042"}))
+
+    [answer] = ask(fake_openai.base_url)
+
+    assert answer.usage.cost_usd == 0.00042
+
+
+@pytest.mark.parametrize("cost", ["1e400", "-0.5", "NaN", '"lots"'])
+def test_a_reported_cost_that_is_no_amount_of_dollars_is_ignored_and_said(
+    fake_openai: FakeOpenAI, cost: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    completion = (
+        '{"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [{"index": 0, '
+        '"message": {"role": "assistant", "content": "{\\"findings\\": []}"}, "finish_reason": "stop"}], '
+        f'"usage": {{"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "cost": {cost}}}}}'
+    )
+    fake_openai.push(Reply.json_text(completion))
+
+    [answer] = ask(fake_openai.base_url)
+
+    assert answer.usage.cost_usd is None
+    assert answer.usage.input_tokens == 10
+    assert "which is no amount of dollars" in caplog.text
+
+
+def test_a_server_that_always_streams_still_gives_its_answer_and_usage(fake_openai: FakeOpenAI) -> None:
+    fake_openai.push(Reply.streamed_anyway('{"findings": []}', usage=TokenUsage(prompt_tokens=50, completion_tokens=7)))
+
+    [answer] = ask(fake_openai.base_url)
+
+    assert "stream" not in fake_openai.requests[0].body
+    assert answer.text == '{"findings": []}'
+    assert (answer.usage.input_tokens, answer.usage.output_tokens) == (50, 7)
+    assert answer.finish_reason == "stop"
 
 
 def test_think_blocks_are_stripped_from_the_answer(fake_openai: FakeOpenAI) -> None:
@@ -194,10 +272,9 @@ def test_strip_thinking_removes_only_the_block_the_answer_opens_with(content: st
     "reply",
     [
         Reply.raw({"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}),
-        Reply.text(None),
         Reply.raw("not a completion"),
     ],
-    ids=["no choices", "null content", "not an object"],
+    ids=["no choices", "not an object"],
 )
 def test_an_empty_answer_is_a_model_error(fake_openai: FakeOpenAI, reply: Reply) -> None:
     fake_openai.push(reply)

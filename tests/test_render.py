@@ -256,6 +256,7 @@ def test_json_lists_what_was_left_out_and_what_it_cost() -> None:
         "output_tokens": 800,
         "reasoning_tokens": 0,
         "cached_tokens": 0,
+        "estimated_requests": 0,
     }
     estimate = data["cost"].pop("estimate")
     price = data["cost"].pop("price")

@@ -13,26 +13,32 @@ Retries of 408, 409, 429, 5xx and timeouts (with exponential backoff, honouring
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import re
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import openai
-from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.shared_params.response_format_json_object import ResponseFormatJSONObject
 from openai.types.shared_params.response_format_json_schema import JSONSchema, ResponseFormatJSONSchema
 
 from reviewbot import tls
+from reviewbot.engine.answer import answer_of, answer_of_stream, looks_like_stream, read_usage
+from reviewbot.engine.tokens import estimate_messages, estimate_tokens
 from reviewbot.engine.usage import Usage
 from reviewbot.errors import ConfigError, ContextLengthError, ModelAuthError, ModelError
 
 if TYPE_CHECKING:
     from reviewbot.settings import Settings
+
+log = logging.getLogger("reviewbot.llm")
 
 ResponseFormatMode = Literal["json_schema", "json_object", "text"]
 
@@ -54,9 +60,9 @@ class ModelReply:
 
     ``text`` is the assistant's content without the reasoning block it may start with (see
     :func:`strip_thinking`); reasoning sent in a field of its own is never read.
-    ``usage_reported`` is False when the endpoint sent no ``usage`` (the token counts are then
-    0). ``response_format`` is the ladder level that produced the answer. ``seconds`` is the
-    time spent in requests for this answer (SDK retries and ladder steps included, waiting
+    ``usage_reported`` is False when the endpoint sent no token counts: ``usage`` then holds
+    estimates (``usage.estimated``). ``response_format`` is the ladder level that produced the
+    answer. ``seconds`` is the time spent in requests for this answer (SDK retries and ladder steps included, waiting
     for a concurrency slot excluded).
     """
 
@@ -172,7 +178,7 @@ class ModelClient:
         while True:
             switch = self._send_thinking_switch
             try:
-                completion = await self._create(messages, _LADDER[level], schema, schema_name, switch, spent)
+                completion, headers = await self._create(messages, _LADDER[level], schema, schema_name, switch, spent)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                 if _too_long(exc):  # no response format would make the request shorter
                     raise self._model_error(exc) from exc
@@ -187,7 +193,7 @@ class ModelClient:
                 raise self._model_error(exc) from exc
             break
         self._level = max(self._level, level)
-        return self._reply(completion, _LADDER[level], sum(spent))
+        return self._reply(completion, headers, _LADDER[level], sum(spent), messages)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -211,12 +217,13 @@ class ModelClient:
         schema_name: str,
         thinking_switch: bool,
         spent: list[float],
-    ) -> ChatCompletion:
-        """One request (with the SDK's retries) in a concurrency slot; appends its duration to ``spent``."""
+    ) -> tuple[object, dict[str, str]]:
+        """One request (with the SDK's retries) in a concurrency slot: its parsed body and headers;
+        appends its duration to ``spent``."""
         async with self._slots:
             started = time.perf_counter()
             try:
-                return await self._client.chat.completions.create(
+                raw = await self._client.chat.completions.with_raw_response.create(
                     model=self.model,
                     messages=cast("list[ChatCompletionMessageParam]", messages),
                     temperature=self._temperature,
@@ -224,24 +231,58 @@ class ModelClient:
                     response_format=_response_format(mode, schema, schema_name),
                     extra_body=_NO_THINKING_BODY if thinking_switch else None,
                 )
+                # Any body: the SDK hands back the text of one that is not JSON (an event stream).
+                return raw.parse(), dict(raw.headers)
             finally:
                 spent.append(time.perf_counter() - started)
 
-    def _reply(self, completion: ChatCompletion, mode: ResponseFormatMode, seconds: float) -> ModelReply:
+    def _reply(
+        self,
+        completion: object,
+        headers: Mapping[str, str],
+        mode: ResponseFormatMode,
+        seconds: float,
+        messages: list[dict[str, str]],
+    ) -> ModelReply:
         # The SDK builds the response without validating it, so check what a sloppy endpoint may leave out.
-        choices = getattr(completion, "choices", None) if isinstance(completion, ChatCompletion) else None
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        content = getattr(getattr(choice, "message", None), "content", None)
-        if not isinstance(content, str):
-            raise ModelError(f"the endpoint returned no answer (model {self.model!r} at {self.base_url})")
-        finish_reason = getattr(choice, "finish_reason", None)
-        usage, reported = _usage(completion)
+        if isinstance(completion, ChatCompletion):
+            answer = answer_of(completion.model_dump())
+        elif isinstance(completion, str) and looks_like_stream(completion):
+            # Some servers and proxies stream whatever was asked: the events still hold the answer.
+            answer = answer_of_stream(completion)
+        else:
+            answer = answer_of(completion)
+        if not answer.has_choice:
+            shown = completion[:80] if isinstance(completion, str) else type(completion).__name__
+            raise ModelError(
+                f"the endpoint returned no answer (model {self.model!r} at {self.base_url}): "
+                f"its response holds no chat completion choice ({shown!r})"
+            )
+        read = read_usage(answer.usage, headers)
+        usage = read.usage
+        if read.rejected_cost is not None:
+            log.warning(
+                "the endpoint %s reported a cost of %s, which is no amount of dollars; the request is priced "
+                "from the price layers instead",
+                self.base_url,
+                read.rejected_cost,
+            )
+        content = answer.content or ""
+        if not read.reported:
+            # No token counts: estimate them from the text, and say they are estimates.
+            usage = dataclasses.replace(
+                usage,
+                input_tokens=estimate_messages(messages),
+                output_tokens=estimate_tokens(content) if content else 0,
+                estimated_requests=1,
+            )
         return ModelReply(
+            # A reasoning model that spent max_tokens thinking sends no content, but was billed.
             text=strip_thinking(content),
             usage=usage,
-            usage_reported=reported,
+            usage_reported=read.reported,
             response_format=mode,
-            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            finish_reason=answer.finish_reason,
             seconds=seconds,
         )
 
@@ -322,45 +363,3 @@ def _detail(exc: openai.APIStatusError) -> str:
     if message.startswith(prefix):
         message = message[len(prefix) :].removeprefix(" - ")
     return message or "no error message"
-
-
-def _usage(completion: ChatCompletion) -> tuple[Usage, bool]:
-    raw = completion.usage
-    if not isinstance(raw, CompletionUsage):
-        return Usage(requests=1), False
-    prompt_tokens = getattr(raw, "prompt_tokens", None)
-    completion_tokens = getattr(raw, "completion_tokens", None)
-    details = getattr(raw, "completion_tokens_details", None)
-    extra = raw.model_extra or {}
-    # OpenAI counts cached prompt tokens in prompt_tokens_details.cached_tokens; DeepSeek in its own
-    # prompt_cache_hit_tokens. Both are a part of prompt_tokens.
-    cached = getattr(getattr(raw, "prompt_tokens_details", None), "cached_tokens", None)
-    if cached is None:
-        cached = extra.get("prompt_cache_hit_tokens")
-    usage = Usage(
-        input_tokens=_count(prompt_tokens),
-        output_tokens=_count(completion_tokens),
-        reasoning_tokens=_count(getattr(details, "reasoning_tokens", None)),
-        requests=1,
-        cost_usd=_cost(extra.get("cost")),
-        cached_tokens=min(_count(cached), _count(prompt_tokens)),
-    )
-    return usage, isinstance(prompt_tokens, int) or isinstance(completion_tokens, int)
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _cost(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if number >= 0 else None
-    return None

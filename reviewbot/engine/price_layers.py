@@ -230,6 +230,9 @@ class Prices:
         """What ``usage`` (the sum of ``parts``, when given) cost: the endpoint's figure, else tokens × the quote."""
         if usage.cost_usd is not None:
             return Priced(usage.cost_usd, ENDPOINT)
+        if usage.estimated:
+            # Token counts the endpoint did not report are guesses: no price turns them into a cost.
+            return Priced(None, None)
         quote = self.quote(model, at)
         if quote is None:
             return Priced(None, None, missing=("input", "output"))

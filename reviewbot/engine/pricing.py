@@ -97,16 +97,26 @@ def cost_note(report: CostReport) -> str:
     """One paragraph: requests, tokens, cost and where its price comes from, and the reference models."""
     usage = report.usage
     plural = "" if usage.requests == 1 else "s"
-    tokens = f"{usage.input_tokens:,} input"
+    about = "~" if usage.estimated else ""
+    tokens = f"{about}{usage.input_tokens:,} input"
     if usage.cached_tokens:
         tokens += f" ({usage.cached_tokens:,} cached)"
-    parts = [f"{usage.requests} request{plural} to {report.model}", f"{tokens} + {usage.output_tokens:,} output tokens"]
+    parts = [
+        f"{usage.requests} request{plural} to {report.model}",
+        f"{tokens} + {about}{usage.output_tokens:,} output tokens",
+    ]
     if usage.reasoning_tokens:
         parts[-1] += f" (of which {usage.reasoning_tokens:,} reasoning)"
     if report.usd is not None:
         source = report.quote or report.price_source  # the endpoint's own figure has no quote
         how = f" {source.describe()}" if source is not None else ""
         parts.append(f"cost {format_usd(report.usd)}{how}")
+    elif usage.estimated:
+        some = "" if usage.estimated_requests == usage.requests else f" for {usage.estimated_requests} of them"
+        parts.append(
+            f"cost unknown (the endpoint reported no token counts{some}; the counts shown are estimated "
+            "from the text, and no price is applied to an estimate)"
+        )
     else:
         sides = " and ".join(report.missing)
         known = f"; the known side alone is {format_usd(report.partial_usd)}" if report.partial_usd else ""

@@ -21,6 +21,13 @@ class Usage:
     requests: int = 0
     cost_usd: float | None = None
     cached_tokens: int = 0
+    # Requests whose token counts the endpoint did not report: they are estimated from the text,
+    # so no price can turn them into a cost (only the endpoint's own figure can).
+    estimated_requests: int = 0
+
+    @property
+    def estimated(self) -> bool:
+        return self.estimated_requests > 0
 
     def __add__(self, other: Usage) -> Usage:
         if self.requests == 0:
@@ -38,4 +45,5 @@ class Usage:
             requests=self.requests + other.requests,
             cost_usd=cost,
             cached_tokens=self.cached_tokens + other.cached_tokens,
+            estimated_requests=self.estimated_requests + other.estimated_requests,
         )

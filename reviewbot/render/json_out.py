@@ -58,6 +58,7 @@ def result_to_dict(result: ReviewResult, cost: CostReport) -> dict[str, Any]:
             "output_tokens": usage.output_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
             "cached_tokens": usage.cached_tokens,
+            "estimated_requests": usage.estimated_requests,  # token counts the endpoint did not report
         },
         "cost": _cost(cost),
         "requests_planned": result.requests_planned,
