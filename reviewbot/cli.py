@@ -313,11 +313,11 @@ def _review_pull_request(args: argparse.Namespace, settings: Settings, color: bo
 
 async def _run(prepared: Prepared, settings: Settings, progress: _Progress | None) -> ReviewResult:
     # Imported here so a dry run never loads the HTTP client stack.
-    from reviewbot.engine.llm import ModelClient
+    from reviewbot.engine.fallback import ModelChain
 
     if not prepared.plan.requests:
         return await execute(prepared, None)
-    async with ModelClient.from_settings(settings) as client:
+    async with ModelChain.from_settings(settings) as client:
         try:
             return await execute(prepared, client, progress.update if progress else None)
         finally:

@@ -7,13 +7,23 @@ unchanged.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from reviewbot.credentials import load_saved_app
@@ -24,6 +34,26 @@ log = logging.getLogger("reviewbot.settings")
 
 DEFAULT_BASE_URL = "https://global-apis.com/v1"
 DEFAULT_MODEL = "qwen3-coder-30b"
+
+
+class FallbackModel(BaseModel):
+    """A model tried when a request to the configured one fails: on its own endpoint if it names
+    one (with its own key), else on ``REVIEWBOT_BASE_URL``; priced by its own prices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    input_price: float | None = Field(default=None, ge=0)
+    output_price: float | None = Field(default=None, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL; use e.g. https://api.openai.com/v1")
+        return value.rstrip("/") if value is not None else None
 
 
 class PriceOverride(BaseSettings):
@@ -123,6 +153,12 @@ class Settings(BaseSettings):
         default=None,
         description="genai-prices provider whose prices apply (e.g. openrouter); unset, the one at REVIEWBOT_BASE_URL.",
     )
+    fallback_models: Annotated[list[FallbackModel], NoDecode] = Field(
+        default_factory=list,
+        description="Models tried in order when a request fails with 5xx, 429 past its retries, a timeout or an "
+        "unknown model: `model` or `model@base_url`, comma-separated, or a JSON list of objects with model, "
+        "base_url, api_key, input_price, output_price.",
+    )
     compare_with: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated models the cost note compares against, priced by genai-prices "
@@ -217,6 +253,20 @@ class Settings(BaseSettings):
         if "max_output_tokens" not in self.model_fields_set:
             self.max_output_tokens = answer_reserve(self.context_window)
         return self
+
+    @field_validator("fallback_models", mode="before")
+    @classmethod
+    def _read_fallbacks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)  # a JSON error is reported as the variable's own
+        models = []
+        for part in filter(None, (piece.strip() for piece in text.split(","))):
+            model, _, base_url = part.partition("@")
+            models.append({"model": model.strip(), "base_url": base_url.strip() or None})
+        return models
 
     @field_validator("include", "exclude", "allowed_models", "compare_with", mode="before")
     @classmethod

@@ -72,6 +72,7 @@ class ModelReply:
     response_format: ResponseFormatMode
     finish_reason: str | None
     seconds: float
+    model: str = ""  # the model that answered (a fallback's, when the chain moved on)
 
 
 def strip_thinking(content: str) -> str:
@@ -137,16 +138,19 @@ class ModelClient:
         self._send_thinking_switch = disable_thinking
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ModelClient:
-        """A client configured from ``REVIEWBOT_*`` settings; ConfigError when there is no key."""
-        if settings.api_key is None:
-            raise ConfigError(
-                f"no API key: set REVIEWBOT_API_KEY (or OPENAI_API_KEY) to the key of {settings.base_url}"
-            )
+    def from_settings(
+        cls, settings: Settings, *, model: str | None = None, base_url: str | None = None, api_key: str | None = None
+    ) -> ModelClient:
+        """A client configured from ``REVIEWBOT_*`` settings (a fallback's model, endpoint and key
+        replacing the configured ones); ConfigError when there is no key."""
+        url = base_url or settings.base_url
+        key = api_key or (settings.api_key.get_secret_value() if settings.api_key is not None else None)
+        if key is None:
+            raise ConfigError(f"no API key: set REVIEWBOT_API_KEY (or OPENAI_API_KEY) to the key of {url}")
         return cls(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            model=settings.model,
+            base_url=url,
+            api_key=key,
+            model=model or settings.model,
             timeout=settings.timeout,
             max_retries=settings.max_retries,
             concurrency=settings.concurrency,
@@ -284,6 +288,7 @@ class ModelClient:
             response_format=mode,
             finish_reason=answer.finish_reason,
             seconds=seconds,
+            model=self.model,
         )
 
     def _model_error(self, exc: openai.OpenAIError) -> ModelError:

@@ -158,6 +158,8 @@ class Prices:
     operator: PriceTable = field(default_factory=lambda: PriceTable({}))
     table: PriceTable = field(default_factory=default_price_table)
     compare_with: tuple[str, ...] = ()
+    # Fallback models served elsewhere (REVIEWBOT_FALLBACK_MODELS with a base URL): their endpoint's layers.
+    elsewhere: tuple[tuple[str, Prices], ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Prices:
@@ -167,14 +169,32 @@ class Prices:
         }
         if settings.input_price is not None or settings.output_price is not None:
             own[settings.model] = Price(settings.model, settings.input_price, settings.output_price)
+        elsewhere = []
+        for fallback in settings.fallback_models:
+            given = fallback.input_price is not None or fallback.output_price is not None
+            price = Price(fallback.model, fallback.input_price, fallback.output_price)
+            if fallback.base_url is None or fallback.base_url == settings.base_url:
+                if given:
+                    own[fallback.model] = price
+                continue
+            name = normalise_model_name(fallback.model)
+            operator = PriceTable({name: Entry(price)} if given else {})
+            # Its own endpoint, so its own provider; a provider named for the main endpoint is not its.
+            elsewhere.append((name, cls(base_url=fallback.base_url, operator=operator)))
         prices = cls(
             base_url=settings.base_url,
             provider_id=settings.price_provider,
             operator=PriceTable({normalise_model_name(name): Entry(price) for name, price in own.items()}),
             compare_with=tuple(settings.compare_with),
+            elsewhere=tuple(elsewhere),
         )
         prices.check()
         return prices
+
+    def for_model(self, model: str) -> Prices:
+        """The layers that price ``model``: a fallback's own endpoint's, else these."""
+        name = normalise_model_name(model)
+        return next((prices for served, prices in self.elsewhere if served == name), self)
 
     def check(self) -> None:
         """Resolve the named provider and reference models now, so a misspelt one fails at start-up."""
@@ -207,6 +227,8 @@ class Prices:
 
     def quote(self, model: str, at: datetime | None = None) -> Quote | None:
         """The price that applies to ``model`` on ``at`` (now if None) before any endpoint figure, or None."""
+        if (other := self.for_model(model)) is not self:
+            return other.quote(model, at)
         when = at or datetime.now(UTC)
         published = self._published(model, when)
         own = self.operator.lookup(model)
@@ -228,6 +250,8 @@ class Prices:
 
     def cost(self, usage: Usage, model: str, at: datetime | None = None, parts: Sequence[Usage] = ()) -> Priced:
         """What ``usage`` (the sum of ``parts``, when given) cost: the endpoint's figure, else tokens × the quote."""
+        if (other := self.for_model(model)) is not self:
+            return other.cost(usage, model, at, parts)
         if usage.cost_usd is not None:
             return Priced(usage.cost_usd, ENDPOINT)
         if usage.estimated:

@@ -9,6 +9,7 @@ labelled as an estimate.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,7 @@ class CostReport:
     price_source: PriceSource | None = None  # None: unknown
     quote: Quote | None = None  # the price the tokens were (or would have been) priced at
     estimate: Estimate | None = None  # while the cost is unknown: another provider's price of the model
+    by_model: tuple[CostReport, ...] = ()  # when fallbacks answered some requests: each model's own share
 
     @property
     def known(self) -> bool:
@@ -70,9 +72,31 @@ def cost_report(
 
 
 def review_cost(result: ReviewResult, prices: Prices, *, at: datetime | None = None) -> CostReport:
-    """What a review cost: its requests priced one by one, summed."""
-    parts = tuple(call.usage for call in result.calls if call.usage.requests)
-    return cost_report(result.usage, result.model, prices, parts=parts, at=at)
+    """What a review cost: its requests priced one by one, summed; each by the price of the model
+    that answered it (a fallback's, when the configured model failed)."""
+    by_model: dict[str, list[Usage]] = {}
+    for call in result.calls:
+        if call.usage.requests:
+            by_model.setdefault(call.model, []).append(call.usage)
+    if set(by_model) <= {result.model}:
+        parts = tuple(by_model.get(result.model, ()))
+        return cost_report(result.usage, result.model, prices, parts=parts, at=at)
+    reports = tuple(
+        cost_report(sum(parts, Usage()), model, prices, parts=parts, at=at) for model, parts in by_model.items()
+    )
+    known = all(report.usd is not None for report in reports)
+    total = sum(report.usd or 0.0 for report in reports)
+    whole = cost_report(result.usage, result.model, prices, at=at)
+    sources = {report.source for report in reports}
+    return dataclasses.replace(
+        whole,
+        usd=total if known else None,
+        source=sources.pop() if known and len(sources) == 1 else ("price table" if known else "unknown"),
+        missing=tuple(dict.fromkeys(side for report in reports for side in report.missing)),
+        partial_usd=None,
+        estimate=None,
+        by_model=reports,
+    )
 
 
 def format_usd(usd: float | Decimal | None) -> str:
@@ -95,6 +119,8 @@ def format_usd(usd: float | Decimal | None) -> str:
 
 def cost_note(report: CostReport) -> str:
     """One paragraph: requests, tokens, cost and where its price comes from, and the reference models."""
+    if report.by_model:
+        return _models_note(report)
     usage = report.usage
     plural = "" if usage.requests == 1 else "s"
     about = "~" if usage.estimated else ""
@@ -127,6 +153,23 @@ def cost_note(report: CostReport) -> str:
             parts.append(f"estimate ≈ {format_usd(report.estimate.usd)} {report.estimate.describe()}")
     comparisons = ", ".join(f"{c.label} {format_usd(c.usd)}" for c in report.comparisons)
     return "; ".join(parts) + f". The same tokens would have cost {comparisons}."
+
+
+def _models_note(report: CostReport) -> str:
+    """The note of a review that more than one model answered: each model's requests and cost."""
+    shares = []
+    for part in report.by_model:
+        requests = f"{part.usage.requests} request{'' if part.usage.requests == 1 else 's'}"
+        role = "" if part.model == report.model else " (fallback)"
+        cost = format_usd(part.usd) if part.usd is not None else "cost unknown"
+        shares.append(f"{requests} to {part.model}{role}, {cost}")
+    usage = report.usage
+    total = f"cost {format_usd(report.usd)}" if report.usd is not None else "cost unknown (a model's price is unknown)"
+    comparisons = ", ".join(f"{c.label} {format_usd(c.usd)}" for c in report.comparisons)
+    return (
+        f"{'; '.join(shares)}; {usage.input_tokens:,} input + {usage.output_tokens:,} output tokens in all; {total}. "
+        f"The same tokens would have cost {comparisons}."
+    )
 
 
 def _price_hint(missing: tuple[str, ...]) -> str:

@@ -285,7 +285,9 @@ async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any
             raise
         parsed = parse_reply(reply.text)
         outcome = "ok" if parsed.problem is None else "invalid_json"
-        calls.append(ModelCall(request.index, model, reply.usage, time.monotonic() - started, outcome))
+        # A fallback may have answered: the call is its, and is priced by its price.
+        answered_by = getattr(reply, "model", "") or model
+        calls.append(ModelCall(request.index, answered_by, reply.usage, time.monotonic() - started, outcome))
         return reply, parsed
 
     messages = list(request.messages)

@@ -39,13 +39,13 @@ from typing import Final, Literal, ParamSpec, TypeVar
 import anyio
 
 from reviewbot.engine.diff import parse_diff
+from reviewbot.engine.fallback import ModelChain
 from reviewbot.engine.incremental import restrict_to_changes
-from reviewbot.engine.llm import ModelClient
 from reviewbot.engine.pricing import CostReport, review_cost
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
 from reviewbot.engine.result import ReviewResult
-from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
+from reviewbot.engine.review import Completer, Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import GitHubRateLimited, GitHubTransient
 from reviewbot.github.client import GitHubClient
 from reviewbot.github.draft import (
@@ -80,7 +80,7 @@ T = TypeVar("T")
 
 log = logging.getLogger("reviewbot.pipeline")
 
-ModelFactory = Callable[[Settings], AbstractAsyncContextManager[ModelClient]]
+ModelFactory = Callable[[Settings], AbstractAsyncContextManager[Completer]]
 
 #: The ledger's and the budgets' installation for reviews run with a personal token (``--pr``).
 NO_INSTALLATION: Final = 0
@@ -165,7 +165,7 @@ class ReviewPipeline:
         self._settings = settings
         self._github = github
         self._store = store
-        self._model = model or ModelClient.from_settings
+        self._model = model or ModelChain.from_settings
 
     async def run(self, request: ReviewRequest) -> Reviewed:
         github = self._github
