@@ -189,23 +189,27 @@ def parse_diff(data: str | bytes) -> Diff:
     return Diff(files=files)
 
 
-#: How a combined diff (``git diff --cc``, ``git show`` of a merge) starts a file, and a hunk.
-_COMBINED = re.compile(r"^(?:diff --cc |diff --combined |@@@+ )", re.MULTILINE)
+#: How a combined diff (``git diff --cc``, ``git show`` of a merge) starts each file.
+_COMBINED_HEADERS = ("diff --cc ", "diff --combined ")
 
 
 def _refuse_combined(text: str) -> None:
     """A combined diff compares a merge with each parent at once: its lines have no one old and
     new number a review comment could sit on, so it is refused with what to run instead."""
-    found = _COMBINED.search(text)
-    if found is None:
-        return
-    number = text.count("\n", 0, found.start()) + 1
-    line = text[found.start() :].split("\n", 1)[0]
-    raise DiffError(
-        f"line {number} of the diff is part of a combined diff of a merge: {_shorten(line)}; it has no single "
-        "parent to comment against, so review against one parent instead, e.g. `git diff MAIN...BRANCH` "
-        "or `git diff MERGE^1 MERGE`"
-    )
+    for header in _COMBINED_HEADERS:
+        # str.find, not a multiline regex: this runs over every diff, and finds are several times quicker.
+        at = text.find(header)
+        while at > 0 and text[at - 1] != "\n":
+            at = text.find(header, at + 1)
+        if at == -1:
+            continue
+        number = text.count("\n", 0, at) + 1
+        line = text[at:].split("\n", 1)[0]
+        raise DiffError(
+            f"line {number} of the diff is part of a combined diff of a merge: {_shorten(line)}; it has no single "
+            "parent to comment against, so review against one parent instead, e.g. `git diff MAIN...BRANCH` "
+            "or `git diff MERGE^1 MERGE`"
+        )
 
 
 def _describe(exc: UnidiffParseError) -> str:
