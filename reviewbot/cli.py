@@ -22,6 +22,7 @@ from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ConfigError, InputError, ModelError, ReviewbotError
+from reviewbot.eval import command as eval_command
 from reviewbot.money import costs
 from reviewbot.render import FORMATS, render_plan, render_result
 from reviewbot.settings import Settings, load_settings
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bring the database at REVIEWBOT_DATABASE_URL to this release's schema.",
     )
     costs.add_parser(commands)
+    eval_command.add_parser(commands)
     return parser
 
 
@@ -131,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate()
         if args.command == "costs":
             return costs.run(args)
+        if args.command == "eval":
+            return eval_command.run(args)
         if args.command == "action":
             return _action(args)
         return _review(args)

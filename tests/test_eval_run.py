@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply
 from reviewbot.cli import main
+from reviewbot.engine.pricing import format_usd
 from reviewbot.errors import ConfigError
 from reviewbot.eval.cache import AnswerCache
 from reviewbot.eval.cases import load_set
@@ -18,6 +20,7 @@ from reviewbot.eval.models import models_under_test
 from reviewbot.eval.plan import RunPlan, plan_run, refuse_over_cap
 from reviewbot.eval.runner import RunOutcome, run_plan
 from reviewbot.eval.spend import CostCapReached
+from reviewbot.eval.terminal import ProgressLine, confirm
 from scripted_reviewer import ANSWER_USD, CASES, USAGE, on_labels, reviewer, write_cases
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
@@ -247,3 +250,20 @@ def test_a_damaged_answer_file_is_asked_again_and_replaced(endpoint: FakeOpenAI,
     run(folder, [spec(endpoint)], tmp_path / "cache")
     assert len(endpoint.requests) == 1
     assert json.loads(answers[0].read_text("utf-8"))["model"] == "fake-model"
+
+
+def test_the_terminal_sees_progress_per_model_and_a_question_before_paying(
+    endpoint: FakeOpenAI, tmp_path: Path
+) -> None:
+    folder = write_cases(tmp_path / "set")
+    plan, answers = planned(folder, [spec(endpoint), spec(endpoint, "label=second")], tmp_path / "cache")
+    stream = io.StringIO()
+    assert not confirm(plan, stream, lambda: "n")
+    assert stream.getvalue() == f"reviewbot: send 10 requests for about {format_usd(plan.usd)}? [y/N] "
+    assert confirm(plan, io.StringIO(), lambda: " Yes\n")
+    line = ProgressLine(stream, plan)
+    asyncio.run(run_plan(plan, answers, progress=line.update))
+    assert stream.getvalue().endswith("\rreviewbot eval: fake-model 5/5, second 5/5 cases…")
+    # Nothing left to send: nothing to ask.
+    plan, _ = planned(folder, [spec(endpoint), spec(endpoint, "label=second")], tmp_path / "cache")
+    assert confirm(plan, stream, lambda: "n")

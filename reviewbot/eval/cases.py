@@ -250,6 +250,18 @@ def lines_on_side(file: DiffFile, side: Side) -> set[int]:
     return shown
 
 
+def label_to_dict(label: Label) -> dict[str, object]:
+    """A label as in ``cases.jsonl``."""
+    return {
+        "path": label.path,
+        "side": str(label.side),
+        "start_line": label.start_line,
+        "end_line": label.end_line,
+        "kind": label.kind,
+        "description": label.description,
+    }
+
+
 def case_record(case: Case) -> dict[str, object]:
     """A case as the JSON object of its line in ``cases.jsonl``."""
     return {
@@ -257,17 +269,7 @@ def case_record(case: Case) -> dict[str, object]:
         "title": case.title,
         "description": case.description,
         "diff": f"{DIFFS_FOLDER}/{case.id}.diff",
-        "labels": [
-            {
-                "path": label.path,
-                "side": str(label.side),
-                "start_line": label.start_line,
-                "end_line": label.end_line,
-                "kind": label.kind,
-                "description": label.description,
-            }
-            for label in case.labels
-        ],
+        "labels": [label_to_dict(label) for label in case.labels],
         "source": {
             "repository": case.source.repository,
             "commit": case.source.commit,

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reviewbot.engine.llm import ModelClient
 from reviewbot.engine.pricing import cost_report
 from reviewbot.engine.tokens import estimate_messages
 from reviewbot.engine.usage import Usage
@@ -18,6 +17,9 @@ from reviewbot.errors import ConfigError
 from reviewbot.eval.cache import Answer, AnswerCache, Request
 from reviewbot.eval.models import ModelUnderTest
 from reviewbot.eval.spend import CostGuard
+
+if TYPE_CHECKING:
+    from reviewbot.engine.llm import ModelClient
 
 # The name the engine's requests give their answer schema (ModelClient.complete's default).
 SCHEMA_NAME = "review"
@@ -65,6 +67,9 @@ class Endpoint:
         self._lock = asyncio.Lock()
 
     async def client(self) -> ModelClient:
+        # Imported here so a dry run never loads the HTTP client stack.
+        from reviewbot.engine.llm import ModelClient
+
         async with self._lock:
             if self._client is None:
                 self._client = ModelClient.from_settings(self.model.settings)
