@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from reviewbot import __version__
-from reviewbot.engine.diff import parse_diff
+from reviewbot.engine.diff import GIT_DIFF_OPTIONS, parse_diff
 from reviewbot.engine.pricing import cost_report
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.result import ReviewResult
@@ -360,20 +360,7 @@ def _read_diff(args: argparse.Namespace) -> bytes:
 
 
 def _git_diff(revisions: str) -> bytes:
-    # -M finds renames like GitHub does; --full-index and no colour keep the output parseable.
-    command = [
-        "git",
-        "diff",
-        "-M",
-        "--full-index",
-        "--no-color",
-        "--no-ext-diff",
-        # The user's diff.mnemonicPrefix or diff.noprefix would change the a/ b/ prefixes we strip.
-        "--src-prefix=a/",
-        "--dst-prefix=b/",
-        revisions,
-        "--",
-    ]
+    command = ["git", "diff", *GIT_DIFF_OPTIONS, revisions, "--"]
     try:
         completed = subprocess.run(command, capture_output=True, check=False, timeout=120)
     except FileNotFoundError:

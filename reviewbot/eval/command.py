@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from reviewbot.errors import ConfigError
+from reviewbot.eval import build
 from reviewbot.eval.cache import AnswerCache, default_folder
 from reviewbot.eval.cases import load_set
 from reviewbot.eval.matching import DEFAULT_TOLERANCE
@@ -38,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the review engine on labelled cases for one or more models and report recall, precision, "
         "false alarms, tokens, cost and latency side by side.",
     )
-    actions = parser.add_subparsers(dest="eval_command", required=True, metavar="{run}")
+    actions = parser.add_subparsers(dest="eval_command", required=True, metavar="{run,build}")
     run_parser = actions.add_parser(
         "run",
         help="review every case with every model and print the report",
@@ -71,10 +72,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run_parser.add_argument("--retries", type=int, metavar="N", help="retries of a request after 429, 5xx or timeout")
     run_parser.add_argument("--format", "-f", choices=FORMATS, default="markdown", help="report format")
     run_parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    build.add_parser(actions)
 
 
 def run(args: argparse.Namespace) -> int:
     """``reviewbot eval …``: the subcommand named."""
+    if args.eval_command == "build":
+        return build.build(args)
     return _run_cases(args)
 
 
