@@ -140,6 +140,9 @@ def test_the_limits_and_patterns_are_the_callers(repo: Repo) -> None:
     assert build_from_history(repo.path, HistoryOptions(since="1 year ago", extensions=(".rs",))) == []
     assert len(build_from_history(repo.path, HistoryOptions(since="1 year ago", pattern=".", max_cases=1))) == 1
     assert build_from_history(repo.path, HistoryOptions(since="1 year ago", repository="x/y"))[0].id.startswith("y-")
+    # The history up to a commit: a later fix is not in it.
+    before = HistoryOptions(since="1 year ago", pattern=r"(?i)\bcorrect", revision="HEAD~1")
+    assert build_from_history(repo.path, before) == []
 
 
 def test_the_repository_and_its_licence_are_named(repo: Repo) -> None:

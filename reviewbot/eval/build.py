@@ -47,7 +47,8 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     source.add_argument("--inject", nargs="+", metavar="DIFF", help="diff files to plant one bug in per case")
     build.add_argument("--output", "-o", required=True, metavar="DIR", help="the case folder to write")
     build.add_argument("--since", default="2y", type=parse_since, help="--git: commits since (2y, 6m, 30d, a date)")
-    build.add_argument("--pattern", default=DEFAULT_PATTERN, help="--git: a bug fix's message matches this")
+    build.add_argument("--rev", default="HEAD", help="--git: the history up to this commit (default: HEAD)")
+    build.add_argument("--pattern", default=DEFAULT_PATTERN, help="--git: a bug fix's subject matches this")
     build.add_argument("--exclude", default=DEFAULT_EXCLUDE, help="--git: subjects matching this are not bug fixes")
     build.add_argument("--max-files", type=int, default=3, metavar="N", help="--git: source files a fix may change")
     build.add_argument("--max-lines", type=int, default=40, metavar="N", help="--git: source lines a fix may change")
@@ -78,6 +79,7 @@ def build(args: argparse.Namespace) -> int:
         repo = Path(args.git)
         options = HistoryOptions(
             since=args.since,
+            revision=args.rev,
             pattern=_regex(args.pattern, "--pattern"),
             exclude=_regex(args.exclude, "--exclude"),
             max_files=args.max_files,
@@ -92,7 +94,7 @@ def build(args: argparse.Namespace) -> int:
             raise InputError(f"no bug fix since {args.since} in {repo} qualified; widen --since, --pattern or limits")
         write_set(folder, cases)
         name = options.repository or repository_name(repo)
-        write_licences(folder, name, licence_file_texts(repo))
+        write_licences(folder, name, licence_file_texts(repo, options.revision))
     else:
         cases = _injected(args)
         if not cases:

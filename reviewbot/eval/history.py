@@ -1,6 +1,7 @@
 """History cases: a repository's bug fixes, turned around.
 
-A commit whose message looks like a bug fix (``--pattern``) and that changes a few lines of
+A commit whose subject (its message's first line) looks like a bug fix (``--pattern``; a body's
+"Fixes #12" names an issue, which may as well be a feature) and that changes a few lines of
 source (``--max-files``, ``--max-lines``) is a bug someone found. The case's diff is the fix
 undone, ``git diff FIX FIX^`` on its source files only: a change that re-introduces the bug
 into the fixed code, labelled on the lines it changes. Tests, docs and changelogs of the fix
@@ -33,9 +34,11 @@ _RECORD, _FIELD = "\x1e", "\x1f"
 
 @dataclass(frozen=True, slots=True)
 class HistoryOptions:
-    """Which commits become cases. ``since`` is anything ``git log --since`` takes."""
+    """Which commits become cases: those before ``revision`` since ``since`` (anything
+    ``git log --since`` takes; a date makes a build that can be rerun to the same cases)."""
 
     since: str = "2 years ago"
+    revision: str = "HEAD"
     pattern: str = DEFAULT_PATTERN
     exclude: str = DEFAULT_EXCLUDE
     max_files: int = 3  # source files the fix changes
@@ -57,12 +60,12 @@ def build_from_history(repo: Path, options: HistoryOptions | None = None) -> lis
     """The cases of ``repo``'s bug fixes since ``options.since``, newest first."""
     options = options or HistoryOptions()
     name = options.repository or repository_name(repo)
-    licence = options.licence if options.licence is not None else guess_licence(repo)
+    licence = options.licence if options.licence is not None else guess_licence(repo, options.revision)
     pattern, exclude = re.compile(options.pattern), re.compile(options.exclude)
     cases: list[Case] = []
-    for commit in _commits(repo, options.since):
+    for commit in _commits(repo, options.since, options.revision):
         subject = commit.message.partition("\n")[0]
-        if len(commit.parents) != 1 or not pattern.search(commit.message) or exclude.search(subject):
+        if len(commit.parents) != 1 or not pattern.search(subject) or exclude.search(subject):
             continue
         case = _case(repo, commit, name, licence, options)
         if case is not None:
@@ -146,8 +149,9 @@ def _changes_code(diff: Diff) -> bool:
     return False
 
 
-def _commits(repo: Path, since: str) -> list[_Commit]:
-    out = _git(repo, "log", "--no-merges", f"--since={since}", f"--format=%H{_FIELD}%P{_FIELD}%B{_RECORD}")
+def _commits(repo: Path, since: str, revision: str) -> list[_Commit]:
+    layout = f"--format=%H{_FIELD}%P{_FIELD}%B{_RECORD}"
+    out = _git(repo, "log", "--no-merges", f"--since={since}", layout, revision, "--")
     commits = []
     for record in out.decode("utf-8", "replace").split(_RECORD):
         fields = record.strip("\n").split(_FIELD)
@@ -175,21 +179,21 @@ _LICENCE_TEXTS = (
 )
 
 
-def licence_files(repo: Path) -> list[str]:
-    """The licence files at the top of the repository's HEAD."""
-    names = _git(repo, "ls-tree", "--name-only", "-z", "HEAD").decode("utf-8", "replace").split("\0")
+def licence_files(repo: Path, revision: str = "HEAD") -> list[str]:
+    """The licence files at the top of the repository at ``revision``."""
+    names = _git(repo, "ls-tree", "--name-only", "-z", revision).decode("utf-8", "replace").split("\0")
     return sorted(name for name in names if _LICENCE_FILES.match(name))
 
 
-def licence_file_texts(repo: Path) -> dict[str, bytes]:
-    """The licence files at the top of the repository's HEAD, by name."""
-    return {name: _git(repo, "show", f"HEAD:{name}") for name in licence_files(repo)}
+def licence_file_texts(repo: Path, revision: str = "HEAD") -> dict[str, bytes]:
+    """The licence files at the top of the repository at ``revision``, by name."""
+    return {name: _git(repo, "show", f"{revision}:{name}") for name in licence_files(repo, revision)}
 
 
-def guess_licence(repo: Path) -> str | None:
+def guess_licence(repo: Path, revision: str = "HEAD") -> str | None:
     """An SPDX expression from the licence files' texts (``MIT OR Unlicense`` for several), or None."""
     found: list[str] = []
-    for data in licence_file_texts(repo).values():
+    for data in licence_file_texts(repo, revision).values():
         text = data.decode("utf-8", "replace")
         found += [spdx for spdx, marker in _LICENCE_TEXTS if marker.search(text) and spdx not in found]
     return " OR ".join(sorted(found)) or None
