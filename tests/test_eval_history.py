@@ -72,7 +72,11 @@ def repo(tmp_path: Path) -> Repo:
     buggy = PAGER.replace("count = len(items) // size", "count = (len(items) + size - 1) // size")
     repo.commit(
         "Add the pager",
-        {"src/pager.py": buggy.replace("    while page < count:", "    while page <= count:"), "LICENSE": MIT},
+        {
+            "src/pager.py": buggy.replace("    while page < count:", "    while page <= count:"),
+            "docs/conf.py": "project = 'pager'\n",
+            "LICENSE": MIT,
+        },
     )
     return repo
 
@@ -94,6 +98,7 @@ def test_the_fixes_that_qualify_become_cases_turned_around(repo: Repo, tmp_path:
         "def first(items):\n", "def first(items):\n    if not items:\n        return None\n"
     )
     guard = repo.commit("Fix a crash on an empty list", {"src/pager.py": guarded})
+    repo.commit("Fix the intersphinx mapping", {"docs/conf.py": "project = 'Pager'\n"})  # docs are no source
     repo.commit("Fix the comment", {"src/pager.py": guarded.replace("# The first item.", "# The first one.")})
     repo.commit("Fix the helper", {"src/util.py": "def helper():\n    return 1\n"})
     big = "\n".join(f"def f{n}():\n    return {n}\n" for n in range(30))

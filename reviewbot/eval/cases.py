@@ -30,6 +30,10 @@ Each line of ``cases.jsonl`` is one JSON object::
         "method": "injected"                   # "injected", "history" or "manual"
       }
     }
+
+For a ``history`` case, ``commit`` is the fix and ``parent`` the commit before it: the diff
+goes from the fix back to its parent. For an ``injected`` one, they are the real commit whose
+diff the bug was planted in. ``reviewbot:starter`` names the set that ships inside the package.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +52,7 @@ from reviewbot.engine.diff import Diff, DiffFile, Side, parse_diff
 from reviewbot.errors import DiffError, InputError
 
 CASES_FILE = "cases.jsonl"
+STARTER = "reviewbot:starter"
 DIFFS_FOLDER = "diffs"
 # The kinds the builders write; a hand-made set may use others.
 KINDS = (
@@ -152,16 +158,23 @@ class _CaseRecord(BaseModel):
 
 
 def load_set(location: str) -> CaseSet:
-    """The cases of a set folder, or of its ``cases.jsonl`` named directly.
+    """The cases of a set folder, of its ``cases.jsonl`` named directly, or of ``reviewbot:starter``.
 
     Raises :class:`InputError` naming the file, the line and what is wrong with it.
     """
+    if location == STARTER:
+        return _load(starter_folder(), STARTER)
     path = Path(location)
     if path.is_dir():
         return _load(path, location)
     if path.is_file():
         return _load(path.parent, location, path)
-    raise InputError(f"{location} does not exist; name a case folder or its {CASES_FILE}")
+    raise InputError(f"{location} does not exist; name a case folder, its {CASES_FILE}, or {STARTER}")
+
+
+def starter_folder() -> Path:
+    """The set that ships inside the package (built by scripts/build_starter_set.py)."""
+    return Path(str(resources.files("reviewbot.eval").joinpath("starter")))
 
 
 def _load(folder: Path, name: str, cases_file: Path | None = None) -> CaseSet:

@@ -21,12 +21,14 @@ from reviewbot.engine.diff import GIT_DIFF_OPTIONS, Diff, Side, parse_diff
 from reviewbot.errors import InputError
 from reviewbot.eval.cases import Case, Label, Source
 from reviewbot.eval.code_text import SOURCE_EXTENSIONS, is_comment, language_of
-from reviewbot.eval.paths import is_test_path, neutral_title
+from reviewbot.eval.paths import is_source_path, neutral_title
 
 DEFAULT_PATTERN = r"(?i)\b(fix(e[sd])?|fixing|bug(fix)?|regression|crash(es|ed)?|incorrect(ly)?|wrong(ly)?)\b"
-# Fixes of words, not of behaviour.
+# Fixes of words, types, tooling or tests, not of behaviour a reviewer would catch.
 DEFAULT_EXCLUDE = (
-    r"(?i)\b(typos?|spelling|grammar|docs?|documentation|readme|changelog|lint|flake8|mypy|format(ting)?)\b"
+    r"(?i)\b(typos?|spelling|grammar|grammatical|docs?|docstrings?|documentation|readme|changelog|comments?|"
+    r"lint(ing|er)?|flake8|mypy|pyright|pre-commit|format(ting)?|style|whitespace|warnings?|"
+    r"typing|type ?hints?|annotations?|tests?|ci|build|compil(e|ation))\b"
 )
 _REMOTE = re.compile(r"[:/]([\w.-]+/[\w.-]+?)(?:\.git)?/?$")
 _RECORD, _FIELD = "\x1e", "\x1f"
@@ -102,7 +104,7 @@ def _source_files(repo: Path, commit: _Commit, options: HistoryOptions) -> list[
     sources: list[str] = []
     for status, path in zip(statuses[::2], statuses[1::2], strict=False):
         name = path.decode("utf-8", "surrogateescape")
-        if not name.lower().endswith(options.extensions) or is_test_path(name):
+        if not is_source_path(name, options.extensions):
             continue
         if status != b"M":
             return None  # a source file added, deleted or changed in type

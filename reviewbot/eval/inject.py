@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from reviewbot.engine.diff import Side
 from reviewbot.eval.cases import Case, Label, Source
-from reviewbot.eval.code_text import is_comment, language_of, switches_text
+from reviewbot.eval.code_text import SOURCE_EXTENSIONS, is_comment, language_of, switches_text
 from reviewbot.eval.mutations import Mutation, mutations, variable_names
-from reviewbot.eval.paths import is_test_path, neutral_title
+from reviewbot.eval.paths import is_source_path, neutral_title
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
@@ -48,7 +48,9 @@ def candidates(diff: bytes) -> list[Candidate]:
     found: list[Candidate] = []
     for added in _added_lines(diff):
         language = language_of(added.path)
-        if language is None or is_test_path(added.path) or added.in_text or is_comment(added.text, language):
+        if language is None or not is_source_path(added.path, SOURCE_EXTENSIONS):
+            continue
+        if added.in_text or is_comment(added.text, language):
             continue
         names = variable_names(added.hunk_lines, language)
         found.extend(Candidate(added, mutation) for mutation in mutations(added.text, language, names))

@@ -21,6 +21,19 @@ def is_test_path(path: str) -> bool:
     return any(part.lower() in _TEST_FOLDERS for part in parts[:-1]) or bool(_TEST_FILES.fullmatch(parts[-1]))
 
 
+_DOC_FOLDERS = frozenset({"doc", "docs"})
+
+
+def is_source_path(path: str, extensions: tuple[str, ...]) -> bool:
+    """Code the product runs: a file with one of ``extensions``, neither a test nor under docs/."""
+    parts = PurePosixPath(path).parts
+    return (
+        path.lower().endswith(extensions)
+        and not is_test_path(path)
+        and not any(part.lower() in _DOC_FOLDERS for part in parts[:-1])
+    )
+
+
 def neutral_title(paths: Sequence[str]) -> str:
     """``Change src/app.py`` or ``Change src/app.py and 2 other files``: what changed, never why."""
     if not paths:

@@ -54,7 +54,7 @@ def render_plan_markdown(plan: RunPlan, set_name: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for model in plan.models:
-        cost = format_usd(model.usd) if model.usd is not None else "unknown: no price for the model"
+        cost = format_usd(model.usd) if model.usd is not None else "unknown: add input_price= and output_price="
         lines.append(
             f"| {_code(model.model.label)} | {model.requests:,} | {model.cached:,} | {model.to_send:,} "
             f"| {model.input_tokens:,} | {model.output_tokens:,} | {cost} |"
