@@ -84,10 +84,19 @@ def on_labels(case: Case) -> list[dict[str, Any]]:
 
 
 def far_from_labels(case: Case, most: int) -> list[dict[str, Any]]:
-    """Findings on up to ``most`` new-file lines more than 3 lines from every label of ``case``."""
+    """Findings on up to ``most`` new-file lines more than 3 lines from every label of ``case``
+    (and outside every hunk that holds a label on removed lines)."""
     found: list[dict[str, Any]] = []
+    removed = {
+        (label.path, number)
+        for label in case.labels
+        if label.side is Side.LEFT
+        for number in range(label.start_line, label.end_line + 1)
+    }
     for file in parse_diff(case.diff).files:
         for hunk in file.hunks:
+            if any((file.path, line.old_no) in removed for line in hunk.lines if line.kind == "-"):
+                continue
             for line in hunk.lines:
                 if line.side is not Side.RIGHT or len(found) == most:
                     continue

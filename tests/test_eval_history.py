@@ -137,6 +137,9 @@ def test_the_fixes_that_qualify_become_cases_turned_around(repo: Repo, tmp_path:
 def test_the_limits_and_patterns_are_the_callers(repo: Repo) -> None:
     pager = repo.path / "src/pager.py"
     repo.commit("Fix the bound", {"src/pager.py": pager.read_text("utf-8").replace("<= count", "< count")})
+    # The fix reverted, then made again the same way: one case, not two.
+    repo.commit("Revert the bound", {"src/pager.py": pager.read_text("utf-8").replace("< count", "<= count")})
+    repo.commit("Fix the bound again", {"src/pager.py": pager.read_text("utf-8").replace("<= count", "< count")})
     repo.commit("Correct the empty case", {"src/pager.py": pager.read_text("utf-8").replace("items[0]", "items[:1]")})
 
     assert len(build_from_history(repo.path, HistoryOptions(since="1 year ago"))) == 1

@@ -65,12 +65,15 @@ def build_from_history(repo: Path, options: HistoryOptions | None = None) -> lis
     licence = options.licence if options.licence is not None else guess_licence(repo, options.revision)
     pattern, exclude = re.compile(options.pattern), re.compile(options.exclude)
     cases: list[Case] = []
+    seen: set[bytes] = set()
     for commit in _commits(repo, options.since, options.revision):
         subject = commit.message.partition("\n")[0]
         if len(commit.parents) != 1 or not pattern.search(subject) or exclude.search(subject):
             continue
         case = _case(repo, commit, name, licence, options)
-        if case is not None:
+        # The same fix landed twice (a cherry-pick, a re-applied revert) is one case, the newest.
+        if case is not None and case.diff not in seen:
+            seen.add(case.diff)
             cases.append(case)
             if options.max_cases is not None and len(cases) >= options.max_cases:
                 break
