@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,14 @@ def test_a_model_that_answers_nothing_exits_3(
 def test_a_missing_set_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "run", str(tmp_path / "nothing-here")]) == 2
     assert "does not exist; name a case folder" in capsys.readouterr().err
+
+
+def test_one_case_shows_one_latency_and_no_comparison(
+    endpoint: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_cases(tmp_path / "set", CASES[:1])
+    code, out, _ = eval_run(capsys, folder, endpoint, models=("flags-all",))
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.startswith("| `flags-all`")]
+    assert re.search(r"\| \$0\.000600 \| \d+\.\d \|$", row)  # a median, and no spread of one review
+    assert "Against" not in out

@@ -85,13 +85,6 @@ def _row(score: ModelScore) -> str:
     precision = _rate(score.precision, score.precision_interval, score.hits, score.findings)
     alarms = f"{score.false_alarms_per_case:.1f}" if score.false_alarms_per_case is not None else "—"
     tokens = f"{score.usage.input_tokens:,} / {score.usage.output_tokens:,}"
-    seconds = (
-        f"{score.seconds_median:.1f}, {score.seconds_p90:.1f}"
-        if score.seconds_median is not None and score.seconds_p90 is not None
-        else f"{score.seconds_median:.1f}"
-        if score.seconds_median is not None
-        else "—"
-    )
     cells = [
         _code(score.label),
         recall,
@@ -100,9 +93,17 @@ def _row(score: ModelScore) -> str:
         tokens,
         format_usd(score.usd_per_review),
         format_usd(score.usd_per_caught) if score.caught else "—",
-        seconds,
+        _seconds(score),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def _seconds(score: ModelScore) -> str:
+    if score.seconds_median is None:
+        return "—"
+    if score.seconds_p90 is None:  # one review: no spread to show
+        return f"{score.seconds_median:.1f}"
+    return f"{score.seconds_median:.1f}, {score.seconds_p90:.1f}"
 
 
 def _rate(rate: float | None, interval: Interval | None, part: int, whole: int) -> str:
