@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import IO
 
 from reviewbot import __version__
-from reviewbot.engine.diff import parse_diff
+from reviewbot.engine.diff import GIT_DIFF_OPTIONS, parse_diff
 from reviewbot.engine.pricing import review_cost
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.result import ReviewResult
 from reviewbot.engine.review import Prepared, ReviewOptions, execute, prepare
 from reviewbot.errors import ConfigError, InputError, ModelError, ReviewbotError
+from reviewbot.eval import command as eval_command
 from reviewbot.money import costs, prices
 from reviewbot.render import FORMATS, render_plan, render_result
 from reviewbot.settings import Settings, load_settings
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     costs.add_parser(commands)
     prices.add_parser(commands)
+    eval_command.add_parser(commands)
     return parser
 
 
@@ -132,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate()
         if args.command == "costs":
             return costs.run(args)
+        if args.command == "eval":
+            return eval_command.run(args)
         if args.command == "action":
             return _action(args)
         if args.command == "prices":
@@ -359,20 +363,7 @@ def _read_diff(args: argparse.Namespace) -> bytes:
 
 
 def _git_diff(revisions: str) -> bytes:
-    # -M finds renames like GitHub does; --full-index and no colour keep the output parseable.
-    command = [
-        "git",
-        "diff",
-        "-M",
-        "--full-index",
-        "--no-color",
-        "--no-ext-diff",
-        # The user's diff.mnemonicPrefix or diff.noprefix would change the a/ b/ prefixes we strip.
-        "--src-prefix=a/",
-        "--dst-prefix=b/",
-        revisions,
-        "--",
-    ]
+    command = ["git", "diff", *GIT_DIFF_OPTIONS, revisions, "--"]
     try:
         completed = subprocess.run(command, capture_output=True, check=False, timeout=120)
     except FileNotFoundError:

@@ -28,7 +28,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "github": {"base", "engine", "render"},
     "money": {"base", "engine", "render", "store", "github"},
     "service": {"base", "engine", "render", "store", "github", "money"},
-    "cli": {"base", "engine", "render", "store", "github", "money", "service"},
+    # Measuring models runs the engine as a review does, and knows nothing of the App.
+    "eval": {"base", "engine", "render"},
+    "cli": {"base", "engine", "render", "store", "github", "money", "service", "eval"},
 }
 
 

@@ -29,6 +29,12 @@ _HUNK_LINE_KINDS = frozenset("+- ")
 _MODE = re.compile(r"^(?:old|new|new file|deleted file) mode (\d+)|^index \S+ (\d+)")
 
 
+#: ``git diff`` options whose output :func:`parse_diff` reads as GitHub shows a pull request: -M
+#: finds renames as GitHub does, full hashes and no colour keep it parseable, and the a/ b/
+#: prefixes are forced (the user's diff.mnemonicPrefix or diff.noprefix would change them).
+GIT_DIFF_OPTIONS = ("-M", "--full-index", "--no-color", "--no-ext-diff", "--src-prefix=a/", "--dst-prefix=b/")
+
+
 class FileStatus(StrEnum):
     """What happened to a file, in the words GitHub's files API uses where it has one."""
 

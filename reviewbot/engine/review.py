@@ -193,7 +193,7 @@ async def execute(
             on_progress(done, total)
         return asked
 
-    asked = [item for items in await _gather_or_cancel([one(r) for r in prepared.plan.requests]) for item in items]
+    asked = [item for items in await gather_or_cancel([one(r) for r in prepared.plan.requests]) for item in items]
 
     indexes = build_indexes(prepared.reviewable)
     candidates: list[Finding] = []
@@ -253,13 +253,13 @@ async def _ask_splitting(
     first = dataclasses.replace(outcome, cut=None, failure=None, too_long=False)
     # A request too long once is split once: its halves' own refusals are failures that say why.
     again = split_too_long and not outcome.too_long
-    parts = await _gather_or_cancel(
+    parts = await gather_or_cancel(
         [_ask_splitting(client, half, schema, prepared, split_too_long=again) for half in halves]
     )
     return [_Asked(request, first), *(item for part in parts for item in part)]
 
 
-async def _gather_or_cancel(jobs: Sequence[Any]) -> list[Any]:
+async def gather_or_cancel(jobs: Sequence[Any]) -> list[Any]:
     """Run all jobs; if one raises (a refused key), cancel the others and re-raise."""
     tasks = [asyncio.ensure_future(job) for job in jobs]
     try:

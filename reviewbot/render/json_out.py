@@ -33,7 +33,7 @@ def result_to_dict(result: ReviewResult, cost: CostReport) -> dict[str, Any]:
     return {
         "schema": RESULT_SCHEMA,
         "model": result.model,
-        "findings": [_finding(finding) for finding in result.findings],
+        "findings": [finding_to_dict(finding) for finding in result.findings],
         "not_reviewed": [
             {"path": gap.path, "start_line": gap.start_line, "end_line": gap.end_line, "reason": gap.reason}
             for gap in result.not_reviewed
@@ -100,7 +100,8 @@ def quote_to_dict(quote: Quote) -> dict[str, Any]:
     }
 
 
-def _finding(finding: Finding) -> dict[str, Any]:
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    """A finding as in the ``findings`` of ``reviewbot.review/1``."""
     return {
         "path": finding.path,
         "line": finding.line,

@@ -1,0 +1,1 @@
+"""Measure how well a model reviews, and what it costs, on labelled cases: ``reviewbot eval``."""
