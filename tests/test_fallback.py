@@ -136,3 +136,16 @@ def test_fallbacks_are_read_from_names_and_endpoints_or_json(monkeypatch: pytest
     (only,) = load_settings().fallback_models
     assert only.api_key is not None
     assert (only.model, only.api_key.get_secret_value(), only.output_price) == ("m", "sk-other", 0.5)
+
+
+def test_a_fallback_that_reports_no_usage_is_named_with_the_reason_its_cost_is_unknown(
+    endpoint: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REVIEWBOT_FALLBACK_MODELS", "gpt-4o-mini")
+    endpoint.set_default(by_model(Reply.status(503), Reply.no_usage({"findings": []})))
+
+    assert main(["review", str(LEEWAY)]) == 0
+    note = capsys.readouterr().out.strip().splitlines()[-1]
+    share = "1 request to gpt-4o-mini (fallback), cost unknown: the endpoint reported no token counts; ~"
+    assert note.startswith(share)
+    assert "cost $" not in note

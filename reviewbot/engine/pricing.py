@@ -161,14 +161,20 @@ def _models_note(report: CostReport) -> str:
     for part in report.by_model:
         requests = f"{part.usage.requests} request{'' if part.usage.requests == 1 else 's'}"
         role = "" if part.model == report.model else " (fallback)"
-        cost = format_usd(part.usd) if part.usd is not None else "cost unknown"
+        if part.usd is not None:
+            cost = format_usd(part.usd)
+        elif part.usage.estimated:
+            cost = "cost unknown: the endpoint reported no token counts"
+        else:
+            cost = f"cost unknown: no {' and '.join(part.missing) or 'known'} price"
         shares.append(f"{requests} to {part.model}{role}, {cost}")
     usage = report.usage
-    total = f"cost {format_usd(report.usd)}" if report.usd is not None else "cost unknown (a model's price is unknown)"
+    about = "~" if usage.estimated else ""
+    total = f"cost {format_usd(report.usd)}" if report.usd is not None else "cost unknown"
     comparisons = ", ".join(f"{c.label} {format_usd(c.usd)}" for c in report.comparisons)
     return (
-        f"{'; '.join(shares)}; {usage.input_tokens:,} input + {usage.output_tokens:,} output tokens in all; {total}. "
-        f"The same tokens would have cost {comparisons}."
+        f"{'; '.join(shares)}; {about}{usage.input_tokens:,} input + {about}{usage.output_tokens:,} output tokens "
+        f"in all; {total}. The same tokens would have cost {comparisons}."
     )
 
 
