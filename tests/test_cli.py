@@ -86,7 +86,11 @@ def test_fail_on_exits_1_when_a_finding_is_severe_enough(endpoint: FakeOpenAI) -
 def test_exits_3_when_every_request_failed(endpoint: FakeOpenAI, capsys: pytest.CaptureFixture[str]) -> None:
     endpoint.set_default(lambda body: Reply.status(503))
     assert main(["review", str(LEEWAY)]) == 3
-    assert "could not be reviewed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("Nothing was reviewed: every model request failed.\n")
+    assert "No findings" not in out
+    assert "could not be reviewed" in out
+    assert out.rstrip().endswith("No request to qwen3-coder-30b was answered, so there is nothing to pay for.")
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown", "sarif", "github"])

@@ -122,6 +122,9 @@ def cost_note(report: CostReport) -> str:
     if report.by_model:
         return _models_note(report)
     usage = report.usage
+    if not usage.requests and not usage.input_tokens and not usage.output_tokens:
+        # Nothing answered (everything skipped, or every request failed): nothing to price.
+        return f"No request to {report.model} was answered, so there is nothing to pay for."
     plural = "" if usage.requests == 1 else "s"
     about = "~" if usage.estimated else ""
     tokens = f"{about}{usage.input_tokens:,} input"

@@ -60,6 +60,8 @@ def render_markdown(result: ReviewResult, cost: CostReport) -> str:
             f"**{plural(len(result.findings), 'finding')}** ({severity_counts(result.findings)}) "
             f"from {code_span(result.model)}."
         )
+    elif result.all_requests_failed:
+        lines.append(f"Nothing was reviewed: every request to {code_span(result.model)} failed.")
     else:
         lines.append(f"No findings from {code_span(result.model)}.")
     for heading, findings in (("### Findings", anchored), ("### File-level notes", notes)):

@@ -120,6 +120,8 @@ def render_text(result: ReviewResult, cost: CostReport, *, color: bool = False) 
             for finding in result.findings:
                 if finding.path == path:
                     lines += _finding_lines(finding, style)
+    elif result.all_requests_failed:
+        lines.append("Nothing was reviewed: every model request failed.")
     else:
         lines.append("No findings.")
     lines += _left_out_lines(result)
