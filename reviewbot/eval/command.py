@@ -18,6 +18,7 @@ from reviewbot.errors import ConfigError
 from reviewbot.eval import build
 from reviewbot.eval.cache import AnswerCache, default_folder
 from reviewbot.eval.cases import load_set
+from reviewbot.eval.completer import price_needed
 from reviewbot.eval.matching import DEFAULT_TOLERANCE
 from reviewbot.eval.metrics import comparisons, score_run
 from reviewbot.eval.models import OPTIONS, models_under_test
@@ -54,6 +55,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SPEC",
         help=f"NAME[@BASE_URL][,OPTION=VALUE…], repeatable; options: api_key_env, label, {', '.join(OPTIONS)}",
     )
+    run_parser.add_argument(
+        "--judge",
+        metavar="SPEC",
+        help="a model (same SPEC as --model) asked whether each finding near a labelled bug describes it; "
+        "the report then shows recall and precision by location and by location and judge",
+    )
     run_parser.add_argument("--dry-run", action="store_true", help="print what would be sent and cost, send nothing")
     run_parser.add_argument(
         "--max-cost", type=float, metavar="USD", help="refuse a run estimated past USD, and never spend past it"
@@ -87,7 +94,9 @@ def _run_cases(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tolerance must be 0 or more, not {args.tolerance}")
     _check_output(args.output)
     case_set = load_set(args.set)
-    models = models_under_test(args.model, {"concurrency": args.concurrency, "max_retries": args.retries})
+    shared: dict[str, object] = {"concurrency": args.concurrency, "max_retries": args.retries}
+    models = models_under_test(args.model, shared)
+    judge = models_under_test([args.judge], shared)[0] if args.judge else None
     cache = AnswerCache(None if args.no_cache else Path(args.cache) if args.cache else default_folder())
     plan = plan_run(case_set, models, cache)
     if args.dry_run:
@@ -98,6 +107,8 @@ def _run_cases(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.max_cost is not None:
         refuse_over_cap(plan, args.max_cost)
+        if judge is not None and judge.options.prices.quote(judge.model) is None:
+            raise ConfigError(price_needed(judge).replace("--model", "--judge"))
     if not args.yes and _interactive() and not confirm(plan, sys.stderr, input):
         print("reviewbot: nothing was sent", file=sys.stderr)
         return EXIT_OK
@@ -106,12 +117,19 @@ def _run_cases(args: argparse.Namespace) -> int:
     progress = ProgressLine(sys.stderr, plan) if _interactive() else None
     try:
         outcome = asyncio.run(
-            run_plan(plan, cache, max_cost=args.max_cost, progress=progress.update if progress else None)
+            run_plan(
+                plan,
+                cache,
+                max_cost=args.max_cost,
+                progress=progress.update if progress else None,
+                judge=judge,
+                tolerance=args.tolerance,
+            )
         )
     finally:
         if progress is not None:
             progress.clear()
-    scores = score_run(outcome.models, args.tolerance)
+    scores = score_run(outcome.models, args.tolerance, judge)
     report = Report(
         set_name=case_set.name,
         cases=len(case_set.cases),
@@ -120,6 +138,7 @@ def _run_cases(args: argparse.Namespace) -> int:
         scores=scores,
         comparisons=comparisons(scores),
         spent_usd=outcome.spent_usd,
+        judge=judge,
     )
     _emit(args, dumps(report_to_dict(report)) if args.format == "json" else render_markdown(report))
     # A model that answered nothing has figures that mean nothing: say so, as review does.
