@@ -79,6 +79,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run_parser.add_argument("--retries", type=int, metavar="N", help="retries of a request after 429, 5xx or timeout")
     run_parser.add_argument("--format", "-f", choices=FORMATS, default="markdown", help="report format")
     run_parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    run_parser.add_argument(
+        "--chart",
+        metavar="FILE",
+        help="also draw recall against USD per review, one point per model, to FILE (.svg or .png); "
+        "needs pip install 'reviewbot[eval]'",
+    )
     build.add_parser(actions)
 
 
@@ -93,6 +99,10 @@ def _run_cases(args: argparse.Namespace) -> int:
     if args.tolerance < 0:
         raise ConfigError(f"--tolerance must be 0 or more, not {args.tolerance}")
     _check_output(args.output)
+    if args.chart:
+        from reviewbot.eval.chart import check_chart
+
+        check_chart(args.chart)
     case_set = load_set(args.set)
     shared: dict[str, object] = {"concurrency": args.concurrency, "max_retries": args.retries}
     models = models_under_test(args.model, shared)
@@ -141,6 +151,11 @@ def _run_cases(args: argparse.Namespace) -> int:
         judge=judge,
     )
     _emit(args, dumps(report_to_dict(report)) if args.format == "json" else render_markdown(report))
+    if args.chart:
+        from reviewbot.eval.chart import write_chart
+
+        write_chart(scores, args.chart, case_set.name)
+        print(f"Chart: {args.chart}", file=sys.stderr if args.format == "json" and not args.output else sys.stdout)
     # A model that answered nothing has figures that mean nothing: say so, as review does.
     silent = [score.label for score in scores if score.failed_requests and not score.usage.requests]
     if silent:
