@@ -47,24 +47,24 @@ def judge_says(user: str) -> bool:
     return path.endswith(".rs")
 
 
+BY_TITLE = {case.title: case for case in CASES}
+
+
+def scripted(body: dict[str, Any]) -> Reply:
+    """Two scripted reviewers and the scripted judge behind one endpoint."""
+    user = body["messages"][1]["content"]
+    if body["response_format"]["json_schema"]["name"] == SCHEMA_NAME:
+        return Reply.json({"same_bug": judge_says(user)}, usage=USAGE)
+    # Each reviewer words its findings its own way, so the judge is asked about each once.
+    script = SCRIPTS[body["model"]]
+    findings = [{**item, "title": f"{body['model']} sees a bug"} for item in script(BY_TITLE[title_of(user)])]
+    return Reply.json({"findings": findings}, usage=USAGE)
+
+
 @pytest.fixture
 def endpoint(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    """Two scripted reviewers and the scripted judge behind one endpoint."""
     monkeypatch.setenv("REVIEWBOT_API_KEY", "sk-eval-test")
-    by_title = {case.title: case for case in CASES}
-
-    def answer(body: dict[str, Any]) -> Reply:
-        user = body["messages"][1]["content"]
-        if body["response_format"]["json_schema"]["name"] == SCHEMA_NAME:
-            return Reply.json({"same_bug": judge_says(user)}, usage=USAGE)
-        title = title_of(user)
-        # Each reviewer words its findings its own way, so the judge is asked about each once.
-        findings = [
-            {**item, "title": f"{body['model']} sees a bug"} for item in SCRIPTS[body["model"]](by_title[title])
-        ]
-        return Reply.json({"findings": findings}, usage=USAGE)
-
-    fake_openai.set_default(answer)
+    fake_openai.set_default(scripted)
     return fake_openai
 
 
@@ -85,7 +85,7 @@ def eval_run(endpoint: FakeOpenAI, tmp_path: Path, *extra: str) -> list[str]:
         "--model",
         spec(endpoint, "floods"),
         "--judge",
-        spec(endpoint, "judge-model", JUDGE_PRICES),
+        spec(endpoint, "judge-model", JUDGE_PRICES) + ",max_retries=0",
         "--cache",
         str(tmp_path / "cache"),
         *extra,
@@ -190,4 +190,42 @@ def test_a_judge_without_prices_is_refused_under_max_cost_before_anything_is_sen
     arguments[arguments.index("--judge") + 1] = f"unpriced-judge@{endpoint.base_url}"
     assert main(arguments) == 2
     assert "--max-cost needs the input and output prices of unpriced-judge" in capsys.readouterr().err
+    assert endpoint.requests == []
+
+
+def test_a_failed_judge_request_counts_as_no_and_only_it_is_asked_again(
+    endpoint: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failures: list[str] = []
+
+    def one_judge_request_fails(body: dict[str, Any]) -> Reply:
+        user = body["messages"][1]["content"]
+        asked = body["response_format"]["json_schema"]["name"] == SCHEMA_NAME
+        if asked and not failures and "File: ignore/src/types.rs" in user and "flags-all sees" in user:
+            failures.append(user)
+            return Reply.status(500)
+        return scripted(body)
+
+    endpoint.set_default(one_judge_request_fails)
+    assert main(eval_run(endpoint, tmp_path, "--format", "json")) == 0
+    first = json.loads(capsys.readouterr().out)["models"][0]["judged"]
+    assert (first["failed"], first["caught"]) == (1, RUST_LABELS - 1)
+    endpoint.reset()
+    endpoint.set_default(scripted)
+
+    assert main(eval_run(endpoint, tmp_path)) == 0
+
+    assert [body["messages"][1]["content"] for body in judge_requests(endpoint)] == failures
+    assert len(endpoint.requests) == 1
+    assert f"| `flags-all` | **50%** (19–81%), {RUST_LABELS} of {LABELS} |" in capsys.readouterr().out
+
+
+def test_the_dry_run_names_the_judge_and_leaves_its_requests_out_of_the_estimate(
+    endpoint: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(eval_run(endpoint, tmp_path, "--dry-run")) == 0
+    assert "The judge `judge-model` is asked about each finding near a labelled bug" in capsys.readouterr().out
+    assert main(eval_run(endpoint, tmp_path, "--dry-run", "--format", "json")) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["judge"] == {"label": "judge-model", "model": "judge-model", "base_url": endpoint.base_url}
     assert endpoint.requests == []

@@ -112,7 +112,10 @@ def _run_cases(args: argparse.Namespace) -> int:
     if args.dry_run:
         json_plan = args.format == "json"
         _emit(
-            args, dumps(plan_to_dict(plan, case_set.name)) if json_plan else render_plan_markdown(plan, case_set.name)
+            args,
+            dumps(plan_to_dict(plan, case_set.name, judge))
+            if json_plan
+            else render_plan_markdown(plan, case_set.name, judge),
         )
         return EXIT_OK
     if args.max_cost is not None:

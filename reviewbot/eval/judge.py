@@ -18,6 +18,7 @@ from typing import Any
 from reviewbot.engine.diff import Diff, Side
 from reviewbot.engine.prompt import render_hunk_header, render_lines
 from reviewbot.engine.result import Finding
+from reviewbot.engine.review import gather_or_cancel
 from reviewbot.errors import ModelAuthError, ModelError
 from reviewbot.eval.cache import AnswerCache
 from reviewbot.eval.cases import Case, Label
@@ -79,11 +80,14 @@ class Judge:
     async def judge(self, case: Case, findings: tuple[Finding, ...]) -> Judged:
         diff = case.parsed()
         completer = CachingCompleter(self._endpoint, self._cache, self._guard)
-        verdicts = [
-            Verdict(finding, label, await self._ask(completer, diff, case.labels[label], findings[finding]))
-            for finding, label in near_pairs(diff, case.labels, findings, self._tolerance)
-        ]
-        return Judged(tuple(verdicts), tuple(completer.calls))
+        pairs = near_pairs(diff, case.labels, findings, self._tolerance)
+        answers = await gather_or_cancel(
+            [self._ask(completer, diff, case.labels[label], findings[finding]) for finding, label in pairs]
+        )
+        verdicts = tuple(
+            Verdict(finding, label, answer) for (finding, label), answer in zip(pairs, answers, strict=True)
+        )
+        return Judged(verdicts, tuple(completer.calls))
 
     async def aclose(self) -> None:
         await self._endpoint.aclose()

@@ -83,7 +83,7 @@ def _judge_note(judged: list[JudgedScore], label: str) -> str:
     return note
 
 
-def render_plan_markdown(plan: RunPlan, set_name: str) -> str:
+def render_plan_markdown(plan: RunPlan, set_name: str, judge: ModelUnderTest | None = None) -> str:
     """The dry run: per model, the requests each case plans, and what sending them would cost."""
     lines = [
         f"## reviewbot eval: {_code(set_name)} (dry run: nothing sent)",
@@ -105,6 +105,12 @@ def render_plan_markdown(plan: RunPlan, set_name: str) -> str:
         f"Estimated cost of the run: {total}. Estimates count each request's prompt and a typical answer; "
         "repair rounds and requests split after a cut answer come on top. `--max-cost` holds whatever they come to.",
     ]
+    if judge is not None:
+        lines += [
+            "",
+            f"The judge {_code(judge.label)} is asked about each finding near a labelled bug once the reviews are "
+            "in: its requests depend on the findings, so they are not in the estimate; `--max-cost` holds them too.",
+        ]
     return "\n".join(lines) + "\n"
 
 

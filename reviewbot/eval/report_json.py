@@ -58,6 +58,7 @@ from typing import Any
 from reviewbot.engine.usage import Usage
 from reviewbot.eval.cases import label_to_dict
 from reviewbot.eval.metrics import CaseScore, Comparison, JudgedScore, ModelScore
+from reviewbot.eval.models import ModelUnderTest
 from reviewbot.eval.plan import RunPlan
 from reviewbot.eval.report import Report
 from reviewbot.eval.stats import RESAMPLES, SEED, Interval
@@ -67,8 +68,9 @@ REPORT_SCHEMA = "reviewbot.eval.report/1"
 PLAN_SCHEMA = "reviewbot.eval.plan/1"
 
 
-def plan_to_dict(plan: RunPlan, set_name: str) -> dict[str, Any]:
-    """The dry run as plain data: ``{"schema", "set", "cases", "labels", "estimated_cost_usd", "models": [{"label",
+def plan_to_dict(plan: RunPlan, set_name: str, judge: ModelUnderTest | None = None) -> dict[str, Any]:
+    """The dry run as plain data: ``{"schema", "set", "cases", "labels", "estimated_cost_usd", "judge" (as in the
+    report; its requests are not in the estimate), "models": [{"label",
     "model", "base_url", "requests", "cached", "to_send", "estimated_input_tokens", "estimated_output_tokens",
     "estimated_cost_usd"}]}``; a cost is null when a price is unknown."""
     return {
@@ -77,6 +79,7 @@ def plan_to_dict(plan: RunPlan, set_name: str) -> dict[str, Any]:
         "cases": plan.cases,
         "labels": plan.labels,
         "estimated_cost_usd": plan.usd,
+        "judge": _judge(judge),
         "models": [
             {
                 "label": model.model.label,
@@ -110,11 +113,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "seed": SEED,
         },
         "spent_usd": report.spent_usd,
-        "judge": (
-            {"label": report.judge.label, "model": report.judge.model, "base_url": report.judge.settings.base_url}
-            if report.judge is not None
-            else None
-        ),
+        "judge": _judge(report.judge),
         "models": [_model(score) for score in report.scores],
         "comparisons": [_comparison(comparison) for comparison in report.comparisons],
     }
@@ -145,6 +144,12 @@ def _model(score: ModelScore) -> dict[str, Any]:
         "judged": _judged(score.judged) if score.judged is not None else None,
         "cases": [_case(case) for case in score.cases],
     }
+
+
+def _judge(judge: ModelUnderTest | None) -> dict[str, str] | None:
+    if judge is None:
+        return None
+    return {"label": judge.label, "model": judge.model, "base_url": judge.settings.base_url}
 
 
 def _judged(judged: JudgedScore) -> dict[str, Any]:
