@@ -168,6 +168,11 @@ def test_the_markdown_report_shows_recall_by_location_and_by_judge(
     assert main(eval_run(endpoint, tmp_path)) == 0
     report = capsys.readouterr().out
     assert "By location and judge `judge-model`" in report
+    # The README shows this table for flags-all: keep it true.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    shown = readme.split("  By location and judge `judge-model`", 1)[1].split("  ```", 1)[0]
+    for line in filter(None, (line.strip() for line in shown.splitlines()[1:])):
+        assert line in report.splitlines(), "paste the table printed by this test in the README"
     assert f"| `flags-all` | **50%** (19–81%), {RUST_LABELS} of {LABELS} |" in report
     verdicts = len(judge_requests(endpoint)) // 2
     assert f"| {verdicts} | " in report
