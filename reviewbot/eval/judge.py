@@ -5,8 +5,8 @@ A finding catches a label by location when it sits within the tolerance of it (s
 line may be about something else. For each finding that sits near a label, the judge gets the
 labelled bug (its file, lines, kind and description, and the hunk it is in, as the reviewer saw
 it) and the finding, and answers ``{"same_bug": true|false}``. Its answers go through the same
-cache and cost cap as the reviewers'; a request that fails counts as "no" and is asked again
-on the next run.
+cache and cost cap as the reviewers'. A request that fails counts as "no" and, not being
+cached, is asked again on the next run; an answer without a verdict counts as "no" too.
 """
 
 from __future__ import annotations

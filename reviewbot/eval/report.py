@@ -79,7 +79,10 @@ def _judge_note(judged: list[JudgedScore], label: str) -> str:
         "apart from the models' costs above."
     )
     if failed:
-        note += f" {plural(failed, 'request')} gave no verdict and count as “no”; a rerun asks them again."
+        note += (
+            f" {plural(failed, 'request')} gave no verdict (failed, or an answer without one) and count as “no”; "
+            "a rerun asks the failed ones again."
+        )
     return note
 
 
