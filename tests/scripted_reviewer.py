@@ -111,6 +111,11 @@ def far_from_labels(case: Case, most: int) -> list[dict[str, Any]]:
     return found
 
 
+def title_of(user: str) -> str:
+    """The title a review request's user message gives its change."""
+    return next(line.removeprefix("Title: ") for line in user.splitlines() if line.startswith("Title: "))
+
+
 Script = Callable[[Case], list[dict[str, Any]]]
 
 
@@ -121,8 +126,7 @@ def reviewer(cases: Iterable[Case], script: Script) -> Callable[[dict[str, Any]]
 
     def answer(body: dict[str, Any]) -> Reply:
         user = body["messages"][1]["content"]
-        title = next(line.removeprefix("Title: ") for line in user.splitlines() if line.startswith("Title: "))
-        findings = [item for item in script(by_title[title]) if f"File: {item['path']} (" in user]
+        findings = [item for item in script(by_title[title_of(user)]) if f"File: {item['path']} (" in user]
         return Reply.json({"findings": findings}, usage=USAGE)
 
     return answer

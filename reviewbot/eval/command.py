@@ -18,6 +18,7 @@ from reviewbot.errors import ConfigError
 from reviewbot.eval import build
 from reviewbot.eval.cache import AnswerCache, default_folder
 from reviewbot.eval.cases import load_set
+from reviewbot.eval.completer import price_needed
 from reviewbot.eval.matching import DEFAULT_TOLERANCE
 from reviewbot.eval.metrics import comparisons, score_run
 from reviewbot.eval.models import OPTIONS, models_under_test
@@ -54,6 +55,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SPEC",
         help=f"NAME[@BASE_URL][,OPTION=VALUE…], repeatable; options: api_key_env, label, {', '.join(OPTIONS)}",
     )
+    run_parser.add_argument(
+        "--judge",
+        metavar="SPEC",
+        help="a model (same SPEC as --model) asked whether each finding near a labelled bug describes it; "
+        "the report then shows recall and precision by location and by location and judge",
+    )
     run_parser.add_argument("--dry-run", action="store_true", help="print what would be sent and cost, send nothing")
     run_parser.add_argument(
         "--max-cost", type=float, metavar="USD", help="refuse a run estimated past USD, and never spend past it"
@@ -72,6 +79,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run_parser.add_argument("--retries", type=int, metavar="N", help="retries of a request after 429, 5xx or timeout")
     run_parser.add_argument("--format", "-f", choices=FORMATS, default="markdown", help="report format")
     run_parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    run_parser.add_argument(
+        "--chart",
+        metavar="FILE",
+        help="also draw recall against USD per review, one point per model, to FILE (.svg or .png); "
+        "needs pip install 'reviewbot[eval]'",
+    )
     build.add_parser(actions)
 
 
@@ -86,18 +99,29 @@ def _run_cases(args: argparse.Namespace) -> int:
     if args.tolerance < 0:
         raise ConfigError(f"--tolerance must be 0 or more, not {args.tolerance}")
     _check_output(args.output)
+    if args.chart:
+        from reviewbot.eval.chart import check_chart
+
+        check_chart(args.chart)
     case_set = load_set(args.set)
-    models = models_under_test(args.model, {"concurrency": args.concurrency, "max_retries": args.retries})
+    shared: dict[str, object] = {"concurrency": args.concurrency, "max_retries": args.retries}
+    models = models_under_test(args.model, shared)
+    judge = models_under_test([args.judge], shared)[0] if args.judge else None
     cache = AnswerCache(None if args.no_cache else Path(args.cache) if args.cache else default_folder())
     plan = plan_run(case_set, models, cache)
     if args.dry_run:
         json_plan = args.format == "json"
         _emit(
-            args, dumps(plan_to_dict(plan, case_set.name)) if json_plan else render_plan_markdown(plan, case_set.name)
+            args,
+            dumps(plan_to_dict(plan, case_set.name, judge))
+            if json_plan
+            else render_plan_markdown(plan, case_set.name, judge),
         )
         return EXIT_OK
     if args.max_cost is not None:
         refuse_over_cap(plan, args.max_cost)
+        if judge is not None and judge.options.prices.quote(judge.model) is None:
+            raise ConfigError(price_needed(judge).replace("--model", "--judge"))
     if not args.yes and _interactive() and not confirm(plan, sys.stderr, input):
         print("reviewbot: nothing was sent", file=sys.stderr)
         return EXIT_OK
@@ -106,12 +130,19 @@ def _run_cases(args: argparse.Namespace) -> int:
     progress = ProgressLine(sys.stderr, plan) if _interactive() else None
     try:
         outcome = asyncio.run(
-            run_plan(plan, cache, max_cost=args.max_cost, progress=progress.update if progress else None)
+            run_plan(
+                plan,
+                cache,
+                max_cost=args.max_cost,
+                progress=progress.update if progress else None,
+                judge=judge,
+                tolerance=args.tolerance,
+            )
         )
     finally:
         if progress is not None:
             progress.clear()
-    scores = score_run(outcome.models, args.tolerance)
+    scores = score_run(outcome.models, args.tolerance, judge)
     report = Report(
         set_name=case_set.name,
         cases=len(case_set.cases),
@@ -120,8 +151,14 @@ def _run_cases(args: argparse.Namespace) -> int:
         scores=scores,
         comparisons=comparisons(scores),
         spent_usd=outcome.spent_usd,
+        judge=judge,
     )
     _emit(args, dumps(report_to_dict(report)) if args.format == "json" else render_markdown(report))
+    if args.chart:
+        from reviewbot.eval.chart import write_chart
+
+        write_chart(scores, args.chart, case_set.name)
+        print(f"Chart: {args.chart}", file=sys.stderr if args.format == "json" and not args.output else sys.stdout)
     # A model that answered nothing has figures that mean nothing: say so, as review does.
     silent = [score.label for score in scores if score.failed_requests and not score.usage.requests]
     if silent:

@@ -9,7 +9,7 @@ hunk. A file-level note (a finding the engine could not place on a line) catches
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from reviewbot.engine.diff import Diff, DiffFile, Side
@@ -51,13 +51,34 @@ class _Rows:
         return [spot for spot in found if spot is not None]
 
 
-def match_case(
+def near_pairs(
     diff: Diff, labels: Sequence[Label], findings: Sequence[Finding], tolerance: int = DEFAULT_TOLERANCE
-) -> CaseMatch:
+) -> tuple[tuple[int, int], ...]:
+    """(finding index, label index) of each finding that sits near a label: what a judge is asked about."""
     rows = {file.path: _Rows(file) for file in diff.files}
-    pairs = [[_catches(finding, label, rows.get(label.path), tolerance) for label in labels] for finding in findings]
-    caught = tuple(any(pair[index] for pair in pairs) for index in range(len(labels)))
-    return CaseMatch(caught=caught, hits=tuple(any(pair) for pair in pairs))
+    return tuple(
+        (finding_index, label_index)
+        for finding_index, finding in enumerate(findings)
+        for label_index, label in enumerate(labels)
+        if _catches(finding, label, rows.get(label.path), tolerance)
+    )
+
+
+def match_case(
+    diff: Diff,
+    labels: Sequence[Label],
+    findings: Sequence[Finding],
+    tolerance: int = DEFAULT_TOLERANCE,
+    agreed: Collection[tuple[int, int]] | None = None,
+) -> CaseMatch:
+    """Which labels the findings catch by location; with ``agreed``, only the (finding, label)
+    pairs in it count as well (those a judge said describe the labelled bug)."""
+    pairs = set(near_pairs(diff, labels, findings, tolerance))
+    if agreed is not None:
+        pairs &= set(agreed)
+    caught = tuple(any((finding, label) in pairs for finding in range(len(findings))) for label in range(len(labels)))
+    hits = tuple(any((finding, label) in pairs for label in range(len(labels))) for finding in range(len(findings)))
+    return CaseMatch(caught=caught, hits=hits)
 
 
 def _catches(finding: Finding, label: Label, rows: _Rows | None, tolerance: int = DEFAULT_TOLERANCE) -> bool:

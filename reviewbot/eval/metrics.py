@@ -11,6 +11,7 @@ from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.pricing import cost_report
 from reviewbot.engine.usage import Usage
 from reviewbot.eval.matching import DEFAULT_TOLERANCE, CaseMatch, match_case
+from reviewbot.eval.models import ModelUnderTest
 from reviewbot.eval.runner import CaseRun, ModelRun
 from reviewbot.eval.stats import Interval, PairedCase, paired_bootstrap, recall_difference, wilson
 
@@ -23,10 +24,31 @@ class CaseScore:
     match: CaseMatch
     usd: float | None
     seconds: float  # the model's time for this review: its answers' times added up
+    judged: CaseMatch | None = None  # by location and the judge, in a run with --judge
 
     @property
     def failed_requests(self) -> int:
         return len(self.run.result.failed)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedScore:
+    """A model's figures counting only the findings the judge said describe the labelled bug,
+    and what the judge took to say so (its own cost, apart from the model's)."""
+
+    judge: str
+    caught: int
+    recall: float | None
+    recall_interval: Interval | None
+    hits: int
+    precision: float | None
+    precision_interval: Interval | None
+    verdicts: int  # (finding, label) pairs the judge was asked about
+    failed: int  # of which it gave no verdict (counted as "no")
+    usage: Usage
+    usd: float | None
+    sent_answers: int
+    cached_answers: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +73,7 @@ class ModelScore:
     failed_requests: int
     seconds_median: float | None
     seconds_p90: float | None
+    judged: JudgedScore | None = None
 
     @property
     def false_alarms_per_case(self) -> float | None:
@@ -78,7 +101,8 @@ class Comparison:
     cost_ratio: float | None  # the model's cost ÷ the baseline's
 
 
-def score_model(run: ModelRun, tolerance: int = DEFAULT_TOLERANCE) -> ModelScore:
+def score_model(run: ModelRun, tolerance: int = DEFAULT_TOLERANCE, judge: ModelUnderTest | None = None) -> ModelScore:
+    """A model's figures; with ``judge`` (the run's --judge), its figures by location and judge too."""
     model = run.model
     cases = tuple(_score_case(case_run, model.model, model.options.prices, tolerance) for case_run in run.cases)
     usage = sum((case.run.result.usage for case in cases), Usage())
@@ -109,6 +133,31 @@ def score_model(run: ModelRun, tolerance: int = DEFAULT_TOLERANCE) -> ModelScore
         failed_requests=sum(case.failed_requests for case in cases),
         seconds_median=statistics.median(seconds) if seconds else None,
         seconds_p90=statistics.quantiles(seconds, n=10, method="inclusive")[-1] if len(seconds) > 1 else None,
+        judged=_judged(cases, judge, labels, findings) if judge is not None else None,
+    )
+
+
+def _judged(cases: Sequence[CaseScore], judge: ModelUnderTest, labels: int, findings: int) -> JudgedScore:
+    matches = [case.judged for case in cases if case.judged is not None]
+    caught = sum(match.labels_caught for match in matches)
+    hits = sum(sum(match.hits) for match in matches)
+    judgements = [case.run.judged for case in cases if case.run.judged is not None]
+    calls = [call for judged in judgements for call in judged.calls]
+    usage = sum((call.usage for call in calls), Usage())
+    return JudgedScore(
+        judge=judge.label,
+        caught=caught,
+        recall=caught / labels if labels else None,
+        recall_interval=wilson(caught, labels),
+        hits=hits,
+        precision=hits / findings if findings else None,
+        precision_interval=wilson(hits, findings),
+        verdicts=sum(len(judged.verdicts) for judged in judgements),
+        failed=sum(judged.failed for judged in judgements),
+        usage=usage,
+        usd=cost_report(usage, judge.model, judge.options.prices).usd,
+        sent_answers=sum(1 for call in calls if not call.cached),
+        cached_answers=sum(1 for call in calls if call.cached),
     )
 
 
@@ -130,8 +179,10 @@ def compare(first: ModelScore, other: ModelScore) -> Comparison:
     )
 
 
-def score_run(runs: Sequence[ModelRun], tolerance: int = DEFAULT_TOLERANCE) -> tuple[ModelScore, ...]:
-    return tuple(score_model(run, tolerance) for run in runs)
+def score_run(
+    runs: Sequence[ModelRun], tolerance: int = DEFAULT_TOLERANCE, judge: ModelUnderTest | None = None
+) -> tuple[ModelScore, ...]:
+    return tuple(score_model(run, tolerance, judge) for run in runs)
 
 
 def comparisons(scores: Sequence[ModelScore]) -> tuple[Comparison, ...]:
@@ -141,6 +192,12 @@ def comparisons(scores: Sequence[ModelScore]) -> tuple[Comparison, ...]:
 
 def _score_case(case_run: CaseRun, model: str, prices: Prices, tolerance: int) -> CaseScore:
     result = case_run.result
-    match = match_case(case_run.case.parsed(), case_run.case.labels, result.findings, tolerance)
+    diff, labels = case_run.case.parsed(), case_run.case.labels
+    match = match_case(diff, labels, result.findings, tolerance)
+    judged = (
+        match_case(diff, labels, result.findings, tolerance, case_run.judged.agreed)
+        if case_run.judged is not None
+        else None
+    )
     usd = cost_report(result.usage, model, prices).usd
-    return CaseScore(case_run, match, usd, sum(call.seconds for call in case_run.calls))
+    return CaseScore(case_run, match, usd, sum(call.seconds for call in case_run.calls), judged)

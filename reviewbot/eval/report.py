@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reviewbot.engine.pricing import format_usd
-from reviewbot.eval.metrics import Comparison, ModelScore
+from reviewbot.eval.metrics import Comparison, JudgedScore, ModelScore
+from reviewbot.eval.models import ModelUnderTest
 from reviewbot.eval.plan import RunPlan
 from reviewbot.eval.stats import RESAMPLES, SEED, Interval
 from reviewbot.render.text import clean, plural
@@ -22,6 +23,7 @@ class Report:
     scores: tuple[ModelScore, ...]
     comparisons: tuple[Comparison, ...]
     spent_usd: float  # what this run paid; cached answers cost nothing
+    judge: ModelUnderTest | None = None  # the run's --judge
 
 
 def render_markdown(report: Report) -> str:
@@ -39,11 +41,52 @@ def render_markdown(report: Report) -> str:
     if report.comparisons:
         lines += ["", f"Against {_code(report.comparisons[0].baseline)}, on the same cases:", ""]
         lines += [f"- {comparison_sentence(comparison)}" for comparison in report.comparisons]
+    if report.judge is not None:
+        lines += ["", *_judged_table(report.judge, report.scores)]
     lines += ["", *_notes(report)]
     return "\n".join(lines) + "\n"
 
 
-def render_plan_markdown(plan: RunPlan, set_name: str) -> str:
+def _judged_table(judge: ModelUnderTest, scores: tuple[ModelScore, ...]) -> list[str]:
+    lines = [
+        f"By location and judge {_code(judge.label)}: a finding catches a bug only when it is near it and the judge "
+        "says it describes it.",
+        "",
+        "| model | recall (95% CI) | precision ≥ (95% CI) | findings judged | judge $ |",
+        "|---|---|---|---|---|",
+    ]
+    for score in scores:
+        judged = score.judged
+        assert judged is not None  # every model of a run with a judge is judged
+        recall = _rate(judged.recall, judged.recall_interval, judged.caught, score.labels)
+        precision = _rate(judged.precision, judged.precision_interval, judged.hits, score.findings)
+        lines.append(
+            f"| {_code(score.label)} | {recall} | {precision} | {judged.verdicts} | {format_usd(judged.usd)} |"
+        )
+    return lines
+
+
+def _judge_note(judged: list[JudgedScore], label: str) -> str:
+    verdicts = sum(score.verdicts for score in judged)
+    sent = sum(score.sent_answers for score in judged)
+    cached = sum(score.cached_answers for score in judged)
+    costs = [score.usd for score in judged]
+    cost = format_usd(sum(c for c in costs if c is not None)) if None not in costs else "an unknown amount"
+    failed = sum(score.failed for score in judged)
+    note = (
+        f"The judge {_code(label)} was asked about {plural(verdicts, 'finding')} near a labelled bug "
+        f"({sent:,} answers from the endpoint, {cached:,} from the cache); its answers cost {cost}, "
+        "apart from the models' costs above."
+    )
+    if failed:
+        note += (
+            f" {plural(failed, 'request')} gave no verdict (failed, or an answer without one) and count as “no”; "
+            "a rerun asks the failed ones again."
+        )
+    return note
+
+
+def render_plan_markdown(plan: RunPlan, set_name: str, judge: ModelUnderTest | None = None) -> str:
     """The dry run: per model, the requests each case plans, and what sending them would cost."""
     lines = [
         f"## reviewbot eval: {_code(set_name)} (dry run: nothing sent)",
@@ -65,6 +108,12 @@ def render_plan_markdown(plan: RunPlan, set_name: str) -> str:
         f"Estimated cost of the run: {total}. Estimates count each request's prompt and a typical answer; "
         "repair rounds and requests split after a cut answer come on top. `--max-cost` holds whatever they come to.",
     ]
+    if judge is not None:
+        lines += [
+            "",
+            f"The judge {_code(judge.label)} is asked about each finding near a labelled bug once the reviews are "
+            "in: its requests depend on the findings, so they are not in the estimate; `--max-cost` holds them too.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -117,6 +166,9 @@ def _notes(report: Report) -> list[str]:
     cached = sum(score.cached_answers for score in report.scores)
     spent = format_usd(report.spent_usd)
     notes = [f"Answers: {sent:,} from the endpoints, {cached:,} from the cache; this run spent {spent}."]
+    judged = [score.judged for score in report.scores if score.judged is not None]
+    if report.judge is not None:
+        notes.append(_judge_note(judged, report.judge.label))
     for score in report.scores:
         if score.usd is None:
             notes.append(

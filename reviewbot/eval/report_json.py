@@ -12,6 +12,7 @@ null means "not defined here" (no label to catch, no finding, an unknown price):
       "intervals": {"level": 0.95, "rate": "wilson", "difference": "paired-bootstrap",
                     "resamples": 2000, "seed": 1},
       "spent_usd": 0.0123,                  # what this run paid; cached answers cost nothing
+      "judge": {"label": "gpt-4o", "model": "gpt-4o", "base_url": "https://…/v1"},   # null without --judge
       "models": [
         {
           "label": "qwen3-coder-30b", "model": "qwen3-coder-30b", "base_url": "https://…/v1",
@@ -22,14 +23,22 @@ null means "not defined here" (no label to catch, no finding, an unknown price):
           "cost_usd": 0.13, "usd_per_review": 0.0021, "usd_per_caught": 0.0041,
           "answers": {"sent": 0, "cached": 64}, "failed_requests": 0,
           "seconds_per_review": {"median": 3.2, "p90": 7.9},
+          "judged": {                       # null without --judge: by location and judge
+            "caught": 24, "recall": 0.32, "recall_ci": [0.22, 0.43],
+            "hits": 25, "precision": 0.179, "precision_ci": [0.12, 0.25],
+            "verdicts": 40, "failed": 0,    # findings near a label the judge was asked about; of which no verdict
+            "usage": {…}, "cost_usd": 0.011, "answers": {"sent": 40, "cached": 0}   # the judge's, apart
+          },
           "cases": [
             {
               "id": "flask-2e8fe7b2f2b5-1",
               "labels": [{"path": "…", "side": "RIGHT", "start_line": 120, "end_line": 120,
-                          "kind": "inverted-condition", "description": "…", "caught": true}],
+                          "kind": "inverted-condition", "description": "…", "caught": true,
+                          "judged_caught": true}],             # judged_* only with --judge
               "findings": [{"path": "…", "line": 120, "start_line": null, "side": "RIGHT",
                             "severity": "high", "category": "bug", "title": "…", "body": "…",
-                            "suggestion": null, "code": "…", "hit": true}],   # as in reviewbot.review/1
+                            "suggestion": null, "code": "…", "hit": true,
+                            "judged_hit": true}],   # as in reviewbot.review/1
               "usage": {…}, "cost_usd": 0.002, "seconds": 2.9, "failed_requests": 0
             }
           ]
@@ -48,7 +57,8 @@ from typing import Any
 
 from reviewbot.engine.usage import Usage
 from reviewbot.eval.cases import label_to_dict
-from reviewbot.eval.metrics import CaseScore, Comparison, ModelScore
+from reviewbot.eval.metrics import CaseScore, Comparison, JudgedScore, ModelScore
+from reviewbot.eval.models import ModelUnderTest
 from reviewbot.eval.plan import RunPlan
 from reviewbot.eval.report import Report
 from reviewbot.eval.stats import RESAMPLES, SEED, Interval
@@ -58,8 +68,9 @@ REPORT_SCHEMA = "reviewbot.eval.report/1"
 PLAN_SCHEMA = "reviewbot.eval.plan/1"
 
 
-def plan_to_dict(plan: RunPlan, set_name: str) -> dict[str, Any]:
-    """The dry run as plain data: ``{"schema", "set", "cases", "labels", "estimated_cost_usd", "models": [{"label",
+def plan_to_dict(plan: RunPlan, set_name: str, judge: ModelUnderTest | None = None) -> dict[str, Any]:
+    """The dry run as plain data: ``{"schema", "set", "cases", "labels", "estimated_cost_usd", "judge" (as in the
+    report; its requests are not in the estimate), "models": [{"label",
     "model", "base_url", "requests", "cached", "to_send", "estimated_input_tokens", "estimated_output_tokens",
     "estimated_cost_usd"}]}``; a cost is null when a price is unknown."""
     return {
@@ -68,6 +79,7 @@ def plan_to_dict(plan: RunPlan, set_name: str) -> dict[str, Any]:
         "cases": plan.cases,
         "labels": plan.labels,
         "estimated_cost_usd": plan.usd,
+        "judge": _judge(judge),
         "models": [
             {
                 "label": model.model.label,
@@ -101,6 +113,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "seed": SEED,
         },
         "spent_usd": report.spent_usd,
+        "judge": _judge(report.judge),
         "models": [_model(score) for score in report.scores],
         "comparisons": [_comparison(comparison) for comparison in report.comparisons],
     }
@@ -128,22 +141,53 @@ def _model(score: ModelScore) -> dict[str, Any]:
         "answers": {"sent": score.sent_answers, "cached": score.cached_answers},
         "failed_requests": score.failed_requests,
         "seconds_per_review": {"median": score.seconds_median, "p90": score.seconds_p90},
+        "judged": _judged(score.judged) if score.judged is not None else None,
         "cases": [_case(case) for case in score.cases],
+    }
+
+
+def _judge(judge: ModelUnderTest | None) -> dict[str, str] | None:
+    if judge is None:
+        return None
+    return {"label": judge.label, "model": judge.model, "base_url": judge.settings.base_url}
+
+
+def _judged(judged: JudgedScore) -> dict[str, Any]:
+    return {
+        "caught": judged.caught,
+        "recall": judged.recall,
+        "recall_ci": _interval(judged.recall_interval),
+        "hits": judged.hits,
+        "precision": judged.precision,
+        "precision_ci": _interval(judged.precision_interval),
+        "verdicts": judged.verdicts,
+        "failed": judged.failed,
+        "usage": _usage(judged.usage),
+        "cost_usd": judged.usd,
+        "answers": {"sent": judged.sent_answers, "cached": judged.cached_answers},
     }
 
 
 def _case(score: CaseScore) -> dict[str, Any]:
     case = score.run.case
+    judged = score.judged
+    labels = [
+        {**label_to_dict(label), "caught": caught}
+        for label, caught in zip(case.labels, score.match.caught, strict=True)
+    ]
+    findings = [
+        {**finding_to_dict(finding), "hit": hit}
+        for finding, hit in zip(score.run.result.findings, score.match.hits, strict=True)
+    ]
+    if judged is not None:
+        for label, caught in zip(labels, judged.caught, strict=True):
+            label["judged_caught"] = caught
+        for finding, hit in zip(findings, judged.hits, strict=True):
+            finding["judged_hit"] = hit
     return {
         "id": case.id,
-        "labels": [
-            {**label_to_dict(label), "caught": caught}
-            for label, caught in zip(case.labels, score.match.caught, strict=True)
-        ],
-        "findings": [
-            {**finding_to_dict(finding), "hit": hit}
-            for finding, hit in zip(score.run.result.findings, score.match.hits, strict=True)
-        ],
+        "labels": labels,
+        "findings": findings,
         "usage": _usage(score.run.result.usage),
         "cost_usd": score.usd,
         "seconds": score.seconds,
