@@ -20,7 +20,7 @@ from reviewbot.eval.cache import AnswerCache, default_folder
 from reviewbot.eval.cases import load_set
 from reviewbot.eval.matching import DEFAULT_TOLERANCE
 from reviewbot.eval.metrics import comparisons, score_run
-from reviewbot.eval.models import OPTIONS, models_under_test
+from reviewbot.eval.models import OPTIONS, models_under_test, with_variants
 from reviewbot.eval.plan import plan_run, refuse_over_cap
 from reviewbot.eval.report import Report, render_markdown, render_plan_markdown
 from reviewbot.eval.report_json import plan_to_dict, report_to_dict
@@ -53,6 +53,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         metavar="SPEC",
         help=f"NAME[@BASE_URL][,OPTION=VALUE…], repeatable; options: api_key_env, label, {', '.join(OPTIONS)}",
+    )
+    run_parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="also run each model with this setting changed, as a row of its own: context=function",
     )
     run_parser.add_argument("--dry-run", action="store_true", help="print what would be sent and cost, send nothing")
     run_parser.add_argument(
@@ -87,7 +94,9 @@ def _run_cases(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tolerance must be 0 or more, not {args.tolerance}")
     _check_output(args.output)
     case_set = load_set(args.set)
-    models = models_under_test(args.model, {"concurrency": args.concurrency, "max_retries": args.retries})
+    models = with_variants(
+        models_under_test(args.model, {"concurrency": args.concurrency, "max_retries": args.retries}), args.variant
+    )
     cache = AnswerCache(None if args.no_cache else Path(args.cache) if args.cache else default_folder())
     plan = plan_run(case_set, models, cache)
     if args.dry_run:

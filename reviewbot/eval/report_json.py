@@ -22,6 +22,8 @@ null means "not defined here" (no label to catch, no finding, an unknown price):
           "cost_usd": 0.13, "usd_per_review": 0.0021, "usd_per_caught": 0.0041,
           "answers": {"sent": 0, "cached": 64}, "failed_requests": 0,
           "seconds_per_review": {"median": 3.2, "p90": 7.9},
+          "context": "diff",                # REVIEWBOT_CONTEXT of this row (see --variant)
+          "cases_without_head_files": [],   # with "function": cases reviewed with the diff alone
           "cases": [
             {
               "id": "flask-2e8fe7b2f2b5-1",
@@ -128,6 +130,8 @@ def _model(score: ModelScore) -> dict[str, Any]:
         "answers": {"sent": score.sent_answers, "cached": score.cached_answers},
         "failed_requests": score.failed_requests,
         "seconds_per_review": {"median": score.seconds_median, "p90": score.seconds_p90},
+        "context": score.context,
+        "cases_without_head_files": list(score.without_heads),
         "cases": [_case(case) for case in score.cases],
     }
 
