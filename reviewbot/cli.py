@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import IO
 
 from reviewbot import __version__, head_files
+from reviewbot.engine.context import head_paths
 from reviewbot.engine.diff import GIT_DIFF_OPTIONS, Diff, parse_diff
-from reviewbot.engine.filters import select_files
 from reviewbot.engine.pricing import review_cost
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.result import ReviewResult
@@ -367,7 +367,7 @@ def _head_files(args: argparse.Namespace, diff: Diff, options: ReviewOptions) ->
     """The reviewed files as the diff leaves them, when function context is asked for and they can be read."""
     if options.context != "function":
         return None
-    paths = [file.path for file in select_files(diff, options.rules)[0] if file.new_path and file.hunks]
+    paths = head_paths(diff, options.rules)
     if args.git:
         return head_files.from_git(args.git, paths)
     if args.repo_dir:

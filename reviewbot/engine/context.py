@@ -30,7 +30,8 @@ import dataclasses
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
-from reviewbot.engine.diff import DiffFile, DiffLine, Hunk
+from reviewbot.engine.diff import Diff, DiffFile, DiffLine, Hunk
+from reviewbot.engine.filters import FilterRules, select_files
 from reviewbot.engine.prompt import render_context_line
 from reviewbot.engine.tokens import estimate_tokens
 
@@ -177,6 +178,11 @@ def extend_files(
             mismatched.append(file.path)
         extended.append(wider or file)
     return tuple(extended), tuple(mismatched)
+
+
+def head_paths(diff: Diff, rules: FilterRules) -> list[str]:
+    """The files whose head text function context needs: those reviewed that have a new side."""
+    return [file.path for file in select_files(diff, rules)[0] if file.new_path and file.hunks]
 
 
 def context_lines(file: DiffFile) -> int:
