@@ -38,7 +38,7 @@ def run(endpoint: FakeOpenAI, folder: Path, *extra: str) -> int:
 
 def test_head_files_are_written_and_read_back_with_the_case(tmp_path: Path) -> None:
     folder = write_cases(tmp_path / "set", CASES_WITH_HEADS)
-    assert (folder / "heads" / "minitwit" / MINITWIT).read_bytes() == HEAD
+    assert (folder / "heads" / "minitwit" / f"{MINITWIT}.head").read_bytes() == HEAD
     records = [json.loads(line) for line in (folder / "cases.jsonl").read_text("utf-8").splitlines()]
     assert [record.get("heads") for record in records] == [None, "heads/minitwit", None, None, None]
     assert load_set(str(folder)).cases == CASES_WITH_HEADS

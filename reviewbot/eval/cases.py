@@ -30,7 +30,10 @@ Each line of ``cases.jsonl`` is one JSON object::
         "method": "injected"                   # "injected", "history" or "manual"
       },
       "heads": "heads/flask-2e8fe7b2f2b5-1"   # optional: a folder holding the changed files as the
-    }                                          #   diff leaves them, at their paths (for function context)
+    }                                          #   diff leaves them, for function context (below)
+
+A heads folder holds each file at its path with ``.head`` appended (``src/flask/app.py.head``),
+so that no linter, type checker or packager takes another project's code for this one's.
 
 For a ``history`` case, ``commit`` is the fix and ``parent`` the commit before it: the diff
 goes from the fix back to its parent. For an ``injected`` one, they are the real commit whose
@@ -57,6 +60,7 @@ CASES_FILE = "cases.jsonl"
 STARTER = "reviewbot:starter"
 DIFFS_FOLDER = "diffs"
 HEADS_FOLDER = "heads"
+HEAD_SUFFIX = ".head"
 # The kinds the builders write; a hand-made set may use others.
 KINDS = (
     "inverted-condition",
@@ -251,9 +255,9 @@ def _read_heads(folder: Path, heads: str, where: str) -> tuple[tuple[str, bytes]
     if not root.is_relative_to(folder.resolve()) or not root.is_dir():
         raise InputError(f"{where}: heads {heads!r} is not a folder inside the set's folder")
     found = []
-    for path in sorted(root.rglob("*")):
+    for path in sorted(root.rglob(f"*{HEAD_SUFFIX}")):
         if path.is_file() and path.resolve().is_relative_to(root):
-            found.append((path.relative_to(root).as_posix(), path.read_bytes()))
+            found.append((path.relative_to(root).as_posix().removesuffix(HEAD_SUFFIX), path.read_bytes()))
     return tuple(found)
 
 
@@ -336,7 +340,7 @@ def write_set(folder: Path, cases: Iterable[Case]) -> int:
         for path, data in case.heads:
             if path.startswith("/") or ".." in Path(path).parts:
                 raise ValueError(f"head file {path!r} of {case.id} would land outside its folder")
-            target = folder / HEADS_FOLDER / case.id / path
+            target = folder / HEADS_FOLDER / case.id / f"{path}{HEAD_SUFFIX}"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         lines.append(json.dumps(case_record(case), ensure_ascii=False))
