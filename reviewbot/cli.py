@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from reviewbot import __version__
-from reviewbot.engine.diff import GIT_DIFF_OPTIONS, parse_diff
+from reviewbot import __version__, head_files
+from reviewbot.engine.context import head_paths
+from reviewbot.engine.diff import GIT_DIFF_OPTIONS, Diff, parse_diff
 from reviewbot.engine.pricing import review_cost
 from reviewbot.engine.prompt import ReviewContext
 from reviewbot.engine.result import ReviewResult
@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--exclude", action="append", metavar="GLOB", help="never review matching files (repeatable)")
     review.add_argument("--max-cost", type=float, metavar="USD", help="stop planning requests past this cost")
     review.add_argument("--nits", action="store_true", default=None, help="also ask for style and naming remarks")
+    review.add_argument(
+        "--context",
+        choices=("diff", "function"),
+        help="what the model sees of each hunk: the hunk alone, or also its enclosing function (REVIEWBOT_CONTEXT)",
+    )
+    review.add_argument(
+        "--repo-dir",
+        metavar="DIR",
+        help="with --context function and a diff file: a checkout of the diff's new side to read the files from",
+    )
     review.add_argument("--title", default="", help="title of the change, shown to the model")
     review.add_argument("--description", default="", help="description of the change, shown to the model")
     review.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour in text output")
@@ -199,6 +209,7 @@ def _review(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         max_cost=args.max_cost,
         include_nits=args.nits,
+        context=args.context,
     )
     color = _use_color(args)
     _check_output(args)
@@ -213,7 +224,15 @@ def _review(args: argparse.Namespace) -> int:
         if args.format == "text":
             return EXIT_OK  # the other formats still write their (empty) document for scripts
     options = ReviewOptions.from_settings(settings)
-    prepared = prepare(diff, options, ReviewContext(title=args.title, description=args.description))
+    heads = _head_files(args, diff, options)
+    prepared = prepare(diff, options, ReviewContext(title=args.title, description=args.description), heads)
+    if heads is not None and prepared.without_context:
+        left_out = ", ".join(prepared.without_context[:5]) + (" …" if len(prepared.without_context) > 5 else "")
+        print(
+            f"reviewbot: function context left out for {len(prepared.without_context)} file(s) whose new text "
+            f"could not be read or does not match the diff: {left_out}",
+            file=sys.stderr,
+        )
     if args.dry_run:
         _emit(args, render_plan(prepared, args.format, color=color))
         return EXIT_OK
@@ -344,6 +363,23 @@ class _Progress:
         self._stream.flush()
 
 
+def _head_files(args: argparse.Namespace, diff: Diff, options: ReviewOptions) -> dict[str, str] | None:
+    """The reviewed files as the diff leaves them, when function context is asked for and they can be read."""
+    if options.context != "function":
+        return None
+    paths = head_paths(diff, options.rules)
+    if args.git:
+        return head_files.from_git(args.git, paths)
+    if args.repo_dir:
+        return head_files.from_folder(Path(args.repo_dir), paths)
+    print(
+        "reviewbot: function context needs the files the diff leads to; pass --repo-dir DIR (or use --git RANGE). "
+        "Reviewing with the diff alone",
+        file=sys.stderr,
+    )
+    return None
+
+
 def _read_diff(args: argparse.Namespace) -> bytes:
     if args.git:
         return _git_diff(args.git)
@@ -363,18 +399,8 @@ def _read_diff(args: argparse.Namespace) -> bytes:
 
 
 def _git_diff(revisions: str) -> bytes:
-    command = ["git", "diff", *GIT_DIFF_OPTIONS, revisions, "--"]
-    try:
-        completed = subprocess.run(command, capture_output=True, check=False, timeout=120)
-    except FileNotFoundError:
-        raise InputError("git is not installed or not on PATH; pass a diff file instead") from None
-    except subprocess.TimeoutExpired:
-        raise InputError(f"`git diff {revisions}` took longer than 120 s") from None
-    if completed.returncode != 0:
-        message = completed.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        detail = message[0] if message else f"exit code {completed.returncode}"
-        raise InputError(f"`git diff {revisions}` failed: {detail}")
-    return completed.stdout
+    command = ["diff", *GIT_DIFF_OPTIONS, revisions, "--"]
+    return head_files.run_git(command, shown=f"git diff {revisions}", timeout=120)
 
 
 def _use_color(args: argparse.Namespace) -> bool:

@@ -138,6 +138,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated globs of files never to review."
     )
     extra_instructions: str = Field(default="", description="Text appended to the reviewer's instructions.")
+    context: Literal["diff", "function"] = Field(
+        default="diff",
+        description="What the model sees of each hunk: `diff` (the hunk alone), or `function` (also the unchanged "
+        "rest of its enclosing function or class in the head revision, as context it cannot comment on).",
+    )
+    context_max_tokens: int = Field(
+        default=1_000, ge=0, description="Most tokens of unchanged code added around one hunk with `function` context."
+    )
     input_price: float | None = Field(
         default=None, ge=0, description="Input price of the configured model, USD per million tokens."
     )

@@ -12,18 +12,25 @@ It writes the same cases every time:
 - history: the newest bug fixes of pallets/flask and BurntSushi/ripgrep up to a pinned commit of
   each, undone (source files only), with the builder's default pattern and limits.
 
+Each case carries its head files (what function context reads around the hunks): for history
+cases the fix's parent, for injected ones the commit's files with the planted line in them.
+
 It checks what it wrote (no test file in a case, no fix message in a diff, every label on a
-line of its diff), and copies each project's licence files from the clone, at the pinned commit.
+line of its diff, every head file holding its diff's new lines), and copies each project's
+licence files from the clone, at the pinned commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from reviewbot.engine.context import head_paths, matches, split_lines
+from reviewbot.engine.filters import FilterRules
 from reviewbot.eval.build import write_licences, write_notice
 from reviewbot.eval.cases import Case, Source, load_set, write_set
 from reviewbot.eval.history import HistoryOptions, build_from_history, licence_file_texts
@@ -51,15 +58,38 @@ PINS = {repository: commit for repository, commit, _ in HISTORY} | {
 }
 
 
-def injected() -> list[Case]:
+def injected(clones: dict[str, Path]) -> list[Case]:
     cases: list[Case] = []
     for entry in json.loads((FIXTURES / "manifest.json").read_text("utf-8")):
         data = (FIXTURES / f"{entry['id']}.diff").read_bytes()
         if len(data) > MAX_DIFF_BYTES:
             continue
         source = Source(entry["repo"], entry["commit"], entry["parent"], LICENCES[entry["repo"]], "injected")
-        cases += inject(data, name=entry["id"], source=source, seed=SEED, count=PER_DIFF)
+        found = inject(data, name=entry["id"], source=source, seed=SEED, count=PER_DIFF)
+        cases += [with_heads(case, clones[entry["repo"]]) for case in found]
     return cases
+
+
+def with_heads(case: Case, clone: Path) -> Case:
+    """An injected case with its head files: each file at the commit, with the planted line in it
+    (the one line where the case's diff differs from the commit's), for function context."""
+    assert case.source.commit is not None
+    heads: list[tuple[str, bytes]] = []
+    reviewed = set(head_paths(case.parsed(), FilterRules()))  # no changelog or lock file: nobody reviews them
+    for file in case.parsed().files:
+        if file.path not in reviewed:
+            continue
+        lines = _git_bytes(clone, "show", f"{case.source.commit}:{file.path}").split(b"\n")
+        for label in case.labels:
+            if label.path != file.path or label.side != "RIGHT":
+                continue
+            for hunk in file.hunks:
+                for line in hunk.lines:
+                    if line.new_no is not None and label.start_line <= line.new_no <= label.end_line:
+                        ending = b"\r" if lines[line.new_no - 1].endswith(b"\r") else b""
+                        lines[line.new_no - 1] = line.text.encode() + ending
+        heads.append((file.path, b"\n".join(lines)))
+    return dataclasses.replace(case, heads=tuple(heads))
 
 
 def history(clones: dict[str, Path]) -> list[Case]:
@@ -81,6 +111,10 @@ def history(clones: dict[str, Path]) -> list[Case]:
 
 def check(cases: list[Case], clones: dict[str, Path]) -> None:
     for case in cases:
+        heads = case.head_texts()
+        for file in case.parsed().files:
+            if file.path in heads:  # the head file holds the diff's new side, planted bug included
+                assert matches(file, split_lines(heads[file.path])), (case.id, file.path)
         paths = [file.path for file in case.parsed().files]
         assert not any(is_test_path(path) for path in paths if case.source.method == "history"), case.id
         assert all(not is_test_path(label.path) for label in case.labels), case.id
@@ -101,7 +135,7 @@ def main() -> int:
     clones = {"pallets/flask": args.flask, "BurntSushi/ripgrep": args.ripgrep, "sharkdp/bat": args.bat}
     for repository, clone in clones.items():
         _git(clone, "cat-file", "-e", f"{PINS[repository]}^{{commit}}")  # the pinned commit is there
-    cases = injected() + history(clones)
+    cases = injected(clones) + history(clones)
     check(cases, clones)
     if args.out.exists():
         for stale in (args.out / "LICENSES").glob("*/*"):
@@ -119,6 +153,10 @@ def main() -> int:
 
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def _git_bytes(repo: Path, *args: str) -> bytes:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from builders import modified_file_diff, parsed
 from reviewbot.engine.anchor import anchor_findings, build_indexes, finalize
+from reviewbot.engine.context import extend_file
 from reviewbot.engine.diff import Side
 from reviewbot.engine.findings import CandidateFinding
 from reviewbot.engine.result import Category, Finding
@@ -254,3 +256,29 @@ def test_a_quote_of_a_line_cut_in_the_prompt_still_anchors_and_moves() -> None:
         findings, repairs = anchor_findings([candidate(path="a.py", line=4, quote=quote)], indexes)
         assert findings[0].line == 2
         assert repairs.moved == 1
+
+
+def test_a_finding_on_a_line_shown_only_as_context_becomes_a_counted_file_note() -> None:
+    diff = parsed((Path(__file__).parent / "data" / "diffs" / "flask-73a47a0db1a1.diff").read_text())
+    head = Path(__file__).parent / "data" / "heads" / "flask-73a47a0db1a1" / "examples" / "minitwit" / "minitwit.py"
+    wider = extend_file(diff.files[0], head.read_text(encoding="utf-8"), max_tokens=1_000)
+    assert wider is not None
+    indexes = build_indexes([wider])
+    path = "examples/minitwit/minitwit.py"
+    on_context = CandidateFinding.model_validate(
+        {
+            **candidate().model_dump(),
+            "path": path,
+            "line": 128,
+            "quote": "[session['user_id'], profile_user['user_id']], one=True) is not None",
+        }
+    )
+    on_the_signature = CandidateFinding.model_validate(
+        {**candidate().model_dump(), "path": path, "line": 91, "quote": "def timeline():"}
+    )
+    on_the_diff = CandidateFinding.model_validate(
+        {**candidate().model_dump(), "path": path, "line": 124, "quote": "followed = False"}
+    )
+    findings, repairs = anchor_findings([on_context, on_the_signature, on_the_diff], indexes)
+    assert [(finding.line, finding.anchored) for finding in findings] == [(None, False), (None, False), (124, True)]
+    assert (repairs.on_context, repairs.to_file_level, repairs.moved) == (2, 0, 0)

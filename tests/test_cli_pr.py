@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from reviewbot.money import ledger
 from reviewbot.service.job import ReviewService
 from reviewbot.store.records import JobRequest
 from reviewbot.store.store import Store, open_store
+from test_cli_context import AFTER as CALC_AFTER
+from test_cli_context import BEFORE as CALC_BEFORE
 from test_service import make_service, make_settings
 
 REPO = "Codertocat/Hello-World"
@@ -405,3 +408,44 @@ def test_a_review_turned_off_in_the_config_still_runs_when_asked_by_hand(
     assert main(["review", "--pr", REF]) == 0
 
     assert "Negative leeway check is inverted" in capsys.readouterr().out
+
+
+CALC_NUMBER = 9
+CALC_HEAD = "9" * 40
+CALC_DIFF = "diff --git a/calc.py b/calc.py\nindex 1111111..2222222 100644\n" + "".join(
+    difflib.unified_diff(CALC_BEFORE.splitlines(True), CALC_AFTER.splitlines(True), "a/calc.py", "b/calc.py")
+)
+
+
+def calc_pull(github: FakeGitHub, *, with_file: bool = True) -> None:
+    github.add_pull(REPO, CALC_NUMBER, CALC_DIFF, head_sha=CALC_HEAD, base_sha=BASE, title="Skip the limit")
+    if with_file:
+        github.set_file(REPO, CALC_HEAD, "calc.py", CALC_AFTER)
+
+
+def test_function_context_on_a_pull_request_reads_the_files_at_its_head_commit(
+    github: FakeGitHub, model: FakeOpenAI
+) -> None:
+    calc_pull(github)
+    assert main(["review", "--pr", f"{REPO}#{CALC_NUMBER}", "--context", "function"]) == 0
+    assert "4 ~def total(items, limit):" in model.requests[0].body["messages"][1]["content"]
+    (fetched,) = github.requests_to("GET", f"/repos/{REPO}/contents/calc.py")
+    assert fetched.query["ref"] == CALC_HEAD
+
+
+def test_a_file_the_contents_api_does_not_have_is_reviewed_with_its_diff_alone(
+    github: FakeGitHub, model: FakeOpenAI
+) -> None:
+    calc_pull(github, with_file=False)
+    assert main(["review", "--pr", f"{REPO}#{CALC_NUMBER}", "--context", "function"]) == 0
+    assert " ~" not in model.requests[0].body["messages"][1]["content"]
+
+
+def test_the_app_reviews_with_function_context_when_set(
+    github: FakeGitHub, model: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVIEWBOT_CONTEXT", "function")
+    calc_pull(github)
+    app = app_service(github, model, tmp_path)
+    assert app.run(CALC_NUMBER, CALC_HEAD) == "done"
+    assert "4 ~def total(items, limit):" in model.requests[0].body["messages"][1]["content"]

@@ -130,6 +130,12 @@ def test_the_fixes_that_qualify_become_cases_turned_around(repo: Repo, tmp_path:
         assert case.source.licence == "MIT"
         assert case.source.method == "history"
     assert (off_by_one.source.commit, off_by_one.source.parent) == (bound, repo.git("rev-parse", f"{bound}^"))
+    # The diff leads back to the parent: its file, byte for byte, is what function context reads.
+    parent_file = subprocess.run(
+        ["git", "-C", str(repo.path), "show", f"{bound}^:src/pager.py"], check=True, capture_output=True
+    ).stdout
+    assert off_by_one.heads == (("src/pager.py", parent_file),)
+    assert b"while page <= count:" in parent_file
     write_set(tmp_path / "set", cases)  # every label sits on lines its diff shows
     assert load_set(str(tmp_path / "set")).cases == tuple(cases)
 

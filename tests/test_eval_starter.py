@@ -9,6 +9,7 @@ import re
 import pytest
 
 from reviewbot.cli import main
+from reviewbot.engine.context import extend_files, matches, split_lines
 from reviewbot.eval.cases import STARTER, load_set, starter_folder
 from reviewbot.eval.paths import is_test_path
 
@@ -74,3 +75,20 @@ def test_a_dry_run_of_the_starter_set_prints_the_plan_per_model(capsys: pytest.C
     assert model["estimated_cost_usd"] == pytest.approx(
         (model["estimated_input_tokens"] * 0.15 + model["estimated_output_tokens"] * 0.60) / 1_000_000
     )
+
+
+def test_every_starter_case_carries_head_files_that_hold_its_diff() -> None:
+    widened = 0
+    for case in STARTER_SET.cases:
+        heads = case.head_texts()
+        files = case.parsed().files
+        assert heads, case.id
+        for file in files:
+            if file.path in heads:
+                assert matches(file, split_lines(heads[file.path])), (case.id, file.path)
+        # The planted or undone bug sits in a file with its head text.
+        assert {label.path for label in case.labels} <= set(heads), case.id
+        extended, mismatched = extend_files(files, heads, 1_000)
+        assert mismatched == ()
+        widened += any(hunk.context_before or hunk.context_after for file in extended for hunk in file.hunks)
+    assert widened >= len(STARTER_SET.cases) * 2 // 3

@@ -249,6 +249,7 @@ def test_json_lists_what_was_left_out_and_what_it_cost() -> None:
         "capped": 0,
         "below_threshold": 0,
         "invalid_json": 0,
+        "on_context": 0,
     }
     assert data["usage"] == {
         "requests": 3,

@@ -36,6 +36,8 @@ class FileIndex:
 
     file: DiffFile
     spots: dict[tuple[Side, int], _Spot] = field(default_factory=dict)
+    # New-file lines shown only as context around hunks: never commentable.
+    context: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, file: DiffFile) -> FileIndex:
@@ -43,6 +45,8 @@ class FileIndex:
         for number, hunk in enumerate(file.hunks):
             for line in hunk.lines:
                 index.spots[(line.side, line.number)] = _Spot(number, line.text)
+            for line in (*hunk.context_before, *hunk.context_after):
+                index.context[line.number] = line.text
         return index
 
     def hunk_right_lines(self, hunk: int) -> tuple[int, int] | None:
@@ -130,6 +134,12 @@ def _anchor_one(candidate: CandidateFinding, indexes: dict[str, FileIndex], tall
     side, line = candidate.side, candidate.line
     start, suggestion = candidate.start_line, candidate.suggestion
     spot = index.spots.get((side, line))
+    context = index.context.get(line) if spot is None and side is Side.RIGHT else None
+    if context is not None and _quote_fits(candidate.quote, context):
+        # A line the model saw only as context: GitHub would refuse a comment on it, and moving it
+        # to a diff line with the same code would put it where the model did not mean.
+        tally.counts["on_context"] += 1
+        return _finding(candidate, index.file.path, None, None, side, None, None)
     if spot is None or not _quote_fits(candidate.quote, spot.text):
         moved = _relocate(candidate, index)
         if moved is not None:

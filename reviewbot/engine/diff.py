@@ -77,7 +77,12 @@ class DiffLine(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Hunk:
-    """One ``@@`` block: its header numbers, the function context git found, and its lines."""
+    """One ``@@`` block: its header numbers, the function context git found, and its lines.
+
+    ``context_before`` and ``context_after`` are unchanged lines of the new file around the hunk
+    that are not part of the diff (see :mod:`reviewbot.engine.context`): shown to the model, never
+    commented on, as GitHub accepts comments only on lines of the diff.
+    """
 
     old_start: int
     old_length: int
@@ -85,6 +90,8 @@ class Hunk:
     new_length: int
     section: str
     lines: tuple[DiffLine, ...]
+    context_before: tuple[DiffLine, ...] = ()
+    context_after: tuple[DiffLine, ...] = ()
 
     @property
     def added(self) -> int:

@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reviewbot.engine.diff import DiffFile, DiffLine, Hunk
-from reviewbot.engine.prompt import ReviewContext, build_messages, render_file_header, render_hunk_header, render_lines
+from reviewbot.engine.prompt import (
+    ReviewContext,
+    build_messages,
+    render_context,
+    render_file_header,
+    render_hunk_header,
+    render_lines,
+)
 from reviewbot.engine.result import NotReviewed
 from reviewbot.engine.tokens import estimate_messages, estimate_tokens
 from reviewbot.errors import ConfigError
@@ -95,6 +102,7 @@ class PromptOptions:
     context: ReviewContext
     include_nits: bool = False
     extra_instructions: str = ""
+    function_context: bool = False  # some hunks carry context lines (REVIEWBOT_CONTEXT=function)
 
 
 def make_plan(files: Sequence[DiffFile], budget: Budget, options: PromptOptions) -> Plan:
@@ -151,6 +159,7 @@ def _messages(options: PromptOptions, sections: list[str]) -> list[dict[str, str
         sections=sections,
         include_nits=options.include_nits,
         extra_instructions=options.extra_instructions,
+        function_context=options.function_context,
     )
 
 
@@ -195,12 +204,33 @@ def _file_chunks(file: DiffFile, room: int) -> list[Chunk]:
     for hunk in file.hunks:
         rendered = render_lines(hunk.lines)
         text = render_hunk_header(hunk) + "\n" + "\n".join(rendered)
+        if hunk.context_before or hunk.context_after:
+            wider = _with_context(hunk, rendered)
+            # The context is a help, never a reason to split a hunk that fits without it.
+            if (tokens := estimate_tokens(wider)) <= room:
+                chunks.append(Chunk(file, hunk, hunk.lines, 1, 1, wider, tokens))
+                continue
         tokens = estimate_tokens(text)
         if tokens <= room:
             chunks.append(Chunk(file, hunk, hunk.lines, 1, 1, text, tokens))
         else:
             chunks.extend(_split_hunk(file, hunk, rendered, room))
     return chunks
+
+
+def _with_context(hunk: Hunk, rendered: list[str]) -> str:
+    """A hunk's text with its context lines around it, and ``…`` where lines were left out between."""
+    numbers = [line.new_no for line in hunk.lines if line.new_no is not None]
+    first = numbers[0] if numbers else hunk.new_start + 1
+    last = numbers[-1] if numbers else hunk.new_start
+    parts = [render_hunk_header(hunk), *render_context(hunk.context_before)]
+    if hunk.context_before and hunk.context_before[-1].number + 1 != first:
+        parts.append("…")
+    parts.extend(rendered)
+    if hunk.context_after and hunk.context_after[0].number != last + 1:
+        parts.append("…")
+    parts.extend(render_context(hunk.context_after))
+    return "\n".join(parts)
 
 
 def _split_hunk(file: DiffFile, hunk: Hunk, rendered: list[str], room: int) -> list[Chunk]:

@@ -46,7 +46,13 @@ lines start_line..line (or line) in "suggestion" only when you are sure of it.
 Answer with one JSON object and nothing else: \
 {{"findings": [{{"path", "line", "start_line" (or null), "side", "severity" ({severities}), \
 "category" ({categories}), "title" (short), "body" (why it matters and how to fix it), \
-"quote", "suggestion" (or null)}}]}}.{extra}"""
+"quote", "suggestion" (or null)}}]}}.{context}{extra}"""
+
+_CONTEXT_NOTE = """
+
+Around some hunks, "12 ~code" lines show unchanged line 12 of the new file from the function \
+or class the hunk is in, for context only: they are not part of the change and cannot carry a \
+finding. Report only problems the change causes, on its own lines."""
 
 _FOCUS = "bugs, security problems, incorrect behaviour, performance traps and real maintainability risks"
 _NO_NITS = "Do not comment on style, formatting, naming or missing comments. "
@@ -58,7 +64,9 @@ def boundary_token(payload: str) -> str:
     return hashlib.sha256(payload.encode("utf-8", errors="replace")).hexdigest()[:12]
 
 
-def system_message(*, include_nits: bool, extra_instructions: str, boundary: str) -> str:
+def system_message(
+    *, include_nits: bool, extra_instructions: str, boundary: str, function_context: bool = False
+) -> str:
     extra = f"\n\nInstructions from the operator:\n{extra_instructions.strip()}" if extra_instructions.strip() else ""
     return _SYSTEM.format(
         focus=_FOCUS,
@@ -67,6 +75,7 @@ def system_message(*, include_nits: bool, extra_instructions: str, boundary: str
         end=f"END-{boundary}",
         severities="|".join(severity.value for severity in Severity),
         categories="|".join(category.value for category in _categories(include_nits)),
+        context=_CONTEXT_NOTE if function_context else "",
         extra=extra,
     )
 
@@ -111,6 +120,29 @@ def render_lines(lines: Iterable[DiffLine]) -> list[str]:
     ]
 
 
+#: How a line shown only as context (``REVIEWBOT_CONTEXT=function``) is marked: its number and
+#: a tilde where a diff line has its +, - or space.
+CONTEXT_MARK = "~"
+
+
+def render_context_line(number: int, text: str) -> str:
+    """A new-file line outside the diff, shown for context only."""
+    return f"{number} {CONTEXT_MARK}{shown(text)}"
+
+
+def render_context(lines: Iterable[DiffLine]) -> list[str]:
+    """Context lines in order, with a ``…`` line where lines between them were left out."""
+    rendered: list[str] = []
+    previous: int | None = None
+    for line in lines:
+        number = line.number
+        if previous is not None and number != previous + 1:
+            rendered.append("…")
+        rendered.append(render_context_line(number, line.text))
+        previous = number
+    return rendered
+
+
 def render_hunk_header(hunk: Hunk, part: int = 1, parts: int = 1) -> str:
     header = hunk.header()
     return header if parts == 1 else f"{header} (part {part} of {parts})"
@@ -134,16 +166,24 @@ def user_message(context: ReviewContext, sections: Sequence[str], boundary: str)
 
 
 def build_messages(
-    *, context: ReviewContext, sections: Sequence[str], include_nits: bool, extra_instructions: str
+    *,
+    context: ReviewContext,
+    sections: Sequence[str],
+    include_nits: bool,
+    extra_instructions: str,
+    function_context: bool = False,
 ) -> list[dict[str, str]]:
-    """The chat messages for one request."""
+    """The chat messages for one request; ``function_context`` when its hunks carry context lines."""
     payload = "\n".join(sections) + context.title + context.description
     boundary = boundary_token(payload)
     return [
         {
             "role": "system",
             "content": system_message(
-                include_nits=include_nits, extra_instructions=extra_instructions, boundary=boundary
+                include_nits=include_nits,
+                extra_instructions=extra_instructions,
+                boundary=boundary,
+                function_context=function_context,
             ),
         },
         {"role": "user", "content": user_message(context, sections, boundary)},

@@ -79,6 +79,7 @@ class Repairs:
     capped: int = 0  # left out by the cap on the number of findings
     below_threshold: int = 0  # below the minimum severity
     invalid_json: int = 0  # replies that needed a repair round or could not be read
+    on_context: int = 0  # on a line shown only as context (REVIEWBOT_CONTEXT=function); kept as a file-level note
 
     def __add__(self, other: Repairs) -> Repairs:
         return Repairs(*(a + b for a, b in zip(_fields(self), _fields(other), strict=True)))
@@ -94,6 +95,7 @@ def _fields(repairs: Repairs) -> tuple[int, ...]:
         repairs.capped,
         repairs.below_threshold,
         repairs.invalid_json,
+        repairs.on_context,
     )
 
 

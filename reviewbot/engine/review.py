@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reviewbot.engine.anchor import FileIndex, anchor_findings, build_indexes, finalize
+from reviewbot.engine.context import context_lines, extend_files
 from reviewbot.engine.diff import Diff, DiffFile
 from reviewbot.engine.filters import FilterRules, select_files
 from reviewbot.engine.findings import CandidateFinding, ParsedReply, parse_reply
@@ -69,6 +70,8 @@ class ReviewOptions:
     extra_instructions: str = ""
     max_cost: float | None = None
     max_input_tokens: int | None = None
+    context: str = "diff"  # "function": hunks widened to their enclosing block when the head files are given
+    context_max_tokens: int = 1_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReviewOptions:
@@ -88,6 +91,8 @@ class ReviewOptions:
             extra_instructions=settings.extra_instructions,
             max_cost=settings.max_cost,
             max_input_tokens=settings.max_input_tokens,
+            context=settings.context,
+            context_max_tokens=settings.context_max_tokens,
         )
 
     def budget(self) -> Budget:
@@ -130,18 +135,39 @@ class Prepared:
     skipped: tuple[SkippedFile, ...]
     plan: Plan
     options: ReviewOptions
+    # With function context: files whose head text was not given or did not match the diff,
+    # reviewed with the diff alone.
+    without_context: tuple[str, ...] = ()
 
 
-def prepare(diff: Diff, options: ReviewOptions, context: ReviewContext | None = None) -> Prepared:
-    """Filter and plan: everything up to the first model call, with no I/O."""
+def prepare(
+    diff: Diff,
+    options: ReviewOptions,
+    context: ReviewContext | None = None,
+    heads: Mapping[str, str] | None = None,
+) -> Prepared:
+    """Filter and plan: everything up to the first model call, with no I/O.
+
+    ``heads`` maps paths to their text in the head revision; with ``options.context`` set to
+    ``function`` each hunk of those files is widened to its enclosing function or class.
+    """
     reviewable, skipped = select_files(diff, options.rules)
+    without: tuple[str, ...] = ()
+    widened = False
+    if options.context == "function" and heads is not None:
+        widened_files, mismatched = extend_files(reviewable, heads, options.context_max_tokens)
+        reviewable = list(widened_files)
+        missing = [file.path for file in reviewable if file.new_path and file.hunks and file.path not in heads]
+        without = (*missing, *mismatched)
+        widened = any(context_lines(file) for file in reviewable)
     prompt_options = PromptOptions(
         context=context or ReviewContext(),
         include_nits=options.include_nits,
         extra_instructions=options.extra_instructions,
+        function_context=widened,
     )
     plan = make_plan(reviewable, options.budget(), prompt_options)
-    return Prepared(diff, tuple(reviewable), tuple(skipped), plan, options)
+    return Prepared(diff, tuple(reviewable), tuple(skipped), plan, options, without)
 
 
 ProgressCallback = Callable[[int, int], None]

@@ -28,8 +28,12 @@ Each line of ``cases.jsonl`` is one JSON object::
         "commit": "2e8fe7b2…", "parent": "9659b11a…",   # full hashes; null when unknown
         "licence": "BSD-3-Clause",             # SPDX identifier; null when unknown
         "method": "injected"                   # "injected", "history" or "manual"
-      }
-    }
+      },
+      "heads": "heads/flask-2e8fe7b2f2b5-1"   # optional: a folder holding the changed files as the
+    }                                          #   diff leaves them, for function context (below)
+
+A heads folder holds each file at its path with ``.head`` appended (``src/flask/app.py.head``),
+so that no linter, type checker or packager takes another project's code for this one's.
 
 For a ``history`` case, ``commit`` is the fix and ``parent`` the commit before it: the diff
 goes from the fix back to its parent. For an ``injected`` one, they are the real commit whose
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -48,12 +53,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from reviewbot.engine.diff import Diff, DiffFile, Side, parse_diff
+from reviewbot.engine.diff import Diff, DiffFile, Side, decode, parse_diff
 from reviewbot.errors import DiffError, InputError
 
 CASES_FILE = "cases.jsonl"
 STARTER = "reviewbot:starter"
 DIFFS_FOLDER = "diffs"
+HEADS_FOLDER = "heads"
+HEAD_SUFFIX = ".head"
 # The kinds the builders write; a hand-made set may use others.
 KINDS = (
     "inverted-condition",
@@ -102,9 +109,15 @@ class Case:
     diff: bytes
     labels: tuple[Label, ...]
     source: Source
+    # The changed files as the diff leaves them (path, bytes), for REVIEWBOT_CONTEXT=function.
+    heads: tuple[tuple[str, bytes], ...] = ()
 
     def parsed(self) -> Diff:
         return parse_diff(self.diff)
+
+    def head_texts(self) -> dict[str, str]:
+        """The head files as text, decoded as diffs are (bytes that are not UTF-8 become U+FFFD)."""
+        return {path: decode(data) for path, data in self.heads}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +168,7 @@ class _CaseRecord(BaseModel):
     diff: str = Field(min_length=1)
     labels: list[_LabelRecord]
     source: _SourceRecord
+    heads: str | None = Field(default=None, min_length=1)
 
 
 def load_set(location: str) -> CaseSet:
@@ -212,6 +226,7 @@ def _read_case(line: str, folder: Path, where: str) -> Case:
     diff_path = (folder / record.diff).resolve()
     if not diff_path.is_relative_to(folder.resolve()):
         raise InputError(f"{where}: the diff {record.diff!r} is outside the set's folder")
+    heads = _read_heads(folder, record.heads, where) if record.heads else ()
     try:
         data = diff_path.read_bytes()
     except OSError as exc:
@@ -228,9 +243,22 @@ def _read_case(line: str, folder: Path, where: str) -> Case:
         diff=data,
         labels=labels,
         source=Source(source.repository, source.commit, source.parent, source.licence, source.method),
+        heads=heads,
     )
     _check_labels(case, where)
     return case
+
+
+def _read_heads(folder: Path, heads: str, where: str) -> tuple[tuple[str, bytes], ...]:
+    """Every file under a case's heads folder, by its path inside that folder."""
+    root = (folder / heads).resolve()
+    if not root.is_relative_to(folder.resolve()) or not root.is_dir():
+        raise InputError(f"{where}: heads {heads!r} is not a folder inside the set's folder")
+    found = []
+    for path in sorted(root.rglob(f"*{HEAD_SUFFIX}")):
+        if path.is_file() and path.resolve().is_relative_to(root):
+            found.append((path.relative_to(root).as_posix().removesuffix(HEAD_SUFFIX), path.read_bytes()))
+    return tuple(found)
 
 
 def _check_labels(case: Case, where: str) -> None:
@@ -290,6 +318,7 @@ def case_record(case: Case) -> dict[str, object]:
             "licence": case.source.licence,
             "method": case.source.method,
         },
+        **({"heads": f"{HEADS_FOLDER}/{case.id}"} if case.heads else {}),
     }
 
 
@@ -302,11 +331,18 @@ def write_set(folder: Path, cases: Iterable[Case]) -> int:
     diffs.mkdir(parents=True, exist_ok=True)
     for stale in diffs.glob("*.diff"):
         stale.unlink()
+    shutil.rmtree(folder / HEADS_FOLDER, ignore_errors=True)
     lines = []
     for case in cases:
         if not _ID.fullmatch(case.id):
             raise ValueError(f"case id {case.id!r} has characters a file name cannot take")
         (diffs / f"{case.id}.diff").write_bytes(case.diff)
+        for path, data in case.heads:
+            if path.startswith("/") or ".." in Path(path).parts:
+                raise ValueError(f"head file {path!r} of {case.id} would land outside its folder")
+            target = folder / HEADS_FOLDER / case.id / f"{path}{HEAD_SUFFIX}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         lines.append(json.dumps(case_record(case), ensure_ascii=False))
     (folder / CASES_FILE).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     return len(lines)

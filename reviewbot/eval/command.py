@@ -21,7 +21,7 @@ from reviewbot.eval.cases import load_set
 from reviewbot.eval.completer import price_needed
 from reviewbot.eval.matching import DEFAULT_TOLERANCE
 from reviewbot.eval.metrics import comparisons, score_run
-from reviewbot.eval.models import OPTIONS, models_under_test
+from reviewbot.eval.models import OPTIONS, models_under_test, with_variants
 from reviewbot.eval.plan import plan_run, refuse_over_cap
 from reviewbot.eval.report import Report, render_markdown, render_plan_markdown
 from reviewbot.eval.report_json import plan_to_dict, report_to_dict
@@ -60,6 +60,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SPEC",
         help="a model (same SPEC as --model) asked whether each finding near a labelled bug describes it; "
         "the report then shows recall and precision by location and by location and judge",
+    )
+    run_parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="also run each model with this setting changed, as a row of its own: context=function",
     )
     run_parser.add_argument("--dry-run", action="store_true", help="print what would be sent and cost, send nothing")
     run_parser.add_argument(
@@ -105,7 +112,7 @@ def _run_cases(args: argparse.Namespace) -> int:
         check_chart(args.chart)
     case_set = load_set(args.set)
     shared: dict[str, object] = {"concurrency": args.concurrency, "max_retries": args.retries}
-    models = models_under_test(args.model, shared)
+    models = with_variants(models_under_test(args.model, shared), args.variant)
     judge = models_under_test([args.judge], shared)[0] if args.judge else None
     cache = AnswerCache(None if args.no_cache else Path(args.cache) if args.cache else default_folder())
     plan = plan_run(case_set, models, cache)

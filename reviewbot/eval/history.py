@@ -98,6 +98,8 @@ def _case(repo: Path, commit: _Commit, name: str, licence: str | None, options: 
         diff=diff,
         labels=labels,
         source=Source(name, commit.sha, parent, licence, "history"),
+        # The diff leads back to the parent: its files are what function context reads around the hunks.
+        heads=tuple((file.path, _git(repo, "show", f"{parent}:{file.path}")) for file in parsed.files if file.new_path),
     )
 
 

@@ -74,6 +74,9 @@ class ModelScore:
     seconds_median: float | None
     seconds_p90: float | None
     judged: JudgedScore | None = None
+    context: str = "diff"  # REVIEWBOT_CONTEXT of this row
+    # With function context: the cases that carry no head files, reviewed with their diff alone.
+    without_heads: tuple[str, ...] = ()
 
     @property
     def false_alarms_per_case(self) -> float | None:
@@ -133,6 +136,10 @@ def score_model(run: ModelRun, tolerance: int = DEFAULT_TOLERANCE, judge: ModelU
         failed_requests=sum(case.failed_requests for case in cases),
         seconds_median=statistics.median(seconds) if seconds else None,
         seconds_p90=statistics.quantiles(seconds, n=10, method="inclusive")[-1] if len(seconds) > 1 else None,
+        context=model.options.context,
+        without_heads=tuple(case.run.case.id for case in cases if not case.run.case.heads)
+        if model.options.context == "function"
+        else (),
         judged=_judged(cases, judge, labels, findings) if judge is not None else None,
     )
 

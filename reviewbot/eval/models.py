@@ -133,3 +133,32 @@ def _model(spec: ModelSpec | None, overrides: dict[str, object]) -> ModelUnderTe
 def _with_host(model: ModelUnderTest) -> ModelUnderTest:
     host = urlsplit(model.settings.base_url).netloc
     return dataclasses.replace(model, label=f"{model.label}@{host}")
+
+
+#: What ``eval run --variant`` may vary, and the values each takes.
+VARIANTS = {"context": ("diff", "function")}
+
+
+def parse_variant(text: str) -> tuple[str, str]:
+    """``context=function`` → ("context", "function"); anything else is a :class:`ConfigError`."""
+    name, _, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if name not in VARIANTS or value not in VARIANTS[name]:
+        choices = ", ".join(f"{key}={choice}" for key, values in VARIANTS.items() for choice in values)
+        raise ConfigError(f"--variant {text!r} is not one this run can compare; use one of {choices}")
+    return name, value
+
+
+def with_variants(models: Sequence[ModelUnderTest], variants: Sequence[str]) -> tuple[ModelUnderTest, ...]:
+    """Each model once per value of the setting a ``--variant`` names, rows side by side and labelled
+    by it: ``--variant context=function`` gives ``qwen3-coder-30b (context=diff)`` and
+    ``qwen3-coder-30b (context=function)``, whatever ``REVIEWBOT_CONTEXT`` says."""
+    if not any(parse_variant(text)[0] == "context" for text in variants):
+        return tuple(models)
+    return tuple(
+        dataclasses.replace(
+            model, label=f"{model.label} (context={value})", options=dataclasses.replace(model.options, context=value)
+        )
+        for model in models
+        for value in VARIANTS["context"]
+    )

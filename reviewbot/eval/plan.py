@@ -84,7 +84,9 @@ def _plan_model(case_set: CaseSet, model: ModelUnderTest, cache: AnswerCache) ->
     requests = cached = input_tokens = output_tokens = 0
     usd: float | None = 0.0
     for case in case_set.cases:
-        ready = prepare(case.parsed(), options, ReviewContext(title=case.title, description=case.description))
+        # Function context reads the case's head files; a case without them is reviewed with its diff alone.
+        heads = case.head_texts() if options.context == "function" else None
+        ready = prepare(case.parsed(), options, ReviewContext(title=case.title, description=case.description), heads)
         prepared.append((case, ready))
         costs = plan_costs(ready)
         for request, request_costs in zip(ready.plan.requests, costs.requests, strict=True):

@@ -175,6 +175,14 @@ def _notes(report: Report) -> list[str]:
                 f"The cost of {_code(score.label)} is unknown: its price is not in the table; add input_price= and "
                 "output_price= to its --model."
             )
+        if score.without_heads:
+            shown = ", ".join(_code(case_id) for case_id in score.without_heads[:5])
+            more = " …" if len(score.without_heads) > 5 else ""
+            notes.append(
+                f"{_code(score.label)}: {len(score.without_heads)} of {plural(len(score.cases), 'case')} carry no head "
+                f"files ({shown}{more}), so function context could not be added: they were reviewed with the diff "
+                "alone, as with context=diff."
+            )
         failed = [case.run.case.id for case in score.cases if case.failed_requests]
         if failed:
             shown = ", ".join(_code(case_id) for case_id in failed[:5]) + (" …" if len(failed) > 5 else "")

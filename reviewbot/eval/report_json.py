@@ -23,6 +23,8 @@ null means "not defined here" (no label to catch, no finding, an unknown price):
           "cost_usd": 0.13, "usd_per_review": 0.0021, "usd_per_caught": 0.0041,
           "answers": {"sent": 0, "cached": 64}, "failed_requests": 0,
           "seconds_per_review": {"median": 3.2, "p90": 7.9},
+          "context": "diff",                # REVIEWBOT_CONTEXT of this row (see --variant)
+          "cases_without_head_files": [],   # with "function": cases reviewed with the diff alone
           "judged": {                       # null without --judge: by location and judge
             "caught": 24, "recall": 0.32, "recall_ci": [0.22, 0.43],
             "hits": 25, "precision": 0.179, "precision_ci": [0.12, 0.25],
@@ -141,6 +143,8 @@ def _model(score: ModelScore) -> dict[str, Any]:
         "answers": {"sent": score.sent_answers, "cached": score.cached_answers},
         "failed_requests": score.failed_requests,
         "seconds_per_review": {"median": score.seconds_median, "p90": score.seconds_p90},
+        "context": score.context,
+        "cases_without_head_files": list(score.without_heads),
         "judged": _judged(score.judged) if score.judged is not None else None,
         "cases": [_case(case) for case in score.cases],
     }

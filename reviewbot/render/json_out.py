@@ -51,6 +51,7 @@ def result_to_dict(result: ReviewResult, cost: CostReport) -> dict[str, Any]:
             "capped": repairs.capped,
             "below_threshold": repairs.below_threshold,
             "invalid_json": repairs.invalid_json,
+            "on_context": repairs.on_context,
         },
         "usage": {
             "requests": usage.requests,

@@ -46,6 +46,7 @@ _REPAIR_WORDS = (
     ("capped", "left out by the findings cap"),
     ("below_threshold", "below the minimum severity"),
     ("invalid_json", "replies needed a JSON repair"),
+    ("on_context", "on context lines outside the diff, kept as file notes"),
 )
 
 

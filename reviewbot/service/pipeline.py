@@ -38,6 +38,7 @@ from typing import Final, Literal, ParamSpec, TypeVar
 
 import anyio
 
+from reviewbot.engine.context import head_paths
 from reviewbot.engine.diff import parse_diff
 from reviewbot.engine.fallback import ModelChain
 from reviewbot.engine.incremental import restrict_to_changes
@@ -55,6 +56,7 @@ from reviewbot.github.draft import (
     fingerprints_of_review,
     head_marker_of,
 )
+from reviewbot.github.head_files import fetch_head_files
 from reviewbot.github.notes import is_failure_note
 from reviewbot.github.posting import (
     ReviewRefused,
@@ -315,7 +317,11 @@ class ReviewPipeline:
                     diff = restrict_to_changes(diff, await anyio.to_thread.run_sync(parse_diff, changes))
                     incremental_base = last
         options = apply_repo_config(ReviewOptions.from_settings(self._settings), config)
-        prepared = await _in_thread(prepare, diff, options, ReviewContext(title=pr.title, description=pr.body))
+        heads = None
+        if options.context == "function":
+            heads = await fetch_head_files(github, pr.repo, pr.head_sha, head_paths(diff, options.rules))
+        context = ReviewContext(title=pr.title, description=pr.body)
+        prepared = await _in_thread(prepare, diff, options, context, heads)
         info = ReviewContextInfo(
             head_sha=pr.head_sha,
             incremental_base=incremental_base,
