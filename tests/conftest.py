@@ -119,6 +119,19 @@ def fake_github(github_server: FakeGitHub) -> FakeGitHub:
     return github_server
 
 
+#: The API key the ``endpoint`` fixture configures; no output may ever show it.
+ENDPOINT_KEY = "sk-cli-test"
+
+
+@pytest.fixture
+def endpoint(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    """The fake model endpoint as REVIEWBOT_BASE_URL, with a key and no retries (every answer is scripted)."""
+    monkeypatch.setenv("REVIEWBOT_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("REVIEWBOT_API_KEY", ENDPOINT_KEY)
+    monkeypatch.setenv("REVIEWBOT_MAX_RETRIES", "0")
+    return fake_openai
+
+
 @pytest.fixture
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No settings leak in from the machine: no keys or tokens, no .env file in the working directory."""

@@ -32,14 +32,6 @@ BUG = {
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
-@pytest.fixture
-def endpoint(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    monkeypatch.setenv("REVIEWBOT_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("REVIEWBOT_API_KEY", "sk-cli-test")
-    monkeypatch.setenv("REVIEWBOT_MAX_RETRIES", "0")
-    return fake_openai
-
-
 def test_dry_run_shows_the_plan_without_a_key(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["review", str(LEEWAY), "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -51,14 +51,6 @@ def finding(line: int, quote: str, title: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def endpoint(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    monkeypatch.setenv("REVIEWBOT_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("REVIEWBOT_API_KEY", "sk-cli-test")
-    monkeypatch.setenv("REVIEWBOT_MAX_RETRIES", "0")
-    return fake_openai
-
-
 def git(*args: str) -> None:
     subprocess.run(["git", *args], check=True, capture_output=True)
 

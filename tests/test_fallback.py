@@ -34,14 +34,6 @@ BUG: dict[str, Any] = {
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
-@pytest.fixture
-def endpoint(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    monkeypatch.setenv("REVIEWBOT_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("REVIEWBOT_API_KEY", "sk-fallback-test")
-    monkeypatch.setenv("REVIEWBOT_MAX_RETRIES", "0")
-    return fake_openai
-
-
 def by_model(failing: Reply, answer: Reply | None = None) -> Any:
     """The configured model (qwen3-coder-30b) fails as ``failing``; any other model answers."""
     ok = answer or Reply.json({"findings": [BUG]}, usage=TokenUsage(prompt_tokens=1_000, completion_tokens=100))
