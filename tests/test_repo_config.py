@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from reviewbot.engine.filters import FilterRules
 from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.repo_config import RepoConfig, apply_repo_config, parse_repo_config
@@ -86,3 +88,10 @@ def test_applying_narrows_the_operator_options() -> None:
 
 def test_applying_the_defaults_changes_nothing() -> None:
     assert apply_repo_config(base_options(), RepoConfig()) == base_options()
+
+
+def test_the_repositorys_own_config_reads_without_problems() -> None:
+    own = (Path(__file__).resolve().parents[1] / ".github" / "reviewbot.toml").read_bytes()
+    config = parse_repo_config(own, [])
+    assert config.problems == ()
+    assert "reviewbot/eval/starter/**" in config.exclude
