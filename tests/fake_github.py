@@ -60,7 +60,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -150,6 +150,7 @@ class Fault:
     delay: float = 0.0
     after_success: bool = False
     accept: str | None = None
+    meanwhile: Callable[[], None] | None = field(default=None, compare=False)
 
     @classmethod
     def error(
@@ -182,6 +183,12 @@ class Fault:
             "x-ratelimit-resource": "core",
         }
         return cls.error(method, path, status, message=PRIMARY_MESSAGE, headers=headers)
+
+    @classmethod
+    def while_answering(cls, method: str, path: str, action: Callable[[], None], *, accept: str | None = None) -> Fault:
+        """Run ``action`` once the request has arrived and before it is answered: something that
+        happens elsewhere while the request is in flight (a push, a webhook delivered)."""
+        return cls(method, path, accept=accept, meanwhile=action)
 
     @classmethod
     def slow(cls, method: str, path: str, seconds: float) -> Fault:
@@ -604,6 +611,8 @@ class FakeGitHub:
                 await asyncio.sleep(half_latency)
             if fault is not None and fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault is not None and fault.meanwhile is not None:
+                await asyncio.to_thread(fault.meanwhile)
             if fault is not None and fault.status is not None and not fault.after_success:
                 response: Response = _json(fault.body, fault.status, fault.headers)
             else:

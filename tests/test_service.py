@@ -560,3 +560,27 @@ def test_a_review_github_refuses_in_every_form_fails_the_job_at_once_instead_of_
     posts = harness.github.requests_to("POST", REVIEWS_PATH)
     assert [len(post.json["comments"]) for post in posts] == [1, 0, 0]
     assert harness.github.reviews(REPO, NUMBER) == []
+
+
+def test_a_push_while_the_diff_is_fetched_drops_the_job_before_the_model_is_paid(harness: Harness) -> None:
+    newer = JobRequest(
+        installation_id=INSTALLATION,
+        repo=REPO,
+        pr_number=NUMBER,
+        head_sha=NEW_HEAD,
+        base_sha=BASE,
+        full_review=False,
+        trigger="pull_request.synchronize",
+    )
+
+    def push() -> None:
+        harness.store.record_delivery("d-push", "pull_request", "synchronize", INSTALLATION, REPO, job=newer)
+
+    harness.github.push(Fault.while_answering("GET", f"/repos/{REPO}/pulls/{NUMBER}", push, accept="diff"))
+
+    outcome = harness.run()
+
+    assert outcome.state == "dropped"
+    assert "newer head" in (outcome.note or "")
+    assert harness.model.requests == []
+    assert harness.github.reviews(REPO, NUMBER) == []

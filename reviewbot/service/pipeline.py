@@ -9,7 +9,8 @@ same way. The order matters for the guarantees GitHub users see:
 4. the rules come from the base branch, so a PR cannot change how it is reviewed;
 5. only commits new since the last reviewed head are reviewed, anchored on the PR's diff;
 6. before the model is called, the estimated cost is checked against the monthly budgets; over
-   one, a note takes the review's place;
+   one, a note takes the review's place; and a job for a newer head queued meanwhile ends this
+   one, whose review could not be posted anyway;
 7. every model request made is written to the cost ledger, posted or not, and a part that
    failed is logged with its reason (the review only counts them);
 8. the App's job keeps the model's result until the job ends, so a retry after a failed post
@@ -290,6 +291,9 @@ class ReviewPipeline:
                 return _Engine(None, kept.result, kept.info, kept.cost)
         try:
             engine = await self._run_engine(request, pr, config, start)
+        except _Superseded:
+            note = "a job for a newer head was queued while the diff was fetched; the model was not asked for this one"
+            return Reviewed("dropped", note, pr, config)
         except _OverBudget as over:
             if start is None or not request.by_app:  # a person's run: no note on the PR
                 return Reviewed("dropped", f"{_over_budget(over.check)}; no model was called", pr, config)
@@ -348,6 +352,8 @@ class ReviewPipeline:
                 raise _OverBudget(budget)
             if budget.unchecked:
                 info = dataclasses.replace(info, notes=(budgets.unchecked_note(budget, self._settings.model),))
+        if prepared.plan.requests and await self._superseded(request, pr):
+            raise _Superseded
         if prepared.plan.requests:
             async with self._model(self._settings.model_copy(update={"model": options.model})) as client:
                 result = await execute(prepared, client)
@@ -360,6 +366,15 @@ class ReviewPipeline:
         metrics.observe_model_calls(result.calls, options.prices)
         _log_failed_parts(prepared, result)
         return _Engine(prepared, result, info, review_cost(result, options.prices))
+
+    async def _superseded(self, request: ReviewRequest, pr: PullRequest) -> bool:
+        """Whether a job for a newer head was queued since this one started. Its review could not be
+        posted (the head is checked again before posting), so the model is not paid for it."""
+        if self._store is None or not request.by_app or request.command:
+            return False
+        return await _in_thread(
+            self._store.newer_job_exists, pr.repo, pr.number, pr.head_sha, after_job_id=request.job_id
+        )
 
     async def _post_budget_note(
         self, pr: PullRequest, config: RepoConfig, check: budgets.BudgetCheck, start: _Start
@@ -436,6 +451,10 @@ def _over_budget(check: budgets.BudgetCheck) -> str:
     status = check.exceeded
     assert status is not None
     return f"over the {status.limit.scope} budget ({status.limit.setting})"
+
+
+class _Superseded(Exception):
+    """A push came in after the job started: its own job reviews the newer head (raised before the model is called)."""
 
 
 class _OverBudget(Exception):
