@@ -166,3 +166,12 @@ def test_a_path_that_climbs_out_of_the_checkout_is_never_read(tmp_path: Path) ->
 )
 def test_the_head_of_a_range(revisions: str, head: str | None) -> None:
     assert head_files.head_revision(revisions) == head
+
+
+def test_the_dry_run_says_how_many_files_function_context_widened(
+    repository: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["review", "--git", "HEAD~1..HEAD", "--context", "function", "--dry-run"]) == 0
+    assert "Context: function: 1 file widened to their enclosing functions or classes" in capsys.readouterr().out
+    assert main(["review", "--git", "HEAD~1..HEAD", "--dry-run"]) == 0
+    assert "Context:" not in capsys.readouterr().out

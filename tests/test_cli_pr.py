@@ -449,3 +449,13 @@ def test_the_app_reviews_with_function_context_when_set(
     app = app_service(github, model, tmp_path)
     assert app.run(CALC_NUMBER, CALC_HEAD) == "done"
     assert "4 ~def total(items, limit):" in model.requests[0].body["messages"][1]["content"]
+
+
+def test_the_app_reviews_with_function_context_when_the_repository_asks_for_it(
+    github: FakeGitHub, model: FakeOpenAI, tmp_path: Path
+) -> None:
+    calc_pull(github)
+    github.set_file(REPO, "main", ".github/reviewbot.toml", 'context = "function"\n')
+    app = app_service(github, model, tmp_path)
+    assert app.run(CALC_NUMBER, CALC_HEAD) == "done"
+    assert "4 ~def total(items, limit):" in model.requests[0].body["messages"][1]["content"]

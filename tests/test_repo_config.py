@@ -4,7 +4,7 @@ from pathlib import Path
 
 from reviewbot.engine.filters import FilterRules
 from reviewbot.engine.price_layers import Prices
-from reviewbot.engine.repo_config import RepoConfig, apply_repo_config, parse_repo_config
+from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig, apply_repo_config, parse_repo_config
 from reviewbot.engine.review import ReviewOptions
 from reviewbot.severity import Severity
 
@@ -95,3 +95,14 @@ def test_the_repositorys_own_config_reads_without_problems() -> None:
     config = parse_repo_config(own, [])
     assert config.problems == ()
     assert "reviewbot/eval/starter/**" in config.exclude
+
+
+def test_a_repository_can_ask_for_function_context_and_a_bad_value_is_a_problem() -> None:
+    options = base_options()
+    config = parse_repo_config(b'context = "function"\n', [])
+    assert config.problems == ()
+    assert apply_repo_config(options, config).context == "function"
+    assert apply_repo_config(options, parse_repo_config(b"", [])).context == options.context
+    bad = parse_repo_config(b'context = "everything"\n', [])
+    (problem,) = bad.problems
+    assert problem == f'{CONFIG_PATH}: context must be "diff" or "function", not \'everything\'; the default applies'

@@ -45,6 +45,7 @@ class RepoConfig:
     extra_instructions: str = ""
     model: str | None = None
     monthly_budget: float | None = None  # USD per calendar month, never above the operator's per-repo budget
+    context: str | None = None  # "diff" or "function" (REVIEWBOT_CONTEXT for this repository)
     problems: tuple[str, ...] = ()
 
 
@@ -101,6 +102,7 @@ def apply_repo_config(options: ReviewOptions, config: RepoConfig) -> ReviewOptio
         min_severity=config.min_severity or options.min_severity,
         extra_instructions=instructions,
         model=config.model or options.model,
+        context=config.context or options.context,
     )
 
 
@@ -154,6 +156,12 @@ def _budget(value: object, _: Sequence[str]) -> float:
     return float(value)
 
 
+def _context(value: object, _: Sequence[str]) -> str:
+    if value not in ("diff", "function"):
+        raise ValueError(f'must be "diff" or "function", not {value!r}')
+    return str(value)
+
+
 _READERS = {
     "enabled": _bool,
     "include": _globs,
@@ -164,4 +172,5 @@ _READERS = {
     "extra_instructions": _instructions,
     "model": _model,
     "monthly_budget": _budget,
+    "context": _context,
 }

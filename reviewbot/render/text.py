@@ -237,6 +237,12 @@ def render_plan_text(prepared: Prepared, *, color: bool = False) -> str:
             clean(f"  {gap.path}:{_range(gap.start_line, gap.end_line)} — {gap.reason}") for gap in plan.not_reviewed
         ]
     lines += ["", *_plan_totals(plan, costs)]
+    if prepared.options.context == "function":
+        widened = sum(1 for file in prepared.reviewable if any(h.context_before or h.context_after for h in file.hunks))
+        lines.append(
+            f"Context: function: {plural(widened, 'file')} widened to their enclosing functions or classes "
+            f"(at most {prepared.options.context_max_tokens:,} tokens a hunk)."
+        )
     lines.append(_price_line(prepared))
     lines += ["", "Use --format json to see the exact messages each request would send."]
     return "\n".join(lines) + "\n"
