@@ -343,3 +343,17 @@ def test_a_review_github_refuses_in_every_form_fails_at_once_with_one_note(recov
     (note,) = bot_reviews(recovery)
     assert FAILURE_NOTE in note["body"]
     assert "GitHub refused" in note["body"]
+
+
+def test_a_job_whose_worker_died_on_every_attempt_gets_the_note_too(recovery: Harness) -> None:
+    job_id = recovery.enqueue()
+    claimed = recovery.store.claim_job("died", lease_seconds=0.0)  # its one attempt; the worker never came back
+    assert claimed is not None
+
+    job = work(recovery, job_id, max_attempts=1)
+
+    assert job.state == "failed"
+    (note,) = bot_reviews(recovery)
+    assert FAILURE_NOTE in note["body"]
+    assert "stopped its worker on every attempt" in note["body"]
+    assert recovery.model.requests == []

@@ -359,3 +359,27 @@ def test_a_job_behind_a_running_one_of_its_pull_request_starts_once_that_one_end
         assert events == [("start", first_id), ("end", first_id), ("start", second_id), ("end", second_id)]
 
     asyncio.run(main())
+
+
+def test_a_job_whose_worker_died_on_its_last_attempt_is_failed_and_on_failed_hears_of_it(store: Store) -> None:
+    job_id = enqueue(store)
+    # Its last attempt (of one), taken long ago by a worker that died: the lease ran out.
+    claimed = store.claim_job("dead", lease_seconds=0.0)
+    assert claimed is not None
+    assert claimed.attempts == 1
+    told: list[tuple[int, str]] = []
+
+    async def handler(job: Job) -> JobOutcome:
+        raise AssertionError("an abandoned job is not run again")
+
+    async def on_failed(job: Job, error: BaseException) -> None:
+        told.append((job.id, type(error).__name__))
+
+    worker = Worker(
+        store, handler, worker_id="w1", lease_seconds=5, max_attempts=1, poll_interval=0.05, on_failed=on_failed
+    )
+    asyncio.run(run_until([worker], finished(store, job_id)))
+    job = state_of(store, job_id)
+    assert job.state == "failed"
+    assert "lease expired" in (job.last_error or "")
+    assert told == [(job_id, "JobAbandoned")]

@@ -28,7 +28,7 @@ from reviewbot.errors import (
 from reviewbot.github.client import GitHubClient
 from reviewbot.github.posting import ReviewRefused, post_failure_note
 from reviewbot.service.pipeline import ModelFactory, ReviewPipeline, ReviewRequest
-from reviewbot.service.worker import JobOutcome, PermanentJobError, TransientJobError
+from reviewbot.service.worker import JobAbandoned, JobOutcome, PermanentJobError, TransientJobError
 from reviewbot.settings import Settings
 from reviewbot.store.records import Job
 from reviewbot.store.store import Store
@@ -117,6 +117,8 @@ def _reason(error: BaseException) -> str | None:
         return "the model gave no usable answer, on every attempt"
     if any(isinstance(cause, GitHubTransient | GitHubRateLimited) for cause in causes):
         return "GitHub kept failing or rate-limiting the requests it needs"
+    if any(isinstance(cause, JobAbandoned) for cause in causes):
+        return "the review stopped its worker on every attempt (a pull request too large for it, perhaps)"
     return "reviewbot met an error of its own"
 
 

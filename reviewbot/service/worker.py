@@ -39,6 +39,10 @@ BACKOFF_CAP_SECONDS: Final = 15 * 60.0
 MAX_ERROR_CHARS: Final = 500
 
 
+class JobAbandoned(Exception):
+    """A job failed because its worker stopped (the lease expired) on each of its attempts."""
+
+
 class TransientJobError(Exception):
     """The job failed for a reason that may pass (rate limit, 5xx, timeout); try it again later.
 
@@ -164,12 +168,27 @@ class Worker:
 
     async def _claim(self) -> Job | None:
         try:
+            abandoned = await asyncio.to_thread(self._store.fail_abandoned, self._max_attempts)
+            for job in abandoned:
+                await self._abandoned(job)
             return await asyncio.to_thread(
                 self._store.claim_job, self.worker_id, self._lease, max_attempts=self._max_attempts
             )
         except StoreError as exc:
             log.error("cannot claim a job: %s", exc)
             return None
+
+    async def _abandoned(self, job: Job) -> None:
+        """A job whose worker stopped on every attempt (it ran out of memory, say) was failed: say so
+        in the log, and let ``on_failed`` tell the pull request."""
+        log.error("job %s %s: failed: its worker stopped on every one of its attempts", job.id, _label(job))
+        metrics.observe_review("failed", 0.0)
+        if self._on_failed is None:
+            return
+        try:
+            await self._on_failed(job, JobAbandoned(f"job {job.id}: its worker stopped on every attempt"))
+        except Exception:
+            log.exception("job %s %s: failed, and what follows a failure failed too", job.id, _label(job))
 
     async def _run_job(self, job: Job) -> None:
         label = _label(job)

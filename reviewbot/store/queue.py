@@ -20,6 +20,8 @@ _INSERT_QUEUED: Final = (
     "INSERT INTO jobs (kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger,"
     " attempts, last_error, state, not_before, created_at, updated_at) VALUES"
 )
+#: Why a job whose worker stopped on its last attempt was failed.
+ABANDONED: Final = "the worker stopped heartbeating (lease expired) on its last attempt"
 #: What coalescing reads of a queued job.
 _QUEUED_COLUMNS: Final = (
     "id, kind, repo, pr_number, installation_id, head_sha, base_sha, full_review, trigger, attempts, last_error"
@@ -203,11 +205,10 @@ class QueueMixin(StoreBase):
         with self._write() as tx:
             if max_attempts is not None:
                 tx.execute(
-                    "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = ?,"
-                    " last_error = 'the worker stopped heartbeating (lease expired) on its last attempt'"
+                    "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = ?, last_error = ?"
                     " WHERE id IN (SELECT id FROM jobs"
                     " WHERE state = 'running' AND lease_until < ? AND attempts >= ?{skip_locked})",
-                    (now, now, max_attempts),
+                    (now, ABANDONED, now, max_attempts),
                 )
             while True:
                 row = tx.one(_DUE, (now, now))
@@ -218,6 +219,23 @@ class QueueMixin(StoreBase):
             claimed = tx.one("SELECT * FROM jobs WHERE id = ?", (row["id"],))
         assert claimed is not None
         return Job._from_row(claimed)
+
+    def fail_abandoned(self, max_attempts: int, now: float | None = None) -> list[Job]:
+        """Mark failed the running jobs whose lease expired on their last attempt (their worker died
+        every time, so they are not run again), and return them, so that someone says so."""
+        now = time.time() if now is None else now
+        with self._write() as tx:
+            rows = tx.all(
+                "SELECT * FROM jobs WHERE state = 'running' AND lease_until < ? AND attempts >= ? ORDER BY id"
+                "{skip_locked}",
+                (now, max_attempts),
+            )
+            for row in rows:
+                tx.execute(
+                    "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = ?, last_error = ? WHERE id = ?",
+                    (now, ABANDONED, row["id"]),
+                )
+        return [Job._from_row(row) for row in rows]
 
     def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float, *, now: float | None = None) -> bool:
         """Extend the lease; False when ``worker_id`` no longer holds the job."""
