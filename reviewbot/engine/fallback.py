@@ -10,7 +10,6 @@ so a review does not wait out the same outage for every request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -36,7 +35,6 @@ class ModelChain:
             raise ValueError("a model chain needs at least one client")
         self._clients = tuple(clients)
         self._first = 0
-        self._lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelClient | ModelChain:
@@ -75,9 +73,8 @@ class ModelChain:
                     raise
                 failures.append(f"{client.model}: {exc}")
                 continue
-            if position > start:
-                async with self._lock:
-                    self._first = max(self._first, position)
+            # No await between reading and writing it: concurrent requests cannot interleave here.
+            self._first = max(self._first, position)
             return reply
         raise AssertionError("unreachable: the last client raises or answers")
 

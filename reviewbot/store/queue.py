@@ -224,12 +224,13 @@ class QueueMixin(StoreBase):
         """Mark failed the running jobs whose lease expired on their last attempt (their worker died
         every time, so they are not run again), and return them, so that someone says so."""
         now = time.time() if now is None else now
+        abandoned = "SELECT {columns} FROM jobs WHERE state = 'running' AND lease_until < ? AND attempts >= ?"
+        # Runs before every claim: a read first, so the usual answer (none) takes no write lock.
+        with self._read() as tx:
+            if tx.one(abandoned.format(columns="1") + " LIMIT 1", (now, max_attempts)) is None:
+                return []
         with self._write() as tx:
-            rows = tx.all(
-                "SELECT * FROM jobs WHERE state = 'running' AND lease_until < ? AND attempts >= ? ORDER BY id"
-                "{skip_locked}",
-                (now, max_attempts),
-            )
+            rows = tx.all(abandoned.format(columns="*") + " ORDER BY id{skip_locked}", (now, max_attempts))
             for row in rows:
                 tx.execute(
                     "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = ?, last_error = ? WHERE id = ?",
