@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -266,7 +267,14 @@ def _action(args: argparse.Namespace) -> int:
     assert reviewed is not None
     if reviewed.result is None or outcome.cost is None:
         return EXIT_OK
+    # The review quotes the model, which a pull request can steer: a line of it reading "::error …"
+    # or "::stop-commands::…" would be a workflow command. The runner ignores commands between
+    # ::stop-commands::TOKEN and ::TOKEN:: (an unguessable token), so the text goes between them.
+    # https://docs.github.com/en/actions/writing-workflows/choosing-what-your-workflow-does/workflow-commands-for-github-actions#stopping-and-starting-workflow-commands
+    token = secrets.token_hex(16)
+    print(f"::stop-commands::{token}")
     sys.stdout.write(render_result(reviewed.result, "text", cost=outcome.cost))
+    print(f"::{token}::")
     if sarif is not None:
         Path(sarif).write_text(render_result(reviewed.result, "sarif", cost=outcome.cost) + "\n", encoding="utf-8")
     if outcome.review_url:

@@ -327,3 +327,22 @@ def test_the_action_yml_step_runs_the_command_with_the_inputs_it_was_given(
     (review,) = fake_github.reviews(REPO, NUMBER)
     assert fake_github.comments(REPO, NUMBER) == []  # min-severity critical left the high finding out
     assert runner.outputs()["review-url"].endswith(f"#pullrequestreview-{review['id']}")
+
+
+def test_workflow_commands_the_model_writes_are_not_run(
+    fake_github: FakeGitHub, runner: Runner, model: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pull request can steer the model into writing lines that the runner would take as commands.
+    planted = dict(BUG, body="Fine.\n::error file=README.md,line=1::planted\n::stop-commands::planted-token")
+    model.set_default(lambda body: Reply.json({"findings": [planted]}))
+    runner.event(OPENED)
+    assert main(["action"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    stop = next(i for i, line in enumerate(lines) if line.startswith("::stop-commands::"))
+    token = lines[stop].removeprefix("::stop-commands::")
+    resume = lines.index(f"::{token}::")
+    assert len(token) >= 32
+    planted_at = [i for i, line in enumerate(lines) if "::error file=README.md" in line or "planted-token" in line]
+    assert planted_at
+    assert all(stop < i < resume for i in planted_at)
