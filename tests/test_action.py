@@ -346,3 +346,27 @@ def test_workflow_commands_the_model_writes_are_not_run(
     planted_at = [i for i, line in enumerate(lines) if "::error file=README.md" in line or "planted-token" in line]
     assert planted_at
     assert all(stop < i < resume for i in planted_at)
+
+
+def test_pull_request_target_reviews_and_posts_a_fork_pull_request(
+    fake_github: FakeGitHub, runner: Runner, model: FakeOpenAI
+) -> None:
+    # pull_request_target runs in the base repository, with its secrets and a token that can write.
+    runner.event(fork_of(OPENED), name="pull_request_target")
+    assert main(["action"]) == 0
+
+    (review,) = fake_github.reviews(REPO, NUMBER)
+    assert review["user"]["login"] == WORKFLOW_LOGIN
+    assert runner.outputs()["review-url"].endswith(f"#pullrequestreview-{review['id']}")
+
+
+@pytest.mark.parametrize("full_name", ["octo/x\n", "octo/..", "../x", "octo/x/y"])
+def test_an_event_naming_no_repository_is_refused_before_github_is_asked(
+    fake_github: FakeGitHub, runner: Runner, full_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = copy.deepcopy(OPENED)
+    event["pull_request"]["base"]["repo"]["full_name"] = full_name
+    runner.event(event)
+    assert main(["action"]) == 2
+    assert "is not OWNER/NAME" in capsys.readouterr().out
+    assert fake_github.requests == []

@@ -18,7 +18,6 @@ summary but not posted.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from reviewbot.errors import ConfigError, GitHubAuthError, ReviewbotError
 from reviewbot.github.client import GitHubClient
 from reviewbot.render.markdown import code_span
 from reviewbot.render.model_text import neutralise_line
+from reviewbot.repos import REPO_FULL_NAME
 from reviewbot.service.pipeline import ModelFactory, Reviewed, ReviewPipeline, ReviewRequest
 from reviewbot.settings import Settings, load_settings
 
@@ -42,8 +42,6 @@ ACTIONS_LOGIN: Final = "github-actions[bot]"
 #: Dependabot's pull requests run like a fork's: no secrets, a read-only token.
 DEPENDABOT: Final = "dependabot[bot]"
 
-_REPO: Final = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-
 
 @dataclass(frozen=True, slots=True)
 class ActionRun:
@@ -51,7 +49,6 @@ class ActionRun:
 
     event_name: str
     event_path: Path
-    repository: str
     api_url: str
     actor: str
     output_path: Path | None
@@ -68,7 +65,6 @@ class ActionRun:
         return cls(
             event_name=environ["GITHUB_EVENT_NAME"],
             event_path=Path(environ["GITHUB_EVENT_PATH"]),
-            repository=environ.get("GITHUB_REPOSITORY", ""),
             api_url=environ.get("GITHUB_API_URL") or "https://api.github.com",
             actor=environ.get("GITHUB_ACTOR", ""),
             output_path=_path(environ.get("GITHUB_OUTPUT")),
@@ -112,7 +108,7 @@ class PullRequestEvent:
         if isinstance(number, bool) or number < 1:
             raise ConfigError("the event's pull_request.number is not a pull request number")
         repo = _field(_field(_field(pull, "base", dict), "repo", dict), "full_name", str)
-        if not _REPO.match(repo):
+        if not REPO_FULL_NAME.match(repo):
             raise ConfigError(f"the event's pull_request.base.repo.full_name {repo!r} is not OWNER/NAME")
         head_repo = _field(pull, "head", dict).get("repo")
         head_name = head_repo.get("full_name") if isinstance(head_repo, dict) else None
@@ -148,7 +144,10 @@ async def run_action(
     """Review the event's pull request, write the step's outputs and summary, and say how it went."""
     if event.action == "closed":
         return _finish(run, ActionOutcome(None, None, skipped="the pull request was closed; nothing to review"))
-    without_secrets = event.from_fork or DEPENDABOT in (run.actor, event.author)
+    # On pull_request a fork's run gets no secrets and a read-only token; pull_request_target runs
+    # in the base repository with both (and reviewbot checks out nothing of the fork).
+    fork_run = event.from_fork and run.event_name == "pull_request"
+    without_secrets = fork_run or DEPENDABOT in (run.actor, event.author)
     if without_secrets and settings.api_key is None:
         why = "comes from a fork" if event.from_fork else "was opened by Dependabot"
         skipped = (
