@@ -224,3 +224,19 @@ def test_comments_cut_from_the_body_leave_the_markers_at_its_end() -> None:
     assert len(body) <= MAX_BODY
     assert (head_marker_of(body), job_marker_of(body)) == (HEAD, 5)
     assert fingerprints_of_review(body) < {fingerprint(finding) for finding in findings}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[docs](https://example.com)@admin",
+        "<https://x.io>@org/team",
+        "[x](https://a.io)octo/repo#1",
+        'https://a.io"@admin',
+        "**https://a.io**@admin",
+    ],
+)
+def test_a_mention_right_after_a_link_is_still_neutralised(text: str) -> None:
+    out = neutralise(text)
+    assert "\u2060" in out
+    assert out.replace("\u2060", "") == text

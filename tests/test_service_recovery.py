@@ -19,6 +19,7 @@ import pytest
 from fake_github import FakeGitHub, Fault
 from fake_openai import FakeOpenAI, Reply
 from reviewbot.github.draft import fingerprints_of_review
+from reviewbot.github.notes import FAILED_MARKER, failure_note, is_failure_note
 from reviewbot.money import ledger
 from reviewbot.service.worker import TransientJobError, Worker
 from reviewbot.store.records import Job
@@ -357,3 +358,9 @@ def test_a_job_whose_worker_died_on_every_attempt_gets_the_note_too(recovery: Ha
     assert FAILURE_NOTE in note["body"]
     assert "stopped its worker on every attempt" in note["body"]
     assert recovery.model.requests == []
+
+
+def test_a_failure_marker_quoted_in_a_review_s_text_does_not_make_it_a_note() -> None:
+    assert is_failure_note(failure_note(HEAD, "the model gave no usable answer"))
+    quoted = f"The finding quotes {FAILED_MARKER} in its text.\n\n{marker(HEAD)}"
+    assert not is_failure_note(quoted)

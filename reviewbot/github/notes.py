@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reviewbot.github.draft import HEAD_MARKER, head_marker_of
+from reviewbot.github.draft import HEAD_MARKER, head_marker_of, trailer_of
 from reviewbot.github.reviews import PostedReview
 from reviewbot.render.markdown import code_span
 
@@ -28,7 +28,7 @@ def failure_note(head_sha: str, reason: str) -> str:
 
 def is_failure_note(body: str | None) -> bool:
     """Whether a review of ours is the note that its head could not be reviewed."""
-    return FAILED_MARKER in (body or "")
+    return FAILED_MARKER in trailer_of(body or "")
 
 
 def failure_note_for(reviews: Iterable[PostedReview], head_sha: str) -> PostedReview | None:

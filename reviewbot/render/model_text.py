@@ -34,8 +34,11 @@ _HTML_BLOCK: Final = re.compile(r" {0,3}<")
 _BACKTICKS: Final = re.compile(r"`+")
 _BLANK_LINE: Final = re.compile(r"\n[ \t]*\n")
 _HTML_COMMENT: Final = re.compile(r"<!--.*?-->", re.DOTALL)
-# A URL GitHub autolinks is a link, and text in a link mentions no one.
-_URL: Final = re.compile(r"(?:https?://|www\.)[A-Za-z0-9][^\s<]*")
+# A URL GitHub autolinks is a link, and text in a link mentions no one. It ends at a character
+# that closes Markdown or HTML around it (")", ">", "]", quotes, emphasis): what follows, such as
+# "[docs](https://x.io)@admin", is text again. A URL with one of them inside has its tail treated
+# as text, which at worst puts a word joiner into it; a mention must never pass as a URL.
+_URL: Final = re.compile(r"(?:https?://|www\.)[A-Za-z0-9][^\s<>()\[\]\"'`*_]*")
 # "@" as a mention starts: not after a letter, digit or underscore (that is an e-mail address).
 _MENTION: Final = re.compile(r"(?<![A-Za-z0-9_])@(?=[A-Za-z0-9])")
 _CROSS_REFERENCE: Final = re.compile(r"(?<![A-Za-z0-9_./-])([A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+)#(?=[0-9])")
