@@ -111,6 +111,8 @@ def test_the_report_shows_what_each_scripted_model_did(
             "input_tokens": 1000 * len(CASES),
             "output_tokens": 100 * len(CASES),
             "reasoning_tokens": 0,
+            "cached_tokens": 0,
+            "estimated_requests": 0,
         }
         assert model["cost_usd"] == pytest.approx(len(CASES) * ANSWER_USD)
         assert model["usd_per_review"] == pytest.approx(ANSWER_USD)

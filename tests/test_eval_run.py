@@ -267,3 +267,17 @@ def test_the_terminal_sees_progress_per_model_and_a_question_before_paying(
     # Nothing left to send: nothing to ask.
     plan, _ = planned(folder, [spec(endpoint), spec(endpoint, "label=second")], tmp_path / "cache")
     assert confirm(plan, stream, lambda: "n")
+
+
+def test_a_rerun_of_answers_without_usage_keeps_them_estimated(endpoint: FakeOpenAI, tmp_path: Path) -> None:
+    # An endpoint that reports no usage: the token counts are estimates, and stay so from the cache.
+    endpoint.set_default(lambda body: Reply.no_usage({"findings": []}))
+    folder = write_cases(tmp_path / "set")
+    first = run(folder, [spec(endpoint)], tmp_path / "cache")
+    endpoint.reset()
+    again = run(folder, [spec(endpoint)], tmp_path / "cache")
+
+    assert endpoint.requests == []
+    for before, after in zip(first.models[0].cases, again.models[0].cases, strict=True):
+        assert before.result.usage.estimated
+        assert after.result.usage == before.result.usage

@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from reviewbot.engine.usage import Usage
+from reviewbot.render.json_out import usage_to_dict
 
 # Bumped when the key or the file changes meaning: old answers are then simply not found.
 _VERSION = 1
+#: The token counts an answer keeps (requests is always 1); older files lack the last two.
+_COUNTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "estimated_requests")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +105,8 @@ class AnswerCache:
             usage = data["usage"]
             return Answer(
                 text=data["text"],
-                usage=Usage(
-                    input_tokens=usage["input_tokens"],
-                    output_tokens=usage["output_tokens"],
-                    reasoning_tokens=usage["reasoning_tokens"],
-                    requests=1,
-                    cost_usd=usage["cost_usd"],
-                ),
+                # Every field, so a rerun prices (or does not) exactly as the first run did.
+                usage=Usage(**{name: usage.get(name, 0) for name in _COUNTS}, requests=1, cost_usd=usage["cost_usd"]),
                 finish_reason=data["finish_reason"],
                 seconds=data["seconds"],
             )
@@ -129,12 +127,7 @@ class AnswerCache:
             "text": answer.text,
             "finish_reason": answer.finish_reason,
             "seconds": answer.seconds,
-            "usage": {
-                "input_tokens": answer.usage.input_tokens,
-                "output_tokens": answer.usage.output_tokens,
-                "reasoning_tokens": answer.usage.reasoning_tokens,
-                "cost_usd": answer.usage.cost_usd,
-            },
+            "usage": {**usage_to_dict(answer.usage), "cost_usd": answer.usage.cost_usd},
         }
         handle, temporary = tempfile.mkstemp(prefix=".answer-", dir=path.parent)
         try:

@@ -19,7 +19,8 @@ null means "not defined here" (no label to catch, no finding, an unknown price):
           "labels": 75, "caught": 31, "recall": 0.413, "recall_ci": [0.31, 0.53],
           "findings": 140, "hits": 33, "precision": 0.236, "precision_ci": [0.17, 0.31],
           "false_alarms": 107, "false_alarms_per_case": 1.78,
-          "usage": {"requests": 64, "input_tokens": 812345, "output_tokens": 45210, "reasoning_tokens": 0},
+          "usage": {"requests": 64, "input_tokens": 812345, "output_tokens": 45210, "reasoning_tokens": 0,
+                    "cached_tokens": 0, "estimated_requests": 0},
           "cost_usd": 0.13, "usd_per_review": 0.0021, "usd_per_caught": 0.0041,
           "answers": {"sent": 0, "cached": 64}, "failed_requests": 0,
           "seconds_per_review": {"median": 3.2, "p90": 7.9},
@@ -57,14 +58,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from reviewbot.engine.usage import Usage
 from reviewbot.eval.cases import label_to_dict
 from reviewbot.eval.metrics import CaseScore, Comparison, JudgedScore, ModelScore
 from reviewbot.eval.models import ModelUnderTest
 from reviewbot.eval.plan import RunPlan
 from reviewbot.eval.report import Report
 from reviewbot.eval.stats import RESAMPLES, SEED, Interval
-from reviewbot.render.json_out import finding_to_dict
+from reviewbot.render.json_out import finding_to_dict, usage_to_dict
 
 REPORT_SCHEMA = "reviewbot.eval.report/1"
 PLAN_SCHEMA = "reviewbot.eval.plan/1"
@@ -136,7 +136,7 @@ def _model(score: ModelScore) -> dict[str, Any]:
         "precision_ci": _interval(score.precision_interval),
         "false_alarms": score.false_alarms,
         "false_alarms_per_case": score.false_alarms_per_case,
-        "usage": _usage(score.usage),
+        "usage": usage_to_dict(score.usage),
         "cost_usd": score.usd,
         "usd_per_review": score.usd_per_review,
         "usd_per_caught": score.usd_per_caught,
@@ -166,7 +166,7 @@ def _judged(judged: JudgedScore) -> dict[str, Any]:
         "precision_ci": _interval(judged.precision_interval),
         "verdicts": judged.verdicts,
         "failed": judged.failed,
-        "usage": _usage(judged.usage),
+        "usage": usage_to_dict(judged.usage),
         "cost_usd": judged.usd,
         "answers": {"sent": judged.sent_answers, "cached": judged.cached_answers},
     }
@@ -192,7 +192,7 @@ def _case(score: CaseScore) -> dict[str, Any]:
         "id": case.id,
         "labels": labels,
         "findings": findings,
-        "usage": _usage(score.run.result.usage),
+        "usage": usage_to_dict(score.run.result.usage),
         "cost_usd": score.usd,
         "seconds": score.seconds,
         "failed_requests": score.failed_requests,
@@ -208,15 +208,6 @@ def _comparison(comparison: Comparison) -> dict[str, Any]:
         "difference": comparison.difference,
         "difference_ci": _interval(comparison.interval),
         "cost_ratio": comparison.cost_ratio,
-    }
-
-
-def _usage(usage: Usage) -> dict[str, int]:
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
     }
 
 

@@ -53,16 +53,21 @@ def result_to_dict(result: ReviewResult, cost: CostReport) -> dict[str, Any]:
             "invalid_json": repairs.invalid_json,
             "on_context": repairs.on_context,
         },
-        "usage": {
-            "requests": usage.requests,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "estimated_requests": usage.estimated_requests,  # token counts the endpoint did not report
-        },
+        "usage": usage_to_dict(usage),
         "cost": _cost(cost),
         "requests_planned": result.requests_planned,
+    }
+
+
+def usage_to_dict(usage: Usage) -> dict[str, int]:
+    """Token counts as JSON (the endpoint's own cost is the cost's, not the usage's)."""
+    return {
+        "requests": usage.requests,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "estimated_requests": usage.estimated_requests,  # token counts the endpoint did not report
     }
 
 
