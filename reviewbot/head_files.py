@@ -8,6 +8,7 @@ A file that cannot be read is left out; the review then shows that file's hunks 
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ from reviewbot.errors import InputError
 
 #: Larger files are left out: a generated or data file says little around a hunk.
 MAX_HEAD_BYTES = 2_000_000
+#: Files read for one review at most; a diff of thousands of files gets context for the first ones.
+MAX_FILES = 100
 _GIT_TIMEOUT = 60
 
 
@@ -36,9 +39,7 @@ def from_git(revisions: str, paths: Iterable[str]) -> dict[str, str]:
         root = Path(_git("rev-parse", "--show-toplevel").decode("utf-8", errors="replace").strip())
         return from_folder(root, paths)
     texts: dict[str, str] = {}
-    for path in paths:
-        if not _safe(path):
-            continue
+    for path in _first_safe(paths):
         try:
             # "REV:path" names the path from the top of the tree, wherever git runs.
             data = _git("cat-file", "blob", f"{revision}:{path}")
@@ -55,9 +56,7 @@ def from_folder(root: Path, paths: Iterable[str]) -> dict[str, str]:
         raise InputError(f"--repo-dir {root} is not a folder; point it at a checkout of the diff's new side")
     base = root.resolve()
     texts: dict[str, str] = {}
-    for path in paths:
-        if not _safe(path):
-            continue
+    for path in _first_safe(paths):
         file = (base / path).resolve()
         if not file.is_relative_to(base) or not file.is_file() or file.stat().st_size > MAX_HEAD_BYTES:
             continue
@@ -66,6 +65,11 @@ def from_folder(root: Path, paths: Iterable[str]) -> dict[str, str]:
         except OSError:
             continue
     return texts
+
+
+def _first_safe(paths: Iterable[str]) -> list[str]:
+    """The first :data:`MAX_FILES` paths that stay inside their repository."""
+    return list(itertools.islice((path for path in paths if _safe(path)), MAX_FILES))
 
 
 def _safe(path: str) -> bool:

@@ -175,3 +175,11 @@ def test_the_dry_run_says_how_many_files_function_context_widened(
     assert "Context: function: 1 file widened to their enclosing functions or classes" in capsys.readouterr().out
     assert main(["review", "--git", "HEAD~1..HEAD", "--dry-run"]) == 0
     assert "Context:" not in capsys.readouterr().out
+
+
+def test_head_files_are_read_for_the_first_hundred_paths_only(tmp_path: Path) -> None:
+    paths = [f"f{number}.py" for number in range(head_files.MAX_FILES + 50)]
+    for path in paths:
+        (tmp_path / path).write_text("x = 1\n", "utf-8")
+    read = head_files.from_folder(tmp_path, ["../outside.py", *paths])
+    assert sorted(read) == sorted(paths[: head_files.MAX_FILES])

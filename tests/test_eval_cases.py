@@ -125,3 +125,11 @@ def test_a_missing_set_says_what_to_name(tmp_path: Path) -> None:
     (tmp_path / CASES_FILE).write_text("\n", "utf-8")
     with pytest.raises(InputError, match=r"holds no case"):
         load_set(str(tmp_path))
+
+
+def test_a_set_is_never_written_over_a_folder_that_holds_no_set(tmp_path: Path) -> None:
+    (tmp_path / "diffs").mkdir()
+    (tmp_path / "diffs" / "mine.diff").write_text("not yours", "utf-8")
+    with pytest.raises(InputError, match="holds no case set"):
+        write_set(tmp_path, [case("one")])
+    assert (tmp_path / "diffs" / "mine.diff").read_text("utf-8") == "not yours"

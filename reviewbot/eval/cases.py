@@ -323,10 +323,14 @@ def case_record(case: Case) -> dict[str, object]:
 
 
 def write_set(folder: Path, cases: Iterable[Case]) -> int:
-    """Write ``cases`` as a set in ``folder`` (created if missing; an existing set is replaced).
+    """Write ``cases`` as a set in ``folder`` (created if missing; an existing set is replaced, and
+    a non-empty folder without one is refused).
 
     Returns how many cases were written.
     """
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / CASES_FILE).is_file():
+        # Replacing a set clears its diffs and head files; a folder that holds no set is someone's.
+        raise InputError(f"{folder} is not empty and holds no case set ({CASES_FILE}); write the set to a new folder")
     diffs = folder / DIFFS_FOLDER
     diffs.mkdir(parents=True, exist_ok=True)
     for stale in diffs.glob("*.diff"):

@@ -12,8 +12,6 @@ modify existing source files count (a fix that adds or deletes a file is not a l
 from __future__ import annotations
 
 import re
-import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from reviewbot.errors import InputError
 from reviewbot.eval.cases import Case, Label, Source
 from reviewbot.eval.code_text import SOURCE_EXTENSIONS, is_comment, language_of
 from reviewbot.eval.paths import is_source_path, neutral_title
+from reviewbot.head_files import run_git
 
 DEFAULT_PATTERN = r"(?i)\b(fix(e[sd])?|fixing|bug(fix)?|regression|crash(es|ed)?|incorrect(ly)?|wrong(ly)?)\b"
 # Fixes of words, types, tooling or tests, not of behaviour a reviewer would catch.
@@ -207,12 +206,6 @@ def guess_licence(repo: Path, revision: str = "HEAD") -> str | None:
 
 
 def _git(repo: Path, *args: str) -> bytes:
-    command: Sequence[str] = ["git", "-C", str(repo), "-c", "core.quotepath=off", *args]
-    try:
-        completed = subprocess.run(command, capture_output=True, check=False, timeout=300)
-    except FileNotFoundError:
-        raise InputError("git is not installed or not on PATH; `eval build --git` needs it") from None
-    if completed.returncode != 0:
-        message = completed.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise InputError(f"`git {' '.join(args[:2])}` in {repo} failed: {message[0] if message else 'no message'}")
-    return completed.stdout
+    return run_git(
+        ["-C", str(repo), "-c", "core.quotepath=off", *args], shown=f"git {' '.join(args[:2])} in {repo}", timeout=300
+    )

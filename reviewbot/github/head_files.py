@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from reviewbot.engine.diff import decode
 from reviewbot.errors import GitHubError, GitHubRateLimited, GitHubTransient
 from reviewbot.github.client import GitHubClient
-from reviewbot.head_files import MAX_HEAD_BYTES
+from reviewbot.head_files import MAX_FILES, MAX_HEAD_BYTES
 
-#: Files fetched at once, and in all: each is one API request against the installation's quota.
+#: Files fetched at once: each is one API request against the installation's quota.
 AT_ONCE = 8
-MAX_FILES = 100
 
 
 async def fetch_head_files(github: GitHubClient, repo: str, ref: str, paths: Sequence[str]) -> dict[str, str]:
