@@ -141,3 +141,17 @@ def test_a_fallback_that_reports_no_usage_is_named_with_the_reason_its_cost_is_u
     share = "1 request to gpt-4o-mini (fallback), cost unknown: the endpoint reported no token counts; ~"
     assert note.startswith(share)
     assert "cost $" not in note
+
+
+def test_when_only_a_fallback_answered_the_json_names_its_price(
+    endpoint: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fallback = {"model": "my-finetune", "input_price": 1.0, "output_price": 2.0}
+    monkeypatch.setenv("REVIEWBOT_FALLBACK_MODELS", json.dumps([fallback]))
+    endpoint.set_default(by_model(Reply.status(503)))
+
+    assert main(["review", str(LEEWAY), "--format", "json"]) == 0
+    cost = json.loads(capsys.readouterr().out)["cost"]
+    assert cost["usd"] == pytest.approx(0.0012)
+    assert cost["price_source"] == "settings"
+    assert (cost["price"]["input"], cost["price"]["output"]) == (1.0, 2.0)

@@ -270,6 +270,8 @@ class Prices:
         self, usage: Usage, model: str, at: datetime | None = None, parts: Sequence[Usage] = ()
     ) -> Estimate | None:
         """What the tokens would cost at another provider's price of the same model, if the database knows one."""
+        if (other := self.for_model(model)) is not self:
+            return other.estimate(usage, model, at, parts)
         when = at or datetime.now(UTC)
         own = self.provider
         entry = self.table.entry(model)

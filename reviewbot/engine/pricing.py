@@ -9,7 +9,6 @@ labelled as an estimate.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,16 +84,19 @@ def review_cost(result: ReviewResult, prices: Prices, *, at: datetime | None = N
         cost_report(sum(parts, Usage()), model, prices, parts=parts, at=at) for model, parts in by_model.items()
     )
     known = all(report.usd is not None for report in reports)
-    total = sum(report.usd or 0.0 for report in reports)
-    whole = cost_report(result.usage, result.model, prices, at=at)
     sources = {report.source for report in reports}
-    return dataclasses.replace(
-        whole,
-        usd=total if known else None,
+    # One model answered every request (a fallback, the configured one having failed): its price is
+    # the review's. Several did: each share names its own, and the whole names none.
+    only = reports[0] if len(reports) == 1 else None
+    return CostReport(
+        model=result.model,
+        usage=result.usage,
+        usd=sum(report.usd or 0.0 for report in reports) if known else None,
         source=sources.pop() if known and len(sources) == 1 else ("price table" if known else "unknown"),
         missing=tuple(dict.fromkeys(side for report in reports for side in report.missing)),
-        partial_usd=None,
-        estimate=None,
+        comparisons=prices.comparisons(result.usage, at, [part for parts in by_model.values() for part in parts]),
+        price_source=only.price_source if only is not None else None,
+        quote=only.quote if only is not None else None,
         by_model=reports,
     )
 

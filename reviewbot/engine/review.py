@@ -45,6 +45,8 @@ class Reply(Protocol):
     def usage(self) -> Usage: ...
     @property
     def finish_reason(self) -> str | None: ...
+    @property
+    def model(self) -> str: ...  # the model that answered ("" when the client does not say)
 
 
 class Completer(Protocol):
@@ -312,7 +314,7 @@ async def _ask(client: Completer, request: PlannedRequest, schema: dict[str, Any
         parsed = parse_reply(reply.text)
         outcome = "ok" if parsed.problem is None else "invalid_json"
         # A fallback may have answered: the call is its, and is priced by its price.
-        answered_by = getattr(reply, "model", "") or model
+        answered_by = reply.model or model
         calls.append(ModelCall(request.index, answered_by, reply.usage, time.monotonic() - started, outcome))
         return reply, parsed
 

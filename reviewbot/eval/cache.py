@@ -88,6 +88,7 @@ class Answer:
     usage: Usage
     finish_reason: str | None
     seconds: float
+    model: str = ""  # the engine's Reply: "" leaves the model under test as the one that answered
 
 
 class AnswerCache:
