@@ -42,7 +42,6 @@ from reviewbot.settings import Settings
 from reviewbot.store.records import COMMAND_TRIGGER, JobRequest
 from reviewbot.store.store import Store
 
-SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 _SIGNATURE_PREFIX: Final = "sha256="
 _HEX_DIGEST: Final = re.compile("[0-9a-f]{64}")  # GitHub sends the hex digest in lower case
 #: Who may ask for a review with a comment: the repository's owner, its organisation's members,
@@ -81,16 +80,6 @@ class SignatureCheck:
     def matches(self) -> bool:
         """Whether the body fed so far is what was signed, compared in constant time."""
         return hmac.compare_digest(self._mac.digest(), self._expected)
-
-
-def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
-    """Whether ``header`` (the ``X-Hub-Signature-256`` value) is ``sha256=`` + the HMAC-SHA256 of
-    ``body`` under ``secret``. No header, or an empty secret, is invalid."""
-    check = SignatureCheck.from_header(secret, header)
-    if check is None:
-        return False
-    check.update(body)
-    return check.matches()
 
 
 def sign(secret: bytes, body: bytes) -> str:
