@@ -326,10 +326,15 @@ class FakeGitHub:
         self.webhook_secret: str = "fake-webhook-secret-" + secrets.token_hex(8)
         self.port = 0
         self._tokens: dict[str, tuple[int, datetime]] = {}  # installation token → (installation, expiry)
+        # GitHub may refuse a token it has just issued until its replicas know it: each new token
+        # is answered 401 for its first ``new_token_lag`` requests.
+        self.new_token_lag = 0
+        self._lagging: dict[str, int] = {}
         self._loopback = LoopbackServer("fake-github")
         self._clear()
 
     def _clear(self) -> None:
+        self.new_token_lag = 0
         self._pulls: dict[tuple[str, int], _Pull] = {}
         self._files: dict[tuple[str, str, str], bytes] = {}
         self._compares: dict[tuple[str, str, str], bytes] = {}
@@ -664,7 +669,10 @@ class FakeGitHub:
                         raise _Reply(_json(_error_body(403, "Resource not accessible by integration"), 403))
                     return WORKFLOW_LOGIN
                 issued = self._tokens.get(credential)
-            if issued is not None and issued[1] > datetime.now(UTC):
+                lagging = self._lagging.get(credential, 0)
+                if lagging:
+                    self._lagging[credential] = lagging - 1
+            if issued is not None and issued[1] > datetime.now(UTC) and not lagging:
                 return self.bot_login
         raise _Reply(_json(_error_body(401, "Bad credentials"), 401))
 
@@ -695,6 +703,8 @@ class FakeGitHub:
         token = "ghs_" + secrets.token_urlsafe(27).replace("-", "A").replace("_", "B")[:36]
         expires = (datetime.now(UTC) + TOKEN_LIFETIME).replace(microsecond=0)
         self._tokens[token] = (installation, expires)
+        if self.new_token_lag:
+            self._lagging[token] = self.new_token_lag
         body = {
             "token": token,
             "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -18,6 +18,7 @@ import pytest
 
 from fake_github import FakeGitHub, Fault
 from fake_openai import FakeOpenAI, Reply
+from reviewbot.github.auth import _AppAuth
 from reviewbot.github.draft import fingerprints_of_review
 from reviewbot.github.notes import FAILED_MARKER, failure_note, is_failure_note
 from reviewbot.money import ledger
@@ -123,11 +124,32 @@ def test_a_revoked_installation_token_is_replaced_once_and_the_review_posted(rec
     assert len(github.requests_to("POST", TOKENS_PATH)) == issued + 1
 
 
-def test_a_token_refused_right_after_it_was_issued_fails_the_job_at_once_as_a_configuration_error(
-    recovery: Harness, caplog: pytest.LogCaptureFixture
+@pytest.fixture
+def no_waits(monkeypatch: pytest.MonkeyPatch) -> tuple[float, ...]:
+    """The waits before a new token is tried again, at no time (the count is what matters)."""
+    waits = tuple(0.0 for _ in _AppAuth.fresh_token_waits)
+    monkeypatch.setattr(_AppAuth, "fresh_token_waits", waits)
+    return waits
+
+
+def test_a_token_github_refuses_right_after_issuing_it_is_tried_again_and_the_review_posted(
+    recovery: Harness, no_waits: tuple[float, ...]
 ) -> None:
-    # GitHub refuses the token, then the one it has just issued in its place too.
-    recovery.github.push(*[Fault.error("GET", f"/repos/{REPO}/pulls/{NUMBER}", 401, message="Bad credentials")] * 2)
+    recovery.github.revoke_tokens()
+    recovery.github.new_token_lag = len(no_waits)  # refused until its last try
+
+    job = work(recovery, recovery.enqueue())
+
+    assert job.state == "done"
+    assert len(bot_reviews(recovery)) == 1
+
+
+def test_a_token_refused_right_after_it_was_issued_fails_the_job_at_once_as_a_configuration_error(
+    recovery: Harness, caplog: pytest.LogCaptureFixture, no_waits: tuple[float, ...]
+) -> None:
+    # GitHub refuses the token, then the one it has just issued in its place, on every try.
+    refused = Fault.error("GET", f"/repos/{REPO}/pulls/{NUMBER}", 401, message="Bad credentials")
+    recovery.github.push(*[refused] * (2 + len(no_waits)))
 
     with caplog.at_level(logging.INFO, logger="reviewbot"):
         job = work(recovery, recovery.enqueue())

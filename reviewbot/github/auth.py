@@ -3,6 +3,7 @@ auth flow with its shared token caches."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -11,7 +12,7 @@ import threading
 from collections.abc import AsyncGenerator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -57,11 +58,16 @@ class _AppAuth(AppAuth):
     ("Revoke an installation access token": it "is invalidated and cannot be used") is answered
     401 "Bad credentials" for every request until the cache lets it go. So a 401 to a request made with a token drops
     that token, and the request is sent once more with a new one from ``POST
-    /app/installations/{id}/access_tokens``; a 401 to that one too is a configuration error.
+    /app/installations/{id}/access_tokens``; a 401 to that one too, still after
+    :attr:`fresh_token_waits`, is a configuration error.
     """
 
-    # The request may be sent twice, so httpx must keep its body.
+    # The request may be sent again, so httpx must keep its body.
     requires_request_body = True
+    #: How long to wait before sending a request again with a token GitHub refused right after
+    #: issuing it: a new token can take a moment to reach every replica (octokit's auth-app
+    #: retries such a 401 for 5 s). Only then is the refusal a configuration error.
+    fresh_token_waits: ClassVar[tuple[float, ...]] = (1.0, 2.0)
 
     def _get_api_route(self, url: httpx.URL) -> httpx.URL:
         base = self.github.config.base_url.raw_path
@@ -71,7 +77,9 @@ class _AppAuth(AppAuth):
         return httpx.URL(raw.decode("ascii"))
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        for fresh in (False, True):
+        fresh = False
+        waits = iter(self.fresh_token_waits)
+        while True:
             flow = super().async_auth_flow(request)
             try:
                 sent = await anext(flow)
@@ -87,6 +95,10 @@ class _AppAuth(AppAuth):
             if response.status_code != 401 or scheme != "token":
                 return
             where = f"{request.method} {request.url.path}"
+            if fresh and (wait := next(waits, None)) is not None:
+                # A token GitHub has just issued may be refused until its replicas know it.
+                await asyncio.sleep(wait)
+                continue
             if fresh:
                 await response.aread()
                 said = error_body(response)[0] or "no message"
@@ -101,6 +113,7 @@ class _AppAuth(AppAuth):
                 where,
             )
             await self._forget_token(token)
+            fresh = True
 
     async def _forget_token(self, token: str) -> None:
         """Drop ``token`` from the cache, unless a concurrent request already replaced it."""
