@@ -302,3 +302,20 @@ def test_a_request_still_too_long_after_a_split_fails_naming_the_context_window_
     (reason,) = {failure.reason for failure in result.failed}
     assert "maximum context length is 8192 tokens" in reason
     assert "set REVIEWBOT_CONTEXT_WINDOW" in reason
+
+
+def test_a_cut_answer_is_not_asked_again_in_halves_past_the_prompt_token_cap(fake_openai: FakeOpenAI) -> None:
+    # The plan fits the cap; asking again in halves would send the prompt a second time and pass it.
+    diff = parse_diff(LEEWAY.read_bytes())
+    planned = prepare(diff, options()).plan.estimated_tokens
+    fake_openai.set_default(lambda body: cut_answer() if len(shown_files(body)) > 1 else halves_answer(body))
+
+    result = run(fake_openai, prepare(diff, options(max_input_tokens=planned + planned // 2)))
+
+    assert len(fake_openai.requests) == 1
+    assert [(f.path, f.line) for f in result.findings] == [("src/itsdangerous/timed.py", 155)]
+    reasons = {gap.reason for gap in result.not_reviewed}
+    assert len(reasons) == 1
+    reason = reasons.pop()
+    assert "cut at the 1,024-token limit" in reason
+    assert "REVIEWBOT_MAX_INPUT_TOKENS" in reason

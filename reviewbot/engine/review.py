@@ -212,10 +212,12 @@ async def execute(
     total = len(prepared.plan.requests)
     done = 0
 
+    room = _CapRoom.of(prepared.plan)
+
     async def one(request: PlannedRequest) -> list[_Asked]:
         nonlocal done
         assert client is not None
-        asked = await _ask_splitting(client, request, schema, prepared, split_too_long=True)
+        asked = await _ask_splitting(client, request, schema, prepared, room, split_too_long=True)
         done += 1
         if on_progress is not None:
             on_progress(done, total)
@@ -264,12 +266,41 @@ async def execute(
     )
 
 
+@dataclass(slots=True)
+class _CapRoom:
+    """How much of each of the plan's caps (REVIEWBOT_MAX_COST, REVIEWBOT_MAX_INPUT_TOKENS) the
+    requests sent so far are estimated to take: asking again in halves must stay under them too."""
+
+    caps: tuple[Cap, ...]
+    used: list[float]
+
+    @classmethod
+    def of(cls, plan: Plan) -> _CapRoom:
+        caps = plan.budget.caps
+        return cls(caps, [sum(cap.measure(request.estimated_tokens) for request in plan.requests) for cap in caps])
+
+    def take(self, requests: Sequence[PlannedRequest]) -> Cap | None:
+        """Count ``requests`` against the caps; or, counting nothing, the cap they would pass."""
+        costs = [sum(cap.measure(request.estimated_tokens) for request in requests) for cap in self.caps]
+        for cap, used, cost in zip(self.caps, self.used, costs, strict=True):
+            if used + cost > cap.limit:
+                return cap
+        self.used = [used + cost for used, cost in zip(self.used, costs, strict=True)]
+        return None
+
+
 async def _ask_splitting(
-    client: Completer, request: PlannedRequest, schema: dict[str, Any], prepared: Prepared, *, split_too_long: bool
+    client: Completer,
+    request: PlannedRequest,
+    schema: dict[str, Any],
+    prepared: Prepared,
+    room: _CapRoom,
+    *,
+    split_too_long: bool,
 ) -> list[_Asked]:
     """Ask, and when the answer was cut at the token limit, ask again in two halves (down to one
     hunk); when the endpoint found the request too long for the model, split it once. The cut
-    answer's complete findings are kept either way."""
+    answer's complete findings are kept either way. No split passes the plan's caps."""
     options = prepared.options
     outcome = await _ask(client, request, schema, options)
     if not (outcome.cut or (outcome.too_long and split_too_long)):
@@ -278,11 +309,23 @@ async def _ask_splitting(
     halves = split_request(request, prompt) if prompt is not None else None
     if halves is None:
         return [_Asked(request, outcome)]
+    if (cap := room.take(halves)) is not None:
+        said = f"; not asked again in halves: {cap.reason} would be passed"
+        return [
+            _Asked(
+                request,
+                dataclasses.replace(
+                    outcome,
+                    cut=f"{outcome.cut}{said}" if outcome.cut else None,
+                    failure=f"{outcome.failure}{said}" if outcome.failure else None,
+                ),
+            )
+        ]
     first = dataclasses.replace(outcome, cut=None, failure=None, too_long=False)
     # A request too long once is split once: its halves' own refusals are failures that say why.
     again = split_too_long and not outcome.too_long
     parts = await gather_or_cancel(
-        [_ask_splitting(client, half, schema, prepared, split_too_long=again) for half in halves]
+        [_ask_splitting(client, half, schema, prepared, room, split_too_long=again) for half in halves]
     )
     return [_Asked(request, first), *(item for part in parts for item in part)]
 
