@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from reviewbot.engine import price_db
 from reviewbot.engine.price_db import DbModel, DbProvider
 from reviewbot.engine.price_table import Entry, Price, PriceTable, default_price_table, normalise_model_name
+from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
 from reviewbot.engine.usage import Usage
 from reviewbot.errors import ConfigError
 from reviewbot.settings import DEFAULT_BASE_URL
@@ -100,6 +101,11 @@ class Quote:
             assert usd is not None  # no side is missing
             total += usd
         return total
+
+    def request_cost(self, prompt_tokens: int, output_tokens: int = ESTIMATED_OUTPUT_TOKENS) -> float | None:
+        """What one request of ``prompt_tokens`` is estimated to cost, with a typical answer (or
+        ``output_tokens``); None if a side it needs has no price."""
+        return self.cost((Usage(prompt_tokens, output_tokens, requests=1),))
 
     def describe(self) -> str:
         if self.filled_from is None:

@@ -31,7 +31,6 @@ from reviewbot.engine.result import (
     ReviewResult,
     SkippedFile,
 )
-from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
 from reviewbot.engine.usage import Usage
 from reviewbot.errors import ConfigError, ContextLengthError, ModelAuthError, ModelError
 from reviewbot.settings import Settings
@@ -121,7 +120,7 @@ class ReviewOptions:
             )
 
         def request_cost(tokens: int) -> float:
-            usd = quote.cost((Usage(tokens, ESTIMATED_OUTPUT_TOKENS, requests=1),))
+            usd = quote.request_cost(tokens)
             assert usd is not None  # both sides are known
             return usd
 

@@ -119,8 +119,7 @@ class CachingCompleter:
         """The most this request may cost: its estimated prompt and a full answer (None without prices)."""
         model = self._endpoint.model
         quote = model.options.prices.quote(model.model)
-        worst = Usage(estimate_messages(messages), model.settings.max_output_tokens, requests=1)
-        return quote.cost((worst,)) if quote is not None else None
+        return quote.request_cost(estimate_messages(messages), model.settings.max_output_tokens) if quote else None
 
     def _cost(self, usage: Usage, worst: float) -> float:
         model = self._endpoint.model

@@ -27,8 +27,6 @@ from reviewbot.engine.plan import Plan
 from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.pricing import format_usd
 from reviewbot.engine.repo_config import CONFIG_PATH, RepoConfig
-from reviewbot.engine.tokens import ESTIMATED_OUTPUT_TOKENS
-from reviewbot.engine.usage import Usage
 from reviewbot.github.draft import HEAD_MARKER, trailer_of
 from reviewbot.money.ledger import Spend, month_start, next_month_start, spend_since
 from reviewbot.render.markdown import code_span
@@ -106,11 +104,8 @@ def estimate_cost(
     missing = quote.price.missing(1, 1)  # every request has input and output tokens
     if missing:
         return None, missing
-    usd = quote.cost(
-        [Usage(request.estimated_tokens, ESTIMATED_OUTPUT_TOKENS, requests=1) for request in plan.requests]
-    )
-    assert usd is not None  # both sides are known
-    return usd, ()
+    costs = [quote.request_cost(request.estimated_tokens) for request in plan.requests]
+    return sum(usd for usd in costs if usd is not None), ()  # both sides are known: none is None
 
 
 def check_budgets(
