@@ -82,6 +82,8 @@ APP_ID: Final = 123456
 #: The login a GitHub Actions run's ``GITHUB_TOKEN`` acts as.
 WORKFLOW_LOGIN: Final = "github-actions[bot]"
 WEB: Final = "https://github.com"
+#: Larger files are served by the contents API without their content.
+CONTENTS_INLINE_LIMIT: Final = 1024 * 1024
 DOCS: Final = "https://docs.github.com/rest"
 MAX_DIFF_FILES: Final = 300
 MAX_DIFF_LINES: Final = 20_000
@@ -1098,16 +1100,19 @@ class FakeGitHub:
     def _content_json(self, repo: str, ref: str, path: str, data: bytes) -> dict[str, Any]:
         encoded = base64.b64encode(data).decode()
         wrapped = "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60)) + "\n"
+        # Files of 1-100 MB come without their content ("encoding": "none"); the raw media type has it.
+        # https://docs.github.com/rest/repos/contents#get-repository-content
+        large = len(data) > CONTENTS_INLINE_LIMIT
         api = f"https://api.github.com/repos/{repo}/contents/{quote(path)}?ref={ref}"
         html = f"{WEB}/{repo}/blob/{ref}/{quote(path)}"
         sha = f"{abs(hash((repo, ref, path))):040x}"[:40]
         return {
             "type": "file",
-            "encoding": "base64",
+            "encoding": "none" if large else "base64",
             "size": len(data),
             "name": path.rsplit("/", 1)[-1],
             "path": path,
-            "content": wrapped,
+            "content": "" if large else wrapped,
             "sha": sha,
             "url": api,
             "git_url": f"https://api.github.com/repos/{repo}/git/blobs/{sha}",

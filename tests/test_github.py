@@ -508,6 +508,21 @@ def test_get_file_returns_the_bytes_or_none_for_a_missing_file_or_a_directory(fa
     assert with_app(fake_github, read) == [b'model = "x"\n', bytes(range(256)), None, None]
 
 
+def test_a_file_over_a_megabyte_comes_raw_and_one_over_max_bytes_is_never_fetched(fake_github: FakeGitHub) -> None:
+    big = b"x = 1\n" * 400_000  # 2.4 MB: the contents API sends it without content
+    fake_github.set_file(REPO, "main", "big.py", big)
+
+    async def read(github: GitHubClient) -> list[bytes | None]:
+        return [
+            await github.get_file(REPO, "big.py", "main"),
+            await github.get_file(REPO, "big.py", "main", max_bytes=2_000_000),
+        ]
+
+    assert with_app(fake_github, read) == [big, None]
+    raw = [r for r in fake_github.requests_to("GET", f"/repos/{REPO}/contents/big.py") if "raw" in r.headers["accept"]]
+    assert len(raw) == 1  # only for the read without a limit
+
+
 # -- reviews ----------------------------------------------------------------------------------
 
 RIGHT_ONE = ReviewComment(path="app/service.py", body="Injection.", line=14, side=Side.RIGHT)

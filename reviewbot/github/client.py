@@ -280,8 +280,9 @@ class GitHubClient:
             raise
         return decode(response.content)
 
-    async def get_file(self, repo: str, path: str, ref: str) -> bytes | None:
-        """A file's bytes at ``ref``; None when there is no such file (or it is a directory)."""
+    async def get_file(self, repo: str, path: str, ref: str, *, max_bytes: int | None = None) -> bytes | None:
+        """A file's bytes at ``ref``; None when there is no such file (or it is a directory), or
+        when it is larger than ``max_bytes`` (then its bytes are never fetched)."""
         owner, name = _split_repo(repo)
         url_path = quote(path.lstrip("/"), safe="/")
         try:
@@ -292,6 +293,9 @@ class GitHubClient:
             return None
         data = response.json()
         if isinstance(data, list) or data.get("type") != "file":
+            return None
+        size = data.get("size")
+        if max_bytes is not None and isinstance(size, int) and size > max_bytes:
             return None
         content = data.get("content")
         if data.get("encoding") == "base64" and isinstance(content, str):

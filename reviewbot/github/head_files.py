@@ -28,11 +28,12 @@ async def fetch_head_files(github: GitHubClient, repo: str, ref: str, paths: Seq
     async def one(path: str) -> tuple[str, bytes | None]:
         async with gate:
             try:
-                return path, await github.get_file(repo, path, ref)
+                # A PR can touch a line of a 90 MB file: its size is read before its bytes.
+                return path, await github.get_file(repo, path, ref, max_bytes=MAX_HEAD_BYTES)
             except (GitHubRateLimited, GitHubTransient):
                 raise
             except GitHubError:
                 return path, None  # refused or unreadable: this file is reviewed with its diff alone
 
     fetched = await asyncio.gather(*(one(path) for path in paths[:MAX_FILES]))
-    return {path: decode(data) for path, data in fetched if data is not None and len(data) <= MAX_HEAD_BYTES}
+    return {path: decode(data) for path, data in fetched if data is not None}
