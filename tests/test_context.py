@@ -88,9 +88,10 @@ def test_a_head_text_that_is_not_the_diffs_new_file_is_not_used() -> None:
     file, head = fixture_file("flask-73a47a0db1a1", "examples/minitwit/minitwit.py")
     stale = head.replace("    followed = False\n", "    followd = False\n", 1)
     assert extend_file(file, stale, max_tokens=1_000) is None
-    files, mismatched = extend_files([file], {file.path: stale}, 1_000)
+    files, without = extend_files([file], {file.path: stale}, 1_000)
     assert files == (file,)
-    assert mismatched == (file.path,)
+    assert without == (file.path,)
+    assert extend_files([file], {}, 1_000) == ((file,), (file.path,))  # no head text at all
 
 
 def test_two_hunks_in_one_function_show_each_line_once() -> None:

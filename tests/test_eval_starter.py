@@ -88,7 +88,7 @@ def test_every_starter_case_carries_head_files_that_hold_its_diff() -> None:
                 assert matches(file, split_lines(heads[file.path])), (case.id, file.path)
         # The planted or undone bug sits in a file with its head text.
         assert {label.path for label in case.labels} <= set(heads), case.id
-        extended, mismatched = extend_files(files, heads, 1_000)
-        assert mismatched == ()
+        extended, without = extend_files(files, heads, 1_000)
+        assert without == ()
         widened += any(hunk.context_before or hunk.context_after for file in extended for hunk in file.hunks)
     assert widened >= len(STARTER_SET.cases) * 2 // 3

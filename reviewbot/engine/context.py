@@ -167,22 +167,30 @@ def extend_file(file: DiffFile, head_text: str, max_tokens: int) -> DiffFile | N
 def extend_files(
     files: Sequence[DiffFile], heads: Mapping[str, str], max_tokens: int
 ) -> tuple[tuple[DiffFile, ...], tuple[str, ...]]:
-    """Every file with its head text in ``heads`` extended; the paths whose head text does not
-    match the diff come back apart (they are reviewed with the diff alone)."""
+    """Every file with its head text in ``heads`` extended, and the paths reviewed with the diff
+    alone: those that need head text and have none, then those whose head text does not match."""
     extended: list[DiffFile] = []
+    missing: list[str] = []
     mismatched: list[str] = []
     for file in files:
-        text = heads.get(file.path)
-        wider = extend_file(file, text, max_tokens) if text is not None and file.new_path else None
-        if text is not None and file.new_path and wider is None:
+        text = heads.get(file.path) if needs_head(file) else None
+        wider = extend_file(file, text, max_tokens) if text is not None else None
+        if needs_head(file) and text is None:
+            missing.append(file.path)
+        elif text is not None and wider is None:
             mismatched.append(file.path)
         extended.append(wider or file)
-    return tuple(extended), tuple(mismatched)
+    return tuple(extended), (*missing, *mismatched)
+
+
+def needs_head(file: DiffFile) -> bool:
+    """Whether function context would read ``file``'s head text: it has a new side and hunks."""
+    return bool(file.new_path) and bool(file.hunks)
 
 
 def head_paths(diff: Diff, rules: FilterRules) -> list[str]:
     """The files whose head text function context needs: those reviewed that have a new side."""
-    return [file.path for file in select_files(diff, rules)[0] if file.new_path and file.hunks]
+    return [file.path for file in select_files(diff, rules)[0] if needs_head(file)]
 
 
 def context_lines(file: DiffFile) -> int:

@@ -156,10 +156,8 @@ def prepare(
     without: tuple[str, ...] = ()
     widened = False
     if options.context == "function" and heads is not None:
-        widened_files, mismatched = extend_files(reviewable, heads, options.context_max_tokens)
+        widened_files, without = extend_files(reviewable, heads, options.context_max_tokens)
         reviewable = list(widened_files)
-        missing = [file.path for file in reviewable if file.new_path and file.hunks and file.path not in heads]
-        without = (*missing, *mismatched)
         widened = any(context_lines(file) for file in reviewable)
     prompt_options = PromptOptions(
         context=context or ReviewContext(),
