@@ -3,7 +3,8 @@
 =================================================  =========  ===============================================
 metric                                             type       labels
 =================================================  =========  ===============================================
-``reviewbot_webhook_deliveries_total``             counter    ``event``, ``outcome`` (queued, ignored,
+``reviewbot_webhook_deliveries_total``             counter    ``event`` (one reviewbot handles, else
+                                                              other), ``outcome`` (queued, ignored,
                                                               duplicate, installation, ping)
 ``reviewbot_webhook_rejected_total``               counter    ``reason`` (signature, too_large, too_slow,
                                                               busy, bad_request, store_unavailable)

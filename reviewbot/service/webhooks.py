@@ -178,6 +178,11 @@ class Router:
 
         return decorate
 
+    @property
+    def events(self) -> frozenset[str]:
+        """The events some handler is registered for."""
+        return frozenset(event for event, _ in self._handlers)
+
     def handles(self, event: str, action: str | None = None) -> bool:
         return (event, action) in self._handlers or (event, None) in self._handlers
 
