@@ -324,7 +324,12 @@ async def _ask_splitting(
     parts = await gather_or_cancel(
         [_ask_splitting(client, half, schema, prepared, room, split_too_long=again) for half in halves]
     )
-    return [_Asked(request, first), *(item for part in parts for item in part)]
+    asked = [item for part in parts for item in part]
+    # The halves reviewed the cut answer's lines again: a finding they made on a line it already
+    # had is the same finding in other words, and theirs (complete) is kept.
+    again_at = {(c.path, c.line, c.side) for item in asked for c in item.outcome.candidates}
+    kept = tuple(c for c in first.candidates if (c.path, c.line, c.side) not in again_at)
+    return [_Asked(request, dataclasses.replace(first, candidates=kept)), *asked]
 
 
 async def gather_or_cancel(jobs: Sequence[Any]) -> list[Any]:
