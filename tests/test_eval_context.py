@@ -52,6 +52,17 @@ def test_a_heads_folder_outside_the_set_is_refused(tmp_path: Path, capsys: pytes
     assert "heads '../..' is not a folder inside the set's folder" in capsys.readouterr().err
 
 
+def test_a_head_file_that_links_out_of_the_set_is_never_read(tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY", "utf-8")
+    folder = write_cases(tmp_path / "set", CASES_WITH_HEADS)
+    planted = folder / "heads" / "minitwit" / "stolen.py.head"
+    planted.symlink_to(secret)
+
+    (minitwit,) = [case for case in load_set(str(folder)).cases if case.id == "minitwit"]
+    assert [path for path, _ in minitwit.heads] == [MINITWIT]
+
+
 def test_each_model_runs_with_diff_and_with_function_context_side_by_side(endpoint: FakeOpenAI, tmp_path: Path) -> None:
     folder = write_cases(tmp_path / "set", CASES_WITH_HEADS)
     assert run(endpoint, folder, "--variant", "context=function", "-f", "json", "-o", str(tmp_path / "r.json")) == 0

@@ -55,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from reviewbot.engine.diff import Diff, DiffFile, Side, decode, parse_diff
 from reviewbot.errors import DiffError, InputError
+from reviewbot.head_files import MAX_HEAD_BYTES
 
 CASES_FILE = "cases.jsonl"
 STARTER = "reviewbot:starter"
@@ -256,8 +257,15 @@ def _read_heads(folder: Path, heads: str, where: str) -> tuple[tuple[str, bytes]
         raise InputError(f"{where}: heads {heads!r} is not a folder inside the set's folder")
     found = []
     for path in sorted(root.rglob(f"*{HEAD_SUFFIX}")):
-        if path.is_file() and path.resolve().is_relative_to(root):
-            found.append((path.relative_to(root).as_posix().removesuffix(HEAD_SUFFIX), path.read_bytes()))
+        # A link out of the folder (to ~/.ssh, say) would send that file to the model endpoint;
+        # a file larger than a review would read is left out, as a review leaves it out.
+        if not path.is_file() or not path.resolve().is_relative_to(root) or path.stat().st_size > MAX_HEAD_BYTES:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{where}: cannot read the head file {path.relative_to(root)}: {exc.strerror}") from None
+        found.append((path.relative_to(root).as_posix().removesuffix(HEAD_SUFFIX), data))
     return tuple(found)
 
 
