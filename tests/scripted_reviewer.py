@@ -6,6 +6,7 @@ reports the same usage, so what a run costs is known to the cent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,11 @@ def title_of(user: str) -> str:
 Script = Callable[[Case], list[dict[str, Any]]]
 
 
+def shows_file(user: str, path: str) -> bool:
+    """Whether a review request's user message shows the file ``path`` (a modified file's header has no status)."""
+    return re.search(rf"^File: {re.escape(path)}(?: \(.+\))?$", user, re.MULTILINE) is not None
+
+
 def reviewer(cases: Iterable[Case], script: Script) -> Callable[[dict[str, Any]], Reply]:
     """A responder for the fake endpoint: the findings ``script`` gives the case a request is about,
     restricted to the files the request shows."""
@@ -126,7 +132,7 @@ def reviewer(cases: Iterable[Case], script: Script) -> Callable[[dict[str, Any]]
 
     def answer(body: dict[str, Any]) -> Reply:
         user = body["messages"][1]["content"]
-        findings = [item for item in script(by_title[title_of(user)]) if f"File: {item['path']} (" in user]
+        findings = [item for item in script(by_title[title_of(user)]) if shows_file(user, item["path"])]
         return Reply.json({"findings": findings}, usage=USAGE)
 
     return answer

@@ -230,7 +230,6 @@ def test_reads_a_hunk_header_without_counts_as_one_line_on_each_side() -> None:
     (hunk,) = file.hunks
     assert (hunk.old_start, hunk.old_length, hunk.new_start, hunk.new_length) == (1, 1, 1, 1)
     assert _lines(file) == [("-", "old", 1, None), ("+", "new", None, 1)]
-    assert hunk.header() == "@@ -1,1 +1,1 @@"
 
 
 def test_reads_a_new_one_line_file_whose_header_omits_the_new_count() -> None:

@@ -12,7 +12,7 @@ from fake_openai import FakeOpenAI, Reply, TokenUsage
 from reviewbot.cli import main
 from reviewbot.engine.prompt import render_lines
 from reviewbot.eval.cases import STARTER, Case, load_set
-from scripted_reviewer import far_from_labels, on_labels
+from scripted_reviewer import far_from_labels, on_labels, shows_file
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CASES = load_set(STARTER).cases
@@ -41,7 +41,7 @@ def the_case(user: str) -> Case:
 def answer(body: dict[str, Any]) -> Reply:
     user = body["messages"][1]["content"]
     script = next(flags for name, _, _, flags in MODELS if name == body["model"])
-    findings = [item for item in script(the_case(user)) if f"File: {item['path']} (" in user]
+    findings = [item for item in script(the_case(user)) if shows_file(user, item["path"])]
     return Reply.json({"findings": findings}, usage=TokenUsage(1200, 150))
 
 

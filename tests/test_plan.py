@@ -126,3 +126,19 @@ def test_a_line_longer_than_the_window_is_cut_with_a_marker_and_the_request_fits
     content = request.messages[1]["content"]
     assert f"2 +{long_line[:800]} …[{len(long_line) - 800:,} more characters cut]\n" in content
     assert "3 +print(data)" in content
+
+
+def test_the_model_reads_one_numbering_and_a_files_status_only_when_it_is_not_a_plain_change() -> None:
+    diff = parse_diff(
+        "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -10,3 +10,3 @@ def handler(event):\n"
+        "     start()\n-    run(event)\n+    run(event, retries=3)\n     stop()\n"
+        "diff --git a/new.py b/new.py\nnew file mode 100644\n--- /dev/null\n+++ b/new.py\n@@ -0,0 +1 @@\n+x = 1\n"
+    )
+    user = plan_for(diff, 32_768).requests[0].messages[1]["content"]
+    assert (
+        "File: app.py\n@@ def handler(event):\n10      start()\nL11 -    run(event)\n11 +    run(event, retries=3)\n"
+        in user
+    )
+    assert "File: new.py (added)\n@@\n1 +x = 1\n" in user
+    # The hunk header's own numbers would be a second count to read lines by; the lines carry theirs.
+    assert "@@ -" not in user

@@ -53,7 +53,7 @@ UNIQUE_DELIVERIES = 150  # an `opened` per pull request, the rest `synchronize`
 DUPLICATES = 50  # 25 % of the 200 deliveries sent
 INITIAL_FILES = 2  # files of a pull request when it is opened; each push adds one
 SEED = 20250501
-_FILE_HEADER = re.compile(r"^File: (.+?) \((?:renamed from .+|[a-z-]+)\)$")
+_FILE_HEADER = re.compile(r"^File: (.+?)(?: \((?:renamed from .+|[a-z-]+)\))?$")
 _ADDED_LINE = re.compile(r"^(\d+) \+(.*\S.*)$")
 _FINGERPRINT = re.compile(r"<!-- reviewbot:fingerprint=([0-9a-f]{16}) -->")
 _REPEATED = re.compile(r"\((\d+) findings? already raised earlier not repeated\)")

@@ -101,10 +101,6 @@ class Hunk:
     def removed(self) -> int:
         return sum(1 for line in self.lines if line.kind == "-")
 
-    def header(self) -> str:
-        section = f" {self.section}" if self.section else ""
-        return f"@@ -{self.old_start},{self.old_length} +{self.new_start},{self.new_length} @@{section}"
-
 
 @dataclass(frozen=True, slots=True)
 class DiffFile:
