@@ -150,6 +150,8 @@ def test_a_database_with_two_running_jobs_for_a_pull_request_keeps_the_oldest_ru
     query(database_url, "DROP TABLE kept_results")
     query(database_url, "ALTER TABLE model_calls DROP COLUMN cached_tokens")
     query(database_url, "ALTER TABLE model_calls DROP COLUMN price_source")
+    query(database_url, "DROP INDEX deliveries_one_per_command_comment")
+    query(database_url, "ALTER TABLE deliveries DROP COLUMN command_comment_id")
     query(database_url, "DELETE FROM schema_version WHERE version >= ?", (ONE_RUNNING_VERSION,))
     query(
         database_url,

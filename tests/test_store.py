@@ -243,6 +243,20 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
             trigger=trigger,
         )
 
+    def command(repo: str, n: str, pr: int, comment: int) -> Delivery:
+        """A review command of comment ``comment`` (GitHub's comment ids are unique across repositories)."""
+        request = JobRequest(
+            installation_id=42,
+            repo=repo,
+            pr_number=pr,
+            head_sha="",
+            base_sha="",
+            full_review=True,
+            trigger="command",
+            comment_id=comment + (1000 if repo == b else 0),
+        )
+        return Delivery(f"{repo}-{n}", "issue_comment", "created", 42, repo, request)
+
     # Before: PR 4's job is running, PR 5's was sent back once (attempts 1, an error), PR 3's is queued.
     for pr in (4, 5):
         for repo in (a, b):
@@ -256,6 +270,7 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
             assert store.retry_job(running.id, "w1", "boom", 0, 5)
     for repo in (a, b):
         assert store.record_delivery(f"{repo}-setup-3", "pull_request", "opened", 42, repo, job(repo, 3, "3" * 40))
+        assert store.record_deliveries([command(repo, "setup-7", 7, 1)]) == [True]
 
     def deliveries(repo: str) -> list[Delivery]:
         def push(n: str, pr: int, head: str) -> Delivery:
@@ -275,6 +290,10 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
             push("setup-3", 3, "i" * 40),  # recorded before: nothing
             push("10", 6, "j" * 40),
             push("11", 6, "k" * 40),
+            command(repo, "12", 7, 1),  # comment 1's command was taken before: nothing
+            command(repo, "13", 8, 2),
+            command(repo, "14", 8, 2),  # comment 2's again, under another delivery id: nothing
+            command(repo, "13", 8, 3),  # a known delivery id, whatever its comment: nothing
         ]
 
     one_by_one = [store.record_deliveries([delivery])[0] for delivery in deliveries(a)]
@@ -286,18 +305,28 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
             for j in store.list_jobs(repo=repo)
         ]
 
-    assert all_at_once == one_by_one == [True, True, True, True, False, True, True, True, True, True, False, True, True]
+    assert (
+        all_at_once
+        == one_by_one
+        == [
+            *(True, True, True, True, False, True, True, True, True, True, False, True, True),
+            *(False, True, False, False),
+        ]
+    )
     assert jobs(b) == jobs(a)
     assert jobs(a) == [
         (4, "4" * 40, "b" * 40, False, "pull_request.synchronize", "running", 1, None),
         (5, "h" * 40, "b" * 40, False, "pull_request.synchronize", "queued", 0, None),
         (3, "f" * 40, "b" * 40, False, "pull_request.synchronize", "queued", 0, None),
+        (7, "", "", True, "command", "queued", 0, None),
         (1, "c" * 40, "b" * 40, True, "pull_request.synchronize", "queued", 0, None),
         (2, "d" * 40, "b" * 40, True, "command", "queued", 0, None),
         (4, "g" * 40, "b" * 40, False, "pull_request.synchronize", "queued", 0, None),
         (6, "k" * 40, "b" * 40, False, "pull_request.synchronize", "queued", 0, None),
+        (8, "", "", True, "command", "queued", 0, None),
     ]
-    assert all(store.has_delivery(delivery.id) for delivery in deliveries(b))
+    replays = {f"{repo}-{n}" for repo in (a, b) for n in ("12", "14")}  # no record: their comment's was taken
+    assert all(store.has_delivery(d.id) != (d.id in replays) for repo in (a, b) for d in deliveries(repo))
 
 
 def test_a_push_of_the_same_head_keeps_the_attempts_of_a_job_sent_back(store: Store) -> None:

@@ -209,7 +209,15 @@ def test_a_review_command_on_a_pull_request_queues_a_full_review_of_an_unknown_h
         base_sha="",
         full_review=True,
         trigger="command",
+        comment_id=492700400,  # the fixture's comment: one comment asks for one review
     )
+
+
+def test_a_review_command_without_a_comment_id_is_a_payload_error() -> None:
+    payload = comment("/review")
+    del payload["comment"]["id"]
+    with pytest.raises(PayloadError, match="'id'"):
+        router.dispatch("issue_comment", router.decode(json.dumps(payload).encode()), OPTIONS)
 
 
 def test_mentioning_the_app_with_review_is_a_command() -> None:
@@ -373,6 +381,9 @@ MALFORMED: dict[str, tuple[Callable[[], dict[str, Any]], str, Any, str]] = {
     "action not a string": (pull_request, "action", 5, "$.action"),
     "issue number not an int": (lambda: comment("/review"), "issue.number", "2", "$.issue.number"),
     "comment body an object": (lambda: comment("/review"), "comment.body", {"x": 1}, "$.comment.body"),
+    "comment id a string": (lambda: comment("/review"), "comment.id", "1", "$.comment.id"),
+    "comment id zero": (lambda: comment("/review"), "comment.id", 0, "$.comment.id"),
+    "comment id past 64 bits": (lambda: comment("/review"), "comment.id", 2**63, "$.comment.id"),
     "added repository climbing up": (
         _repositories_added,
         "repositories_added.0.full_name",
@@ -415,6 +426,13 @@ def test_fields_at_the_edge_of_what_github_sends_are_accepted(path: str, value: 
     decoded = router.decode(json.dumps(_with(pull_request, path, value)).encode())
     outcome = router.dispatch("pull_request", decoded, OPTIONS)
     assert isinstance(outcome, JobRequest)
+
+
+def test_a_comment_id_past_32_bits_is_taken_whole() -> None:
+    decoded = router.decode(json.dumps(_with(lambda: comment("/review"), "comment.id", 2**63 - 1)).encode())
+    outcome = router.dispatch("issue_comment", decoded, OPTIONS)
+    assert isinstance(outcome, JobRequest)
+    assert outcome.comment_id == 2**63 - 1
 
 
 def test_a_router_without_fields_decodes_whole_objects() -> None:

@@ -168,7 +168,15 @@ class DeliveryIntake:
                 log.error("delivery %s: store unavailable: %s", delivery, added)
                 return IntakeAnswer(request.id, 503, error_body("store unavailable"))
             if not added:
-                log.info("delivery %s %s: duplicate, nothing done", delivery, name)
+                if job is not None and job.comment_id is not None:  # a redelivery, or the body replayed
+                    log.info(
+                        "delivery %s %s: duplicate: comment %d's command was already taken, nothing done",
+                        delivery,
+                        name,
+                        job.comment_id,
+                    )
+                else:
+                    log.info("delivery %s %s: duplicate, nothing done", delivery, name)
                 body = {"duplicate": True, "queued": False, "delivery": delivery}
                 return IntakeAnswer(request.id, 200, _JSON.encode(body), counted="duplicate")
             if isinstance(outcome, Ignored):

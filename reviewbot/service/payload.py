@@ -21,7 +21,7 @@ from reviewbot.repos import REPO_FULL_NAME
 #: An issue or pull request number: GitHub's GraphQL schema types it `Int`, a signed 32-bit
 #: integer, and the store keeps it as INTEGER.
 Number: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
-#: A database id (an installation's): GitHub's ids are 64-bit, as is the store's BIGINT.
+#: A database id (an installation's, a comment's): GitHub's ids are 64-bit, as is the store's BIGINT.
 DatabaseId: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 #: A commit: 40 hex digits, or 64 in a SHA-256 repository, in lower case as git and GitHub write them.
 COMMIT_SHA: Final = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
@@ -75,6 +75,7 @@ class _Issue(TypedDict, total=False):
 
 
 class _Comment(TypedDict, total=False):
+    id: DatabaseId
     body: str | None
     author_association: str
 

@@ -299,6 +299,11 @@ def review_on_command(payload: Payload, options: WebhookOptions) -> Outcome:
     The payload carries the issue, not the pull request, so its head is unknown here: the job gets
     ``head_sha=""`` and ``base_sha=""``, and the worker fetches the pull request and reviews its
     head as it is when the job runs.
+
+    A comment asks once: the job carries the comment's id, and the store answers another delivery
+    of it (GitHub's redelivery, or the signed body replayed under a made-up delivery id) as a
+    duplicate. Editing a comment asks for nothing (``issue_comment.edited`` has no handler); a new
+    comment asks again.
     """
     issue = payload["issue"]
     comment = payload["comment"]
@@ -324,6 +329,7 @@ def review_on_command(payload: Payload, options: WebhookOptions) -> Outcome:
         base_sha="",
         full_review=True,
         trigger=COMMAND_TRIGGER,
+        comment_id=int(comment["id"]),
     )
 
 

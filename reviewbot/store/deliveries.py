@@ -1,17 +1,38 @@
-"""Webhook deliveries: recorded once each (GitHub redelivers with the same id), with the job each asks for."""
+"""Webhook deliveries: recorded once each (GitHub redelivers with the same id), with the job each asks
+for, and a review command once per comment (a replayed body comes under a new id)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from reviewbot.store.base import StoreBase
-from reviewbot.store.bulk import MAX_PARAMS, chunks, insert_rows, select_in
+from reviewbot.store.bulk import MAX_PARAMS, chunks, insert_rows, marks, select_in
 from reviewbot.store.database import Tx
 from reviewbot.store.queue import enqueue, enqueue_together
 from reviewbot.store.records import Delivery, JobRequest
 from reviewbot.store.schema import LOCK_PULL_REQUEST
+
+_INSERT: Final = "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at, command_comment_id)"
+
+
+def _command_comment(delivery: Delivery) -> int | None:
+    """The comment whose review command ``delivery`` takes, if it takes one."""
+    return delivery.job.comment_id if delivery.job is not None else None
+
+
+def _row(delivery: Delivery, now: float) -> tuple[Any, ...]:
+    """The columns of :data:`_INSERT` for ``delivery``."""
+    return (
+        delivery.id,
+        delivery.event,
+        delivery.action,
+        delivery.installation_id,
+        delivery.repo,
+        now,
+        _command_comment(delivery),
+    )
 
 
 class DeliveriesMixin(StoreBase):
@@ -35,12 +56,16 @@ class DeliveriesMixin(StoreBase):
         """Record a delivery and enqueue its job in one transaction.
 
         Returns False, changing nothing, when the delivery id is already known (GitHub keeps the id
-        when a delivery is redelivered). A review job coalesces with a *queued* review job of the
-        same pull request: that one takes the newer head and base, ``full_review`` becomes the OR
-        of both, a command trigger is kept, and the attempts restart when the head changes. A job
-        already *running* for the PR is left alone and a new one is queued: it waits for the running
-        one to end (:meth:`~reviewbot.store.queue.QueueMixin.claim_job`), which finds its head stale
-        if the new one is for another head.
+        when a delivery is redelivered), or when its job is the command of a comment another delivery
+        already took (:attr:`JobRequest.comment_id`): GitHub signs a delivery's body but not its id,
+        so the same signed body can come again under any id.
+
+        A review job coalesces with a *queued* review job of the same pull request: that one takes
+        the newer head and base, ``full_review`` becomes the OR of both, a command trigger is kept,
+        and the attempts restart when the head changes. A job already *running* for the PR is left
+        alone and a new one is queued: it waits for the running one to end
+        (:meth:`~reviewbot.store.queue.QueueMixin.claim_job`), which finds its head stale if the new
+        one is for another head.
         """
         delivery = Delivery(delivery_id, event, action, installation_id, repo, job)
         return self.record_deliveries([delivery], now=now)[0]
@@ -68,11 +93,9 @@ class DeliveriesMixin(StoreBase):
             for kind, repo, pr_number in sorted(pulls):
                 tx.lock(LOCK_PULL_REQUEST, f"{kind}:{repo}#{pr_number}")
             for delivery in deliveries:
-                inserted = tx.execute(
-                    "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (delivery.id, delivery.event, delivery.action, delivery.installation_id, delivery.repo, now),
-                )
+                row = _row(delivery, now)
+                # No conflict target: a known id and a command comment already taken are both left out.
+                inserted = tx.execute(f"{_INSERT} VALUES {marks(1, len(row))} ON CONFLICT DO NOTHING", row)
                 added.append(inserted == 1)
                 if inserted == 1 and delivery.job is not None:
                     enqueue(tx, delivery.job, now)
@@ -87,20 +110,29 @@ class DeliveriesMixin(StoreBase):
         """
         ids = list(dict.fromkeys(delivery.id for delivery in deliveries))
         known = {str(row["id"]) for row in select_in(tx, "SELECT id FROM deliveries WHERE id IN ({})", ids)}
+        comments = list(dict.fromkeys(c for c in map(_command_comment, deliveries) if c is not None))
+        taken = {
+            int(row["command_comment_id"])
+            for row in select_in(
+                tx, "SELECT command_comment_id FROM deliveries WHERE command_comment_id IN ({})", comments
+            )
+        }
         added: list[bool] = []
         rows: list[tuple[Any, ...]] = []
         jobs: list[JobRequest] = []
         for delivery in deliveries:
-            new = delivery.id not in known
+            comment = _command_comment(delivery)
+            new = delivery.id not in known and comment not in taken
             added.append(new)
             if new:
-                known.add(delivery.id)  # the same id twice in one group: the second is a redelivery
-                rows.append(
-                    (delivery.id, delivery.event, delivery.action, delivery.installation_id, delivery.repo, now)
-                )
+                # The same id, or command comment, twice in one group: the second is a duplicate.
+                known.add(delivery.id)
+                if comment is not None:
+                    taken.add(comment)
+                rows.append(_row(delivery, now))
                 if delivery.job is not None:
                     jobs.append(delivery.job)
-        insert_rows(tx, "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at) VALUES", rows)
+        insert_rows(tx, f"{_INSERT} VALUES", rows)
         for chunk in chunks(jobs, MAX_PARAMS // 2):
             enqueue_together(tx, chunk, now)
         return added

@@ -26,6 +26,10 @@ class JobRequest:
     base_sha: str
     full_review: bool
     trigger: str
+    #: The comment whose command asked for this job. GitHub signs a delivery's body but not its
+    #: ``X-GitHub-Delivery`` header, so a replayed body comes under a new delivery id: the store
+    #: takes one command per comment (kept with its delivery; the job does not keep it).
+    comment_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

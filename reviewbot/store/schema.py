@@ -128,6 +128,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE model_calls ADD COLUMN price_source TEXT NOT NULL DEFAULT 'unknown'",
         "UPDATE model_calls SET price_source = cost_source",
     ),
+    # 6: a review command is taken once per comment (reviewbot.store.deliveries): the delivery that
+    # took it keeps the comment's id, which another delivery cannot take again. GitHub signs a
+    # delivery's body, not its id, so a replayed body can come under any id. Rows from before have none.
+    (
+        "ALTER TABLE deliveries ADD COLUMN command_comment_id BIGINT",
+        "CREATE UNIQUE INDEX deliveries_one_per_command_comment ON deliveries (command_comment_id)"
+        " WHERE command_comment_id IS NOT NULL",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
