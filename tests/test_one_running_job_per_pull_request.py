@@ -108,11 +108,13 @@ def test_the_job_of_a_dead_worker_is_taken_over_before_the_one_queued_behind_it(
     assert states(store) == [("running", "w2"), ("queued", None)]
 
 
-def test_a_dead_workers_job_out_of_attempts_fails_and_the_one_behind_it_runs_in_the_same_claim(store: Store) -> None:
+def test_a_dead_workers_job_out_of_attempts_holds_the_one_behind_it_until_the_sweep_fails_it(store: Store) -> None:
     now = time.time()
-    deliver(store, now=now)
+    first = deliver(store, now=now)
     claimed(store, "dead", now, max_attempts=1)
     second = deliver(store, now=now)
+    assert store.claim_job("w2", 60, now=now + 61, max_attempts=1) is None  # the sweep's to fail, and say so
+    assert [job.id for job in store.fail_abandoned(1, now=now + 61)] == [first.id]
     assert claimed(store, "w2", now + 61, max_attempts=1).id == second.id
     assert states(store) == [("failed", "dead"), ("running", "w2")]
 

@@ -120,6 +120,42 @@ def test_eight_threads_on_two_pools_never_claim_the_same_job(postgres_url: str, 
     assert store.job_counts()["running"] == 300
 
 
+def test_threads_sweeping_and_claiming_at_once_return_each_abandoned_job_once_and_run_none(
+    postgres_url: str, store: Store
+) -> None:
+    job_ids = enqueue(store, 90)
+    now = time.time()
+    for _ in range(60):  # their last attempt (of one), whose workers died: the leases run out below
+        assert store.claim_job("dead", 60, now=now, max_attempts=1) is not None
+    later = now + 61
+    other = open_store(postgres_url)
+    told: list[int] = []
+    ran: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def work(on: Store, worker_id: str) -> None:
+        start.wait(10)
+        while True:  # a worker's loop, entered between its sweep and its claim
+            job = on.claim_job(worker_id, 600, now=later, max_attempts=1)
+            abandoned = on.fail_abandoned(1, now=later)
+            with lock:
+                told.extend(each.id for each in abandoned)
+                ran.extend([job.id] if job is not None else [])
+            if job is None and not abandoned:
+                return
+
+    threads = [threading.Thread(target=work, args=((store, other)[n % 2], f"w{n}")) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    other.close()
+    assert sorted(told) == job_ids[:60]
+    assert sorted(ran) == job_ids[60:]
+    assert store.job_counts()["failed"] == 60
+
+
 @pytest.mark.timeout(60)
 def test_two_processes_claiming_from_one_queue_never_get_the_same_job(postgres_url: str, store: Store) -> None:
     job_ids = enqueue(store, 400)

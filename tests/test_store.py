@@ -380,17 +380,40 @@ def test_a_heartbeat_extends_the_lease(store: Store) -> None:
     assert store.claim_job("w2", 60, now=now + 111) is not None
 
 
-def test_an_expired_job_out_of_attempts_is_failed_instead_of_run_again(store: Store) -> None:
+def test_an_expired_job_out_of_attempts_is_not_run_again_but_failed_by_the_sweep_that_returns_it(store: Store) -> None:
     now = time.time()
     store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
-    job = store.claim_job("w1", 60, now=now, max_attempts=1)
+    job = store.claim_job("w1", 60, now=now, max_attempts=2)
     assert job is not None
-    assert store.claim_job("w2", 60, now=now + 61, max_attempts=1) is None
+    assert store.fail_abandoned(2, now=now + 61) == []  # one attempt left: taken over instead
+    again = store.claim_job("w2", 60, now=now + 61, max_attempts=2)
+    assert again is not None
+    assert (again.id, again.attempts) == (job.id, 2)
+    assert store.claim_job("w3", 60, now=now + 122, max_attempts=2) is None
+    [abandoned] = store.fail_abandoned(2, now=now + 122)
+    assert (abandoned.id, abandoned.attempts) == (job.id, 2)
     failed = store.get_job(job.id)
     assert failed is not None
     assert failed.state == "failed"
     assert failed.last_error is not None
     assert "lease expired" in failed.last_error
+    assert store.fail_abandoned(2, now=now + 123) == []  # said once
+
+
+def test_a_lease_that_expires_after_the_sweep_leaves_its_job_to_the_next_sweep_not_to_the_claim(store: Store) -> None:
+    # The worker sweeps, then claims: a last attempt whose lease runs out in between is not the
+    # claim's to fail (no one would say so), but the next sweep's, which returns it to be told.
+    now = time.time()
+    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    job = store.claim_job("dead", 60, now=now, max_attempts=1)
+    assert job is not None
+    assert store.fail_abandoned(1, now=now + 59) == []
+    assert store.claim_job("w2", 60, now=now + 61, max_attempts=1) is None
+    running = store.get_job(job.id)
+    assert running is not None
+    assert (running.state, running.lease_owner, running.attempts) == ("running", "dead", 1)
+    assert [abandoned.id for abandoned in store.fail_abandoned(1, now=now + 61)] == [job.id]
+    assert store.job_counts()["failed"] == 1
 
 
 def test_a_retried_job_waits_for_its_backoff_and_then_fails_after_max_attempts(store: Store) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from databases import query
 from reviewbot.service.worker import (
     JobHandler,
     JobOutcome,
@@ -361,12 +362,9 @@ def test_a_job_behind_a_running_one_of_its_pull_request_starts_once_that_one_end
     asyncio.run(main())
 
 
-def test_a_job_whose_worker_died_on_its_last_attempt_is_failed_and_on_failed_hears_of_it(store: Store) -> None:
-    job_id = enqueue(store)
-    # Its last attempt (of one), taken long ago by a worker that died: the lease ran out.
-    claimed = store.claim_job("dead", lease_seconds=0.0)
-    assert claimed is not None
-    assert claimed.attempts == 1
+def fail_abandoned_job(store: Store, job_id: int) -> list[tuple[int, str]]:
+    """Run a worker allowing one attempt until job ``job_id`` has ended; the failures ``on_failed``
+    was told of, as (job id, error type)."""
     told: list[tuple[int, str]] = []
 
     async def handler(job: Job) -> JobOutcome:
@@ -379,7 +377,40 @@ def test_a_job_whose_worker_died_on_its_last_attempt_is_failed_and_on_failed_hea
         store, handler, worker_id="w1", lease_seconds=5, max_attempts=1, poll_interval=0.05, on_failed=on_failed
     )
     asyncio.run(run_until([worker], finished(store, job_id)))
+    return told
+
+
+def test_a_job_whose_worker_died_on_its_last_attempt_is_failed_and_on_failed_hears_of_it(store: Store) -> None:
+    job_id = enqueue(store)
+    # Its last attempt (of one), taken long ago by a worker that died: the lease ran out.
+    claimed = store.claim_job("dead", lease_seconds=0.0)
+    assert claimed is not None
+    assert claimed.attempts == 1
+    told = fail_abandoned_job(store, job_id)
     job = state_of(store, job_id)
     assert job.state == "failed"
     assert "lease expired" in (job.last_error or "")
+    assert told == [(job_id, "JobAbandoned")]
+
+
+def test_a_last_attempt_whose_lease_runs_out_between_the_sweep_and_the_claim_is_still_told(
+    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = enqueue(store)
+    claimed = store.claim_job("dead", lease_seconds=60)  # its last attempt (of one), its lease good for now
+    assert claimed is not None
+    sweep = store.fail_abandoned
+    sweeps: list[list[int]] = []
+
+    def sweep_then_expire(max_attempts: int, now: float | None = None) -> list[Job]:
+        abandoned = sweep(max_attempts, now)
+        sweeps.append([job.id for job in abandoned])
+        if len(sweeps) == 1:  # the lease runs out just after the worker's first sweep looked
+            query(db_url, "UPDATE jobs SET lease_until = ? WHERE id = ?", (time.time() - 1, job_id))
+        return abandoned
+
+    monkeypatch.setattr(store, "fail_abandoned", sweep_then_expire)
+    told = fail_abandoned_job(store, job_id)
+    assert sweeps[0] == []
+    assert state_of(store, job_id).state == "failed"
     assert told == [(job_id, "JobAbandoned")]

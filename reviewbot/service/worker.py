@@ -168,6 +168,8 @@ class Worker:
 
     async def _claim(self) -> Job | None:
         try:
+            # The sweep alone fails abandoned jobs: one whose lease runs out after it looked is passed
+            # over by the claim below and found by the next sweep, so each is told of exactly once.
             abandoned = await asyncio.to_thread(self._store.fail_abandoned, self._max_attempts)
             for job in abandoned:
                 await self._abandoned(job)
@@ -271,7 +273,9 @@ class Worker:
             state = await asyncio.to_thread(self._store.retry_job, job.id, self.worker_id, error, delay, allowed)
         except StoreError as exc:
             log.error("job %s %s: failed (%s) and could not be requeued: %s", job.id, label, error, exc)
-            return "retried"  # still running in the store: taken over once its lease runs out
+            # Still running in the store: once its lease runs out it is taken over, or, after its last
+            # attempt, failed and told of by a sweep.
+            return "retried"
         if state == "failed":
             log.error("job %s %s: failed after %s: %s", job.id, label, plural(job.attempts, "attempt"), error)
             return "failed"

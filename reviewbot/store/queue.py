@@ -145,13 +145,22 @@ def enqueue_together(tx: Tx, jobs: Sequence[JobRequest], now: float) -> None:
 
 
 #: The oldest job a claim may take. The NOT EXISTS reads only running jobs (a few), through an index.
+#: ``{attempts_left}`` is where :func:`_due` puts the limit on the attempts of an expired job.
 _DUE: Final = (
     "SELECT id, kind, repo, pr_number, state FROM jobs"
     " WHERE (state = 'queued' AND not_before <= ? AND NOT EXISTS (SELECT 1 FROM jobs AS running"
     " WHERE running.state = 'running' AND running.kind = jobs.kind AND running.repo = jobs.repo"
     " AND running.pr_number = jobs.pr_number))"
-    " OR (state = 'running' AND lease_until < ?) ORDER BY id LIMIT 1{skip_locked}"
+    " OR (state = 'running' AND lease_until < ?{attempts_left}) ORDER BY id LIMIT 1{skip_locked}"
 )
+
+
+def _due(now: float, max_attempts: int | None) -> tuple[str, tuple[Any, ...]]:
+    """:data:`_DUE` and its parameters: with ``max_attempts``, an expired job that had them all is
+    passed over (it is :meth:`QueueMixin.fail_abandoned`'s, to fail and return); without, any expired job."""
+    if max_attempts is None:
+        return _DUE.replace("{attempts_left}", ""), (now, now)
+    return _DUE.replace("{attempts_left}", " AND attempts < ?"), (now, now, max_attempts)
 
 
 def _start(tx: Tx, due: Row, worker_id: str, lease_until: float, now: float) -> bool:
@@ -193,8 +202,11 @@ class QueueMixin(StoreBase):
         the head reviewed if it still is the same. A unique index on running jobs per pull request
         is the database's guarantee of this.
 
-        With ``max_attempts``, expired jobs that already had that many attempts are marked failed
-        instead of being run again, so a job that kills its worker cannot loop forever.
+        With ``max_attempts``, an expired job that already had that many attempts is passed over
+        rather than run again, so a job that kills its worker cannot loop forever. The claim never
+        fails it: it stays running, holding its pull request's turn, until :meth:`fail_abandoned`
+        fails it and returns it, so that the worker says so. (A claim failing it silently lost the
+        job whose lease ran out between the worker's sweep and its claim.)
 
         Many workers in many processes may claim at once: on PostgreSQL each locks the row it
         picks with ``FOR UPDATE SKIP LOCKED``, so the others pass over it to the next due job
@@ -202,16 +214,10 @@ class QueueMixin(StoreBase):
         job just taken no longer matches). On SQLite the write lock makes claims take turns.
         """
         now = time.time() if now is None else now
+        due, params = _due(now, max_attempts)
         with self._write() as tx:
-            if max_attempts is not None:
-                tx.execute(
-                    "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = ?, last_error = ?"
-                    " WHERE id IN (SELECT id FROM jobs"
-                    " WHERE state = 'running' AND lease_until < ? AND attempts >= ?{skip_locked})",
-                    (now, ABANDONED, now, max_attempts),
-                )
             while True:
-                row = tx.one(_DUE, (now, now))
+                row = tx.one(due, params)
                 if row is None:
                     return None
                 if _start(tx, row, worker_id, now + lease_seconds, now):
@@ -222,7 +228,12 @@ class QueueMixin(StoreBase):
 
     def fail_abandoned(self, max_attempts: int, now: float | None = None) -> list[Job]:
         """Mark failed the running jobs whose lease expired on their last attempt (their worker died
-        every time, so they are not run again), and return them, so that someone says so."""
+        every time, so they are not run again), and return them, so that someone says so.
+
+        This is the only place such a job is failed (:meth:`claim_job` passes over it), and each is
+        returned once: on PostgreSQL a sweep locks the rows it fails and the others skip them, and
+        on SQLite sweeps take turns on the write lock.
+        """
         now = time.time() if now is None else now
         abandoned = "SELECT {columns} FROM jobs WHERE state = 'running' AND lease_until < ? AND attempts >= ?"
         # Runs before every claim: a read first, so the usual answer (none) takes no write lock.
