@@ -14,7 +14,7 @@ per-test script: a FIFO queue of :class:`Reply` values, then a default responder
 Replies (class methods of :class:`Reply`):
 
 - ``Reply.streamed_anyway(content)``: server-sent events though the request asked for none
-- ``Reply.json_text(text, headers=...)``: exactly this text as the JSON body
+- ``Reply.json_text(text, status=200, headers=...)``: exactly this text as the JSON body (``""`` for none)
 - ``Reply.json(obj, usage=..., finish_reason="stop", reasoning=None)``: a completion whose content is ``obj`` as JSON
 - ``Reply.text(content, usage=..., finish_reason="stop", reasoning=None)``: a completion with this content
 - ``Reply.no_usage(content_or_obj)``: a completion without a ``usage`` object
@@ -157,9 +157,10 @@ class Reply:
         return cls(content=content, usage=usage, finish_reason=finish_reason, always_stream=True)
 
     @classmethod
-    def json_text(cls, text: str, *, headers: Mapping[str, str] | None = None) -> Reply:
-        """A body written by hand, e.g. a number no JSON encoder writes (``1e400``)."""
-        return cls(body_text=text, headers=dict(headers or {}))
+    def json_text(cls, text: str, *, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
+        """A body written by hand, e.g. a number no JSON encoder writes (``1e400``), or an error
+        status with no body at all (``""``), as some servers send."""
+        return cls(status_code=status, body_text=text, headers=dict(headers or {}))
 
     @classmethod
     def text(
@@ -220,6 +221,109 @@ class Reply:
         if then is None:
             return cls(delay_seconds=seconds, use_default=True)
         return replace(then, delay_seconds=then.delay_seconds + seconds)
+
+
+# How real servers refuse a request's response_format, in their own words and body shapes, as
+# reported in their code or in issues (the source is beside each).
+FORMAT_REFUSALS: Final[dict[str, Reply]] = {
+    # OpenAI, a model without Structured Outputs (github.com/langchain-ai/langchain/issues/31490)
+    "openai-unsupported": Reply.error(
+        400,
+        "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model. Learn more "
+        "about supported models at the Structured Outputs guide: https://platform.openai.com/docs/guides/structured-outputs",
+    ),
+    # OpenAI, a schema strict mode refuses (github.com/dottxt-ai/outlines/issues/1254)
+    "openai-schema": Reply.error(
+        400,
+        "Invalid schema for response_format 'review': In context=('properties', 'findings'), 'default' is not "
+        "permitted.",
+        param="response_format",
+    ),
+    # OpenRouter passes the provider's refusal on in metadata.raw (github.com/prism-php/prism/pull/813)
+    "openrouter": Reply.raw(
+        {
+            "error": {
+                "message": "Provider returned error",
+                "code": 400,
+                "metadata": {
+                    "raw": '{"error": {"message": "Invalid schema for response_format \'review\': In context=(), '
+                    "'required' is required to be supplied and to be an array including every key in properties. "
+                    'Missing \'findings\'.", "type": "invalid_request_error", "param": "response_format"}}',
+                    "provider_name": "OpenAI",
+                },
+            }
+        },
+        status=400,
+    ),
+    # vLLM, xgrammar (vllm/v1/structured_output/backend_xgrammar.py; github.com/vllm-project/vllm/issues/16321)
+    "vllm-xgrammar": Reply.raw(
+        {
+            "object": "error",
+            "message": "The provided JSON schema contains features not supported by xgrammar.",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        },
+        status=400,
+    ),
+    # vLLM, llguidance (vllm/v1/structured_output/backend_guidance.py; github.com/z-lab/paroquant/issues/31)
+    "vllm-guidance": Reply.error(400, "Grammar error: Unknown format: uri", error_type="BadRequestError"),
+    # llama.cpp's llama-server (github.com/browseros-ai/BrowserOS/issues/255)
+    "llama.cpp-schema": Reply.raw(
+        {
+            "error": {
+                "code": 400,
+                "message": 'JSON schema conversion failed:\nUnrecognized schema: {"description":"Arguments"}',
+                "type": "invalid_request_error",
+            }
+        },
+        status=400,
+    ),
+    # llama.cpp's llama-server (github.com/lidge-jun/opencodex/issues/2135)
+    "llama.cpp-grammar": Reply.raw(
+        {
+            "error": {
+                "code": 400,
+                "message": "Failed to initialize samplers: failed to parse grammar",
+                "type": "invalid_request_error",
+            }
+        },
+        status=400,
+    ),
+    # llama-server before json_schema support, as a 500 (github.com/ggml-org/llama.cpp/issues/9522)
+    "llama.cpp-old": Reply.raw(
+        {
+            "error": {
+                "code": 500,
+                "message": 'response_format type must be one of "text" or "json_object", but got: json_schema',
+                "type": "server_error",
+            }
+        },
+        status=500,
+    ),
+    # LM Studio, its error a bare string (github.com/bhimrazy/receipt-ocr/issues/20)
+    "lm-studio": Reply.raw({"error": "'response_format.json_schema.schema' must be an object"}, status=400),
+    # Ollama, a schema its grammar cannot take, as a 500 (github.com/datalab-to/marker/issues/984)
+    "ollama": Reply.error(500, "invalid JSON schema in format", error_type="api_error"),
+    # LiteLLM's proxy (litellm/utils.py get_optional_params; github.com/BerriAI/litellm/pull/33738)
+    "litellm": Reply.error(
+        400,
+        "litellm.UnsupportedParamsError: openai does not support parameters: ['response_format'], for "
+        "model=local-model. To drop these, set `litellm.drop_params=True` or for proxy:\n\n`litellm_settings:\n "
+        "drop_params: true`\n. Received Model Group=local-model\nAvailable Model Group Fallbacks=None",
+        error_code="400",
+    ),
+    # DeepSeek's API (github.com/llm-exe/llm-exe/issues/662)
+    "deepseek": Reply.error(400, "This response_format type is unavailable now", error_code="invalid_request_error"),
+    # DeepSeek's API in 2025, as a 422 (github.com/browser-use/browser-use/pull/215, dzhng/deep-research#22)
+    "deepseek-2025": Reply.error(
+        422,
+        "Failed to deserialize the JSON body into the target type: response_format: response_format.type "
+        "`json_schema` is unavailable now at line 1 column 5369",
+    ),
+    # TGI started with grammar support off, a 422 (router/src/validation.rs ValidationError::Grammar)
+    "tgi": Reply.raw({"error": "grammar is not supported", "error_type": "validation"}, status=422),
+}
 
 
 Responder = Callable[[dict[str, Any]], Reply]

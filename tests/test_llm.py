@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import socket
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from fake_openai import FakeOpenAI, Reply, TokenUsage
+from fake_openai import FORMAT_REFUSALS, FakeOpenAI, Reply, TokenUsage
 from reviewbot.engine.llm import ModelClient, ModelReply, strip_thinking
 from reviewbot.engine.usage import Usage
 from reviewbot.errors import ConfigError, ContextLengthError, ModelAuthError, ModelError
@@ -287,13 +288,62 @@ def test_an_empty_answer_is_a_model_error(fake_openai: FakeOpenAI, reply: Reply)
 # -- the structured-output ladder and the thinking switch ---------------------------------------
 
 
-@pytest.mark.parametrize("status", [400, 422])
-def test_a_refused_json_schema_falls_back_to_json_object_and_later_requests_start_there(
-    fake_openai: FakeOpenAI, status: int
-) -> None:
-    fake_openai.push(Reply.error(status, "response_format json_schema is not supported"))
+# 400s that are about something else than the response format: a lower rung would be refused alike.
+UNRELATED_REFUSALS = {
+    "unknown argument": Reply.error(400, "Unrecognized request argument supplied: foo"),
+    # OpenRouter answers an unknown model with a 400
+    "unknown model": Reply.error(400, "qwen3-coder-30b is not a valid model ID"),
+    "content filter": Reply.error(
+        400,
+        "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
+        "Please modify your prompt and retry.",
+        param="prompt",
+        error_code="content_filter",
+    ),
+    "malformed message": Reply.error(
+        400,
+        "Invalid type for 'messages[1].content': expected one of a string or array of objects, but got an object "
+        "instead.",
+        param="messages.[1].content",
+        error_code="invalid_type",
+    ),
+    # LiteLLM refuses other parameters in the words it refuses response_format with
+    "litellm temperature": Reply.error(
+        400,
+        "litellm.UnsupportedParamsError: gpt-5-nano doesn't support temperature=0.1 while reasoning is active. "
+        "To drop unsupported params set `litellm.drop_params = True`.",
+        error_code="400",
+    ),
+}
 
-    first, second = ask(fake_openai.base_url, calls=2)
+# Bad requests that give no reason at all.
+SILENT_REFUSALS = {
+    "no body": Reply.json_text("", status=400),
+    "empty object": Reply.raw({}, status=400),
+    "error without words": Reply.raw({"error": {"code": 400, "type": "invalid_request_error"}}, status=400),
+}
+
+
+def fail_and_level(base_url: str, **options: Any) -> tuple[ModelError, str]:
+    """The error of one request that fails, and the ladder level the client is left at."""
+
+    async def main() -> tuple[ModelError, str]:
+        async with make_client(base_url, **options) as client:
+            with pytest.raises(ModelError) as info:
+                await client.complete(MESSAGES, SCHEMA)
+            return info.value, client.response_format
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("server", sorted(FORMAT_REFUSALS))
+def test_a_refused_response_format_is_asked_one_step_down_and_later_requests_start_there(
+    fake_openai: FakeOpenAI, server: str
+) -> None:
+    fake_openai.push(FORMAT_REFUSALS[server])
+
+    # No retries: a refusal sent as a 500 is the SDK's to retry first, which is not what this test is about.
+    first, second = ask(fake_openai.base_url, calls=2, max_retries=0)
 
     assert response_formats(fake_openai) == ["json_schema", "json_object", "json_object"]
     assert first.response_format == second.response_format == "json_object"
@@ -301,8 +351,13 @@ def test_a_refused_json_schema_falls_back_to_json_object_and_later_requests_star
 
 def test_an_endpoint_refusing_both_json_modes_is_asked_in_plain_text(fake_openai: FakeOpenAI) -> None:
     fake_openai.push(
-        Reply.error(400, "response_format json_schema is not supported"),
-        Reply.error(400, "response_format json_object is not supported"),
+        FORMAT_REFUSALS["openai-unsupported"],
+        # OpenAI's words for a model without JSON mode (github.com/openai-php/client/issues/259)
+        Reply.error(
+            400,
+            "Invalid parameter: 'response_format' of type 'json_object' is not supported with this model.",
+            param="response_format",
+        ),
         Reply.text("plain answer"),
     )
 
@@ -313,20 +368,117 @@ def test_an_endpoint_refusing_both_json_modes_is_asked_in_plain_text(fake_openai
     assert (first.text, first.response_format, second.response_format) == ("plain answer", "text", "text")
 
 
-def test_a_bad_request_at_every_level_is_a_model_error_and_does_not_downgrade(fake_openai: FakeOpenAI) -> None:
-    fake_openai.set_default(lambda body: Reply.error(400, "Unrecognized request argument supplied: foo"))
+def test_lm_studio_refusing_json_object_is_asked_in_plain_text(fake_openai: FakeOpenAI) -> None:
+    # LM Studio takes json_schema and text only (github.com/lmstudio-ai/lmstudio-bug-tracker/issues/189)
+    lm_studio = Reply.raw({"error": "'response_format.type' must be 'json_schema' or 'text'"}, status=400)
+    fake_openai.push(FORMAT_REFUSALS["lm-studio"], lm_studio)
 
-    async def main() -> tuple[str, str]:
-        async with make_client(fake_openai.base_url) as client:
-            with pytest.raises(ModelError) as info:
-                await client.complete(MESSAGES, SCHEMA)
-            return str(info.value), client.response_format
-
-    message, level_after = asyncio.run(main())
+    [reply] = ask(fake_openai.base_url)
 
     assert response_formats(fake_openai) == ["json_schema", "json_object", "text"]
-    assert "HTTP 400" in message
-    assert level_after == "json_schema"
+    assert reply.response_format == "text"
+
+
+def test_a_refusal_sent_as_a_500_is_retried_before_the_step_down(fake_openai: FakeOpenAI) -> None:
+    ollama = dataclasses.replace(FORMAT_REFUSALS["ollama"], headers=FAST)
+    fake_openai.push(ollama, ollama)
+
+    [reply] = ask(fake_openai.base_url, max_retries=1)
+
+    assert response_formats(fake_openai) == ["json_schema", "json_schema", "json_object"]
+    assert reply.response_format == "json_object"
+
+
+def test_a_500_that_says_nothing_of_the_format_does_not_step_down(fake_openai: FakeOpenAI) -> None:
+    fake_openai.set_default(lambda body: Reply.status(500))
+
+    error, level = fail_and_level(fake_openai.base_url, max_retries=0)
+
+    assert response_formats(fake_openai) == ["json_schema"]
+    assert (error.status, level) == (500, "json_schema")
+
+
+@pytest.mark.parametrize("refusal", list(UNRELATED_REFUSALS.values()), ids=list(UNRELATED_REFUSALS))
+def test_a_bad_request_about_something_else_is_a_model_error_at_once_and_keeps_the_level(
+    fake_openai: FakeOpenAI, refusal: Reply
+) -> None:
+    fake_openai.set_default(lambda body: refusal)
+
+    error, level = fail_and_level(fake_openai.base_url)
+
+    assert response_formats(fake_openai) == ["json_schema"]
+    assert refusal.error_body is not None
+    assert f"answered HTTP 400: {refusal.error_body.message}" in str(error)
+    assert level == "json_schema"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "shown"),
+    [
+        # LM Studio's shape: the error is a bare string
+        (Reply.raw({"error": "'messages' field is required"}, status=400), "HTTP 400: 'messages' field is required"),
+        # TGI's shape, and its status for a request it will not take
+        (
+            Reply.raw({"error": "`top_p` must be > 0.0 and < 1.0", "error_type": "validation"}, status=422),
+            "HTTP 422: `top_p` must be > 0.0 and < 1.0",
+        ),
+        # FastAPI's, as servers built on it send a refusal of their own
+        (
+            Reply.raw({"detail": "Invalid request:\n  stop must be a list"}, status=400),
+            "HTTP 400: Invalid request: stop",
+        ),
+        (Reply.raw({"error": f"Invalid header: Bearer {KEY}"}, status=400), "HTTP 400: Invalid header: Bearer ***"),
+        (Reply.raw({"errors": [{"reason": "bad"}]}, status=400), 'HTTP 400: {"errors": [{"reason": "bad"}]}'),
+    ],
+    ids=["lm-studio", "tgi", "fastapi", "key echoed", "unknown shape"],
+)
+def test_the_model_error_of_a_bad_request_gives_the_server_s_words_on_one_line(
+    fake_openai: FakeOpenAI, refusal: Reply, shown: str
+) -> None:
+    fake_openai.set_default(lambda body: refusal)
+
+    error, _ = fail_and_level(fake_openai.base_url)
+
+    assert shown in str(error)
+    assert "\n" not in str(error)
+    assert KEY not in str(error)
+
+
+@pytest.mark.parametrize("refusal", list(SILENT_REFUSALS.values()), ids=list(SILENT_REFUSALS))
+def test_a_bad_request_that_gives_no_reason_is_asked_again_one_step_down(
+    fake_openai: FakeOpenAI, refusal: Reply
+) -> None:
+    fake_openai.push(refusal)
+
+    first, second = ask(fake_openai.base_url, calls=2)
+
+    assert response_formats(fake_openai) == ["json_schema", "json_object", "json_object"]
+    assert first.response_format == second.response_format == "json_object"
+
+
+def test_bad_requests_that_never_give_a_reason_end_in_a_model_error_and_keep_the_level(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.set_default(lambda body: SILENT_REFUSALS["no body"])
+
+    error, level = fail_and_level(fake_openai.base_url)
+
+    assert response_formats(fake_openai) == ["json_schema", "json_object", "text"]
+    assert "HTTP 400: no error message" in str(error)
+    assert level == "json_schema"
+
+
+def test_a_step_down_the_ladder_is_logged_once_with_the_refusal(
+    fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_openai.push(FORMAT_REFUSALS["vllm-xgrammar"])
+
+    with caplog.at_level(logging.WARNING, logger="reviewbot.llm"):
+        ask(fake_openai.base_url, calls=2)
+
+    [warning] = [record.getMessage() for record in caplog.records if record.name == "reviewbot.llm"]
+    assert "json_object" in warning
+    assert "not supported by xgrammar" in warning
 
 
 def test_a_request_over_the_context_window_is_refused_once_and_names_the_setting(fake_openai: FakeOpenAI) -> None:

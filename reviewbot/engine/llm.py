@@ -2,9 +2,10 @@
 
 This is the only module that imports ``openai``. It asks for structured output and steps down
 a ladder when the endpoint refuses it (``json_schema`` → ``json_object`` → plain text),
-remembering the level that worked; it asks thinking models not to think (and stops asking if
-the endpoint refuses the field); it bounds the requests in flight; and it turns every SDK
-error into a :class:`ModelError` whose message never contains the API key.
+remembering the level that worked: only a refusal about the response format takes a step (see
+:mod:`reviewbot.engine.refusal`), any other is an error at once. It asks thinking models not to
+think (and stops asking if the endpoint refuses the field); it bounds the requests in flight; and
+it turns every SDK error into a :class:`ModelError` whose message never contains the API key.
 
 Retries of 408, 409, 429, 5xx and timeouts (with exponential backoff, honouring
 ``retry-after`` / ``retry-after-ms`` up to 120 s) are the SDK's own, set by ``max_retries``.
@@ -31,6 +32,7 @@ from openai.types.shared_params.response_format_json_schema import JSONSchema, R
 
 from reviewbot import tls
 from reviewbot.engine.answer import answer_of, answer_of_stream, looks_like_stream, read_usage
+from reviewbot.engine.refusal import about_response_format, described, server_words
 from reviewbot.engine.tokens import estimate_messages, estimate_tokens
 from reviewbot.engine.usage import Usage
 from reviewbot.errors import ConfigError, ContextLengthError, ModelAuthError, ModelError
@@ -179,24 +181,34 @@ class ModelClient:
         """
         level = self._level
         spent: list[float] = []
+        refusal = ""
         while True:
             switch = self._send_thinking_switch
             try:
                 completion, headers = await self._create(messages, _LADDER[level], schema, schema_name, switch, spent)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            except openai.APIStatusError as exc:
                 if _too_long(exc):  # no response format would make the request shorter
                     raise self._model_error(exc) from exc
-                if switch and _mentions(exc, _THINKING_FIELD):
+                if switch and exc.status_code in (400, 422) and _mentions(exc, _THINKING_FIELD):
                     self._send_thinking_switch = False
                     continue
-                if level + 1 < len(_LADDER):
+                if level + 1 < len(_LADDER) and _refuses_format(exc):
                     level += 1
+                    refusal = f"HTTP {exc.status_code}: {_detail(exc)}"
                     continue
                 raise self._model_error(exc) from exc
             except openai.OpenAIError as exc:
                 raise self._model_error(exc) from exc
             break
-        self._level = max(self._level, level)
+        if level > self._level:
+            self._level = level
+            log.warning(
+                "the endpoint %s refused response_format %s (%s); its later requests ask for %s",
+                self.base_url,
+                _LADDER[level - 1],
+                self._redact(refusal),
+                _LADDER[level],
+            )
         return self._reply(completion, headers, _LADDER[level], sum(spent), messages)
 
     async def aclose(self) -> None:
@@ -361,10 +373,22 @@ def _mentions(exc: openai.APIStatusError, word: str) -> bool:
     return word in exc.message or word in repr(exc.body)
 
 
+def _refuses_format(exc: openai.APIStatusError) -> bool:
+    """Whether a lower rung of the ladder may be answered where this refusal came.
+
+    A refusal about the response format is one, as a 400 or 422, or as the 500 some servers send
+    (llama.cpp before json_schema, Ollama for a schema its grammar cannot take), after the SDK's retries.
+    """
+    if exc.status_code not in (400, 422, 500):
+        return False
+    if about_response_format(f"{exc.message} {exc.body!r}"):
+        return True
+    # A 400 or 422 that gives no reason at all: the response format is all the next rung changes,
+    # so asking once without it is the only way to a review; a rung is kept only once it answered.
+    # A silent 500 is an outage, not a refusal.
+    return exc.status_code != 500 and not server_words(exc.body)
+
+
 def _detail(exc: openai.APIStatusError) -> str:
-    """The endpoint's own error message, without the SDK's ``Error code: N - `` prefix."""
-    message = exc.message
-    prefix = f"Error code: {exc.status_code}"
-    if message.startswith(prefix):
-        message = message[len(prefix) :].removeprefix(" - ")
-    return message or "no error message"
+    """The endpoint's own error message, on one line."""
+    return described(exc.body)
