@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -34,6 +35,9 @@ log = logging.getLogger("reviewbot.settings")
 
 DEFAULT_BASE_URL = "https://global-apis.com/v1"
 DEFAULT_MODEL = "qwen3-coder-30b"
+
+#: One entry of REVIEWBOT_WEBHOOK_ALLOWED_IPS: a network, or ``github`` for GitHub's webhook ranges.
+AllowedSource = IPv4Network | IPv6Network | Literal["github"]
 
 
 class FallbackModel(BaseModel):
@@ -223,6 +227,12 @@ class Settings(BaseSettings):
         description="Seconds `reviewbot serve` waits for a request's head, and then for a webhook's body "
         "(GitHub gives up after 10 s); a slower client is cut off.",
     )
+    webhook_allowed_ips: Annotated[list[AllowedSource], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses and networks (CIDR, IPv4 or IPv6) that may post webhooks, and "
+        "`github` for the `hooks` ranges of GitHub's meta API (fetched at start, then hourly); others get 403. "
+        "Unset, everyone may.",
+    )
     max_comments: int = Field(
         default=25, ge=1, le=100, description="Most inline comments in one GitHub review; the rest go in its body."
     )
@@ -283,6 +293,15 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("webhook_allowed_ips", mode="before")
+    @classmethod
+    def _read_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple):
+            return value
+        return [_allowed_source(item) if isinstance(item, str) else item for item in value if str(item).strip()]
+
     @field_validator("base_url", "github_api_url", "public_url")
     @classmethod
     def _check_base_url(cls, value: str | None) -> str | None:
@@ -291,6 +310,22 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL; use e.g. http://localhost:8000/v1")
         return value.rstrip("/")
+
+
+def _allowed_source(text: str) -> AllowedSource:
+    text = text.strip()
+    if text.lower() == "github":
+        return "github"
+    try:
+        network = ip_network(text)  # strict: 10.0.0.1/8 is a typo, for the host or for its network
+    except ValueError as exc:
+        if "host bits" in str(exc):  # "10.0.0.1/8 has host bits set"
+            raise ValueError(f"{exc}; write the network's first address, or the address alone") from None
+        raise ValueError(f"{text!r} is not an address, a network such as 192.30.252.0/22, or github") from None
+    mapped = network.network_address.ipv4_mapped if isinstance(network, IPv6Network) else None
+    if mapped is not None and network.prefixlen >= 96:  # ::ffff:a.b.c.d: peers are matched as IPv4
+        return IPv4Network((mapped, network.prefixlen - 96))
+    return network
 
 
 def variable_name(field: str) -> str:

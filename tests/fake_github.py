@@ -34,6 +34,9 @@ What it checks like GitHub does:
 - ``POST /app-manifests/{code}/conversions`` needs no credentials; a code from
   :meth:`FakeGitHub.register_app` works once, within an hour, and returns this server's App (its
   ID, slug, key and webhook secret); any other code gets 404.
+- ``GET /meta`` needs no credentials and answers GitHub's address lists (``hooks``, ``web``,
+  ``api``, ``git``, …) and ``domains``; ``hooks``, where webhooks come from, is
+  :attr:`FakeGitHub.hooks` (left out of the answer when it is None).
 
 Latency: :meth:`FakeGitHub.set_latency` makes every request take that long, as a far-away
 GitHub does (about 250 ms is common): half before the request is carried out and half after,
@@ -89,6 +92,15 @@ MAX_DIFF_FILES: Final = 300
 MAX_DIFF_LINES: Final = 20_000
 MAX_LISTED_FILES: Final = 3_000
 TOKEN_LIFETIME: Final = timedelta(hours=1)
+#: github.com's webhook ranges when this was written (GET /meta changes them from time to time).
+GITHUB_HOOKS: Final = (
+    "192.30.252.0/22",
+    "185.199.108.0/22",
+    "140.82.112.0/20",
+    "143.55.64.0/20",
+    "2a0a:a440::/29",
+    "2606:50c0::/32",
+)
 
 # What GitHub answers, in its own words.
 LINE_NOT_IN_DIFF: Final = "Line could not be resolved"
@@ -349,6 +361,7 @@ class FakeGitHub:
         self._latency = 0.0
         self.default_branch = "main"
         self._manifest_codes: dict[str, tuple[dict[str, Any], float]] = {}  # code → (manifest, expiry)
+        self.hooks: list[str] | None = list(GITHUB_HOOKS)  # GET /meta's webhook ranges
         self.manifests: list[dict[str, Any]] = []  # registered with register_app, oldest first
 
     # -- the controller -------------------------------------------------------------------
@@ -569,6 +582,7 @@ class FakeGitHub:
                 self._handler(self._convert_manifest, public=True),
                 methods=["POST"],
             ),
+            Route("/meta", self._handler(self._get_meta, public=True), methods=["GET"]),
             Route("/user", self._handler(self._get_user), methods=["GET"]),
             Route("/repos/{owner}/{repo}/pulls/{number:int}", self._handler(self._get_pull), methods=["GET"]),
             Route("/repos/{owner}/{repo}/pulls/{number:int}/files", self._handler(self._list_files), methods=["GET"]),
@@ -735,6 +749,26 @@ class FakeGitHub:
             }
         )
         return _json(body, 201)
+
+    def _get_meta(self, request: Request, path: str, actor: str, payload: Any) -> Response:
+        # The shape of GitHub's answer ("REST API endpoints for meta data"); only hooks is set by tests.
+        body: dict[str, Any] = {
+            "verifiable_password_authentication": False,
+            "ssh_key_fingerprints": {"SHA256_ECDSA": "fake-ecdsa", "SHA256_ED25519": "fake-ed25519"},
+            "ssh_keys": ["ssh-ed25519 AAAAfake"],
+            "web": ["192.30.255.112/28", "140.82.112.0/20"],
+            "api": ["192.30.255.112/28", "140.82.112.0/20"],
+            "git": ["192.30.255.112/28", "140.82.112.0/20"],
+            "packages": ["140.82.121.33/32"],
+            "pages": ["185.199.108.153/32"],
+            "importer": ["52.23.85.212/32"],
+            "actions": ["4.148.0.0/16"],
+            "dependabot": ["192.0.2.1"],
+            "domains": {"website": ["*.github.com"], "codespaces": ["*.github.dev"]},
+        }
+        if self.hooks is not None:
+            body["hooks"] = list(self.hooks)
+        return _json(body)
 
     def _get_user(self, request: Request, path: str, actor: str, payload: Any) -> Response:
         if actor in (self.bot_login, WORKFLOW_LOGIN):

@@ -16,12 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from starlette.types import ASGIApp
 
-from conftest import WebhookServer
+from conftest import WEBHOOK_SECRET, WebhookServer, serve
 from fixtures_path import WEBHOOKS
 from reviewbot.service.app import MAX_BODY_BYTES, create_app
-from reviewbot.service.body import UnverifiedBytes
+from reviewbot.service.body import UNVERIFIED_BYTES_CAP, UnverifiedBytes
 from reviewbot.service.webhooks import sign
 from reviewbot.settings import Settings
 from reviewbot.store.store import open_store
@@ -192,6 +193,18 @@ def test_every_delivery_is_refused_when_no_secret_is_configured(tmp_path: Path, 
 # -- oversized bodies ------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def one_client_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    """A webhook server that lets one address hold the whole cap on unverified bytes, rather than
+    a quarter of it: so that a body streamed from one client meets the 25 MiB limit before its
+    address's share (see test_webhook_peers.py for the share)."""
+    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('one-client') / 'reviewbot.db'}")
+    unverified = UnverifiedBytes(share=UNVERIFIED_BYTES_CAP)
+    with serve(create_app(Settings(webhook_secret=WEBHOOK_SECRET), store, unverified=unverified)) as url:
+        yield WebhookServer(url, store, WEBHOOK_SECRET.encode())
+    store.close()
+
+
 def test_a_body_over_the_cap_is_refused_with_413(webhook_server: WebhookServer) -> None:
     assert TOO_BIG > MAX_BODY_BYTES
     body = b"x" * TOO_BIG
@@ -200,7 +213,7 @@ def test_a_body_over_the_cap_is_refused_with_413(webhook_server: WebhookServer) 
     assert response.json() == {"error": "payload too large"}
 
 
-def test_a_chunked_body_over_the_cap_is_refused_with_413(webhook_server: WebhookServer) -> None:
+def test_a_chunked_body_over_the_cap_is_refused_with_413(one_client_server: WebhookServer) -> None:
     megabyte = b"x" * (1024 * 1024)
     sent = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": FORGED}
 
@@ -208,7 +221,7 @@ def test_a_chunked_body_over_the_cap_is_refused_with_413(webhook_server: Webhook
         for _ in range(26):
             yield megabyte
 
-    response = httpx.post(f"{webhook_server.url}/webhook", content=chunks(), headers=sent, timeout=10)
+    response = httpx.post(f"{one_client_server.url}/webhook", content=chunks(), headers=sent, timeout=10)
     assert response.request.headers["Transfer-Encoding"] == "chunked"
     assert response.status_code == 413
 
@@ -246,12 +259,13 @@ def test_a_declared_oversized_body_is_refused_before_it_is_sent(webhook_server: 
     assert raw_exchange(webhook_server.url, head, iter(())) == b"HTTP/1.1 413 Request Entity Too Large"
 
 
-def test_an_oversized_chunked_body_is_refused_before_it_ends(webhook_server: WebhookServer) -> None:
-    head = request_head(webhook_server.url, f"Transfer-Encoding: chunked\r\nX-Hub-Signature-256: {FORGED}\r\n")
+def test_an_oversized_chunked_body_is_refused_before_it_ends(one_client_server: WebhookServer) -> None:
+    url = one_client_server.url
+    head = request_head(url, f"Transfer-Encoding: chunked\r\nX-Hub-Signature-256: {FORGED}\r\n")
     megabyte = b"x" * (1024 * 1024)
     chunk = f"{len(megabyte):x}\r\n".encode() + megabyte + b"\r\n"
     # 26 MiB of chunks and no final zero-length chunk: the body never ends.
-    status = raw_exchange(webhook_server.url, head, iter([chunk] * 26))
+    status = raw_exchange(url, head, iter([chunk] * 26))
     assert status == b"HTTP/1.1 413 Request Entity Too Large"
 
 
@@ -281,7 +295,8 @@ def test_unsigned_bodies_past_the_process_cap_are_answered_503_with_retry_after(
     tmp_path: Path, serve_app: ServeApp
 ) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'cap.db'}")
-    app = create_app(Settings(webhook_secret="s3cret"), store, unverified=UnverifiedBytes(cap=256 * 1024))
+    cap = 256 * 1024  # all of it for one address: the cap is what is tested here
+    app = create_app(Settings(webhook_secret="s3cret"), store, unverified=UnverifiedBytes(cap=cap, share=cap))
     with serve_app(app) as url:
         _, body = opened_payload()
         big = body + b" " * (300 * 1024)  # past the cap on its own

@@ -276,6 +276,7 @@ def test_an_empty_diff_says_so_and_calls_no_model(endpoint: FakeOpenAI, capsys: 
         ("REVIEWBOT_PRICES", '{"m": {"input": "x"}}', "REVIEWBOT_PRICES.m.input: Input should be a valid number"),
         ("REVIEWBOT_BASE_URL", "notaurl", "REVIEWBOT_BASE_URL: Value error, 'notaurl' is not an http(s) URL"),
         ("OPENAI_BASE_URL", "notaurl", "OPENAI_BASE_URL: Value error"),
+        ("REVIEWBOT_WEBHOOK_ALLOWED_IPS", "10.0.0.300", "REVIEWBOT_WEBHOOK_ALLOWED_IPS: Value error, '10.0.0.300'"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_its_variable_once(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from test_service_e2e import wait_for
-from webhook_abuse import FORGED, HOST, MB, request_head, until_closed, upload, web_server
+from webhook_abuse import FORGED, HOST, MB, UPLOADERS, request_head, until_closed, upload, web_server
 
 SECRET = "limits-webhook-secret"
 
@@ -33,7 +33,11 @@ def test_twenty_concurrent_24_mb_uploads_without_a_valid_signature_raise_rss_by_
         before = server.kib("VmRSS")
 
         async def attack() -> list[bytes]:
-            return await asyncio.gather(*(upload(server.port, 24 * 1000 * 1000, signature) for _ in range(20)))
+            # From four addresses, each holding the quarter of the cap it may: the whole cap is held.
+            sources = [UPLOADERS[number % len(UPLOADERS)] for number in range(20)]
+            return await asyncio.gather(
+                *(upload(server.port, 24 * 1000 * 1000, signature, source=source) for source in sources)
+            )
 
         answers = asyncio.run(attack())
         peak = server.kib("VmHWM")

@@ -16,15 +16,20 @@ handled, nothing queued (installation) 202     ``{"queued": false, "delivery": I
 ``ping``                               200     ``{"pong": true, "delivery": ID}``
 event or action we do not act on       200     ``{"ignored": REASON, "delivery": ID}``
 delivery id seen before                200     ``{"duplicate": true, "queued": false, "delivery": ID}``
+peer not in the allowlist              403     ``{"error": "source address not allowed"}``
 body over 25 MiB                       413     ``{"error": "payload too large"}``
 bad or missing signature, no secret    401     ``{"error": "invalid signature"}``
 missing headers, bad JSON or field     400     ``{"error": ...}`` (naming the field)
 body not whole within the read timeout 408     ``{"error": ...}``, and the connection is closed
-too many unsigned uploads at once      503     ``{"error": ...}``, with ``Retry-After``
+too many unsigned uploads at once      503     ``{"error": ...}``, with ``Retry-After`` (in all, or
+                                               from the peer's address)
 store unavailable                      503     ``{"error": "store unavailable"}``
 =====================================  ======  ==================================================
 
-A 503 makes GitHub list the delivery as failed, so it can be redelivered once the store is back.
+The allowlist (REVIEWBOT_WEBHOOK_ALLOWED_IPS, :mod:`reviewbot.service.peers`) applies to ``POST
+/webhook`` alone: a load balancer's health checks and Prometheus reach the other routes from
+their own addresses. A 503 makes GitHub list the delivery as failed, so it can be redelivered
+once the store is back.
 A client that hangs up mid-body gets one log line. ``GET /metrics`` is the Prometheus text format
 (see :mod:`reviewbot.service.metrics`); it is not authenticated, so keep it off the public route.
 """
@@ -50,7 +55,9 @@ from reviewbot.errors import StoreError
 from reviewbot.service import metrics
 from reviewbot.service.body import BodyRefused, ClientGone, UnverifiedBytes, read_signed_body
 from reviewbot.service.committer import DeliveryCommitter
+from reviewbot.service.hook_ranges import REFRESH_SECONDS, refreshing
 from reviewbot.service.intake import error_body
+from reviewbot.service.peers import Allowlist, peer_key
 from reviewbot.service.setup import closed_routes
 from reviewbot.service.webhooks import SignatureCheck, router
 from reviewbot.settings import Settings
@@ -73,11 +80,22 @@ def create_app(
     on_enqueued: Callable[[], None] | None = None,
     lifespan: Lifespan | None = None,
     unverified: UnverifiedBytes | None = None,
+    allowlist: Allowlist | None = None,
+    refresh_every: float = REFRESH_SECONDS,
 ) -> Starlette:
     """The ASGI app. ``on_enqueued`` is called (on the event loop) after a job was queued, e.g.
     ``worker.wake``; ``lifespan`` is passed to Starlette (start and stop the worker there);
-    ``unverified`` bounds the bodies read before their signature is checked (one per process)."""
-    routes = _Routes(settings, store, DeliveryCommitter(settings, store), on_enqueued, unverified or UnverifiedBytes())
+    ``unverified`` bounds the bodies read before their signature is checked (one per process).
+
+    ``allowlist`` is who may post webhooks, by default as the settings say; when it includes
+    GitHub's ranges, they are read every ``refresh_every`` seconds while the app runs (at once if
+    they were not read before)."""
+    if allowlist is None:
+        allowlist = Allowlist.from_settings(settings)
+    if allowlist.wants_github:
+        lifespan = refreshing(allowlist, settings.github_api_url, refresh_every, lifespan)
+    committer = DeliveryCommitter(settings, store)
+    routes = _Routes(settings, store, committer, on_enqueued, unverified or UnverifiedBytes(), allowlist)
     return Starlette(
         routes=[
             Route("/webhook", _Asgi(routes.webhook), methods=["POST"], name="webhook"),
@@ -117,11 +135,13 @@ class _Routes:
         committer: DeliveryCommitter,
         on_enqueued: Callable[[], None] | None,
         unverified: UnverifiedBytes,
+        allowlist: Allowlist,
     ) -> None:
         secret = settings.webhook_secret
         self._secret = secret.get_secret_value().encode() if secret is not None else b""
         self._read_timeout = settings.webhook_read_timeout
         self._unverified = unverified
+        self._allowlist = allowlist
         self._store = store
         self._committer = committer
         self._on_enqueued = on_enqueued
@@ -147,9 +167,11 @@ class _Routes:
         """``POST /webhook``, a plain ASGI endpoint (see :class:`_Asgi`)."""
         headers = _webhook_headers(scope)
         delivery = headers.get(b"x-github-delivery", "")
+        client = scope.get("client")
+        peer: str | None = client[0] if client else None
         with logs.log_context(delivery=delivery or None):
             try:
-                answer = await self._webhook(receive, headers, delivery)
+                answer = await self._webhook(receive, headers, delivery, peer)
             except ClientGone as gone:
                 log.warning("delivery %s: %s; nothing recorded", delivery or "(no id)", gone)
                 return  # no one to answer
@@ -158,8 +180,13 @@ class _Routes:
         await send({"type": "http.response.start", "status": answer.status, "headers": _response_headers(answer)})
         await send({"type": "http.response.body", "body": answer.body})
 
-    async def _webhook(self, receive: Receive, headers: dict[bytes, str], delivery: str) -> _Answer:
+    async def _webhook(self, receive: Receive, headers: dict[bytes, str], delivery: str, peer: str | None) -> _Answer:
         # First what needs no body: an answer before the body is read costs no memory and no wait.
+        if not self._allowlist.allows(peer):
+            log.warning(
+                "delivery %s from %s refused: not in REVIEWBOT_WEBHOOK_ALLOWED_IPS", delivery or "(no id)", peer
+            )
+            return _Answer(403, error_body("source address not allowed"), "not_allowed")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             return _Answer(413, error_body("payload too large"), "too_large")
@@ -175,10 +202,15 @@ class _Routes:
             return _Answer(400, error_body("X-GitHub-Event and X-GitHub-Delivery headers are required"), "bad_request")
         try:
             body = await read_signed_body(
-                receive, check, self._unverified, limit=MAX_BODY_BYTES, timeout=self._read_timeout
+                receive,
+                check,
+                self._unverified,
+                peer=peer_key(peer),
+                limit=MAX_BODY_BYTES,
+                timeout=self._read_timeout,
             )
         except BodyRefused as refused:
-            log.warning("delivery %s: %s", delivery, refused)
+            log.warning("delivery %s from %s: %s", delivery, peer, refused)
             return _refusal(refused)
         # A store error is an answer (503), not an exception: the intake logs and counts it.
         answer = await self._committer.accept(delivery, event, body)

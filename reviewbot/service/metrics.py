@@ -6,8 +6,9 @@ metric                                             type       labels
 ``reviewbot_webhook_deliveries_total``             counter    ``event`` (one reviewbot handles, else
                                                               other), ``outcome`` (queued, ignored,
                                                               duplicate, installation, ping)
-``reviewbot_webhook_rejected_total``               counter    ``reason`` (signature, too_large, too_slow,
-                                                              busy, bad_request, store_unavailable)
+``reviewbot_webhook_rejected_total``               counter    ``reason`` (not_allowed, signature, too_large,
+                                                              too_slow, busy, bad_request,
+                                                              store_unavailable)
 ``reviewbot_jobs``                                 gauge      ``state`` (queued, running, done, failed,
                                                               dropped), read from the store at scrape time
 ``reviewbot_review_duration_seconds``              histogram  ``outcome`` (done, dropped, retried, failed,
@@ -52,10 +53,13 @@ from reviewbot.store.records import JobState
 log = logging.getLogger("reviewbot.metrics")
 
 DeliveryOutcome = Literal["queued", "ignored", "duplicate", "installation", "ping"]
-RejectionReason = Literal["signature", "too_large", "too_slow", "busy", "bad_request", "store_unavailable"]
+RejectionReason = Literal[
+    "not_allowed", "signature", "too_large", "too_slow", "busy", "bad_request", "store_unavailable"
+]
 ReviewOutcome = Literal["done", "dropped", "retried", "failed", "lost"]
 
 REJECTION_REASONS: Final[tuple[RejectionReason, ...]] = (
+    "not_allowed",
     "signature",
     "too_large",
     "too_slow",
@@ -88,7 +92,8 @@ class Metrics:
         )
         self.rejected = Counter(
             "reviewbot_webhook_rejected_total",
-            "Webhook deliveries refused, by reason (bad signature, too large, bad request, store unavailable).",
+            "Webhook deliveries refused, by reason (source not allowed, bad signature, too large, too slow, busy, "
+            "bad request, store unavailable).",
             ["reason"],
             registry=registry,
         )

@@ -22,8 +22,10 @@ from reviewbot.errors import ConfigError, ReviewbotError, StoreError
 from reviewbot.github.client import GitHubClient
 from reviewbot.service.app import create_app
 from reviewbot.service.connections import deadline_protocol
+from reviewbot.service.hook_ranges import webhook_allowlist
 from reviewbot.service.job import ReviewService
 from reviewbot.service.metrics import start_metrics_server
+from reviewbot.service.peers import Allowlist
 from reviewbot.service.setup import needs_setup, run_setup
 from reviewbot.service.worker import Worker
 from reviewbot.settings import Settings
@@ -59,10 +61,13 @@ def check_service_settings(settings: Settings, *, webhooks: bool = True, reviews
         )
 
 
-def build_app(settings: Settings, store: Store, *, worker: bool = True) -> Starlette:
-    """The ASGI app; with ``worker``, the review worker runs alongside it for its lifetime."""
+def build_app(
+    settings: Settings, store: Store, *, worker: bool = True, allowlist: Allowlist | None = None
+) -> Starlette:
+    """The ASGI app; with ``worker``, the review worker runs alongside it for its lifetime.
+    ``allowlist``: who may post webhooks (by default, as the settings say)."""
     if not worker:
-        return create_app(settings, store)
+        return create_app(settings, store, allowlist=allowlist)
     runner = review_worker(settings, store)
 
     @contextlib.asynccontextmanager
@@ -75,7 +80,7 @@ def build_app(settings: Settings, store: Store, *, worker: bool = True) -> Starl
             stop.set()
             await stop_worker(runner, task, store)
 
-    return create_app(settings, store, on_enqueued=runner.wake, lifespan=lifespan)
+    return create_app(settings, store, on_enqueued=runner.wake, lifespan=lifespan, allowlist=allowlist)
 
 
 def review_worker(settings: Settings, store: Store, *, concurrency: int = WORKER_CONCURRENCY) -> Worker:
@@ -173,6 +178,12 @@ def uvicorn_config(app: Starlette, *, host: str, port: int, read_timeout: float)
     head, or for the rest of a body the app refused without reading it (:mod:`reviewbot.service.connections`,
     which runs h11, what uvicorn picks when httptools is not installed); the webhook bounds the body
     it reads the same way. An idle kept-alive connection is closed after uvicorn's 5 s.
+
+    With ``proxy_headers``, uvicorn takes the client's address from ``X-Forwarded-For`` when the
+    connection comes from a proxy it trusts: the addresses in ``FORWARDED_ALLOW_IPS`` (uvicorn
+    reads it from the environment; unset, loopback: a proxy on the same machine). That address is
+    the peer the webhook's allowlist and its per-address share of unverified bytes go by
+    (:mod:`reviewbot.service.peers`).
     """
     return uvicorn.Config(
         app,
@@ -231,10 +242,11 @@ def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> N
             return
         settings = registered
     check_service_settings(settings, reviews=worker)
+    allowlist = webhook_allowlist(settings)  # with `github`, GitHub's ranges are read before we listen
     settings = with_app_slug(settings)
     store = open_store(settings.database_url)
     try:
-        app = build_app(settings, store, worker=worker)
+        app = build_app(settings, store, worker=worker, allowlist=allowlist)
         config = uvicorn_config(app, host=host, port=port, read_timeout=settings.webhook_read_timeout)
         freeze_startup_objects()
         uvicorn.Server(config).run()

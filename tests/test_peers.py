@@ -1,0 +1,105 @@
+"""Source addresses as plain data: REVIEWBOT_WEBHOOK_ALLOWED_IPS, the allowlist's matching, and the
+key each address's share of the unverified bytes is counted under."""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+import pytest
+
+from reviewbot.errors import ConfigError
+from reviewbot.service.body import UnverifiedBytes
+from reviewbot.service.peers import Allowlist, peer_key
+from reviewbot.settings import Settings, load_settings
+
+
+def test_the_setting_reads_addresses_networks_and_github_in_any_mix() -> None:
+    settings = Settings(webhook_allowed_ips=" github, 192.30.252.0/22 ,2001:db8::1,, 10.1.2.3")
+    assert settings.webhook_allowed_ips == [
+        "github",
+        ip_network("192.30.252.0/22"),
+        ip_network("2001:db8::1/128"),
+        ip_network("10.1.2.3/32"),
+    ]
+    # Written as IPv4-mapped, an entry is the IPv4 one: peers like ::ffff:10.1.2.3 are matched as IPv4.
+    assert Settings(webhook_allowed_ips="::ffff:10.1.2.0/120").webhook_allowed_ips == [ip_network("10.1.2.0/24")]
+    assert Settings().webhook_allowed_ips == []
+    assert Settings(webhook_allowed_ips="GitHub").webhook_allowed_ips == ["github"]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("10.0.0.300", "'10.0.0.300' is not an address, a network such as 192.30.252.0/22, or github"),
+        ("10.0.0.1/8", "10.0.0.1/8 has host bits set"),
+        ("githubb", "'githubb' is not an address"),
+    ],
+)
+def test_a_bad_allowlist_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    monkeypatch.setenv("REVIEWBOT_WEBHOOK_ALLOWED_IPS", value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith("REVIEWBOT_WEBHOOK_ALLOWED_IPS: ")
+    assert says in message
+    assert "\n" not in message
+
+
+def test_an_empty_allowlist_lets_everyone_in() -> None:
+    allowlist = Allowlist.from_settings(Settings())
+    assert allowlist.open
+    assert allowlist.allows("203.0.113.9")
+    assert allowlist.allows(None)  # a Unix socket
+
+
+def test_the_allowlist_matches_ipv4_ipv6_and_ipv4_mapped_peers() -> None:
+    allowlist = Allowlist.from_settings(Settings(webhook_allowed_ips="192.30.252.0/22,2606:50c0::/32"))
+    assert allowlist.allows("192.30.253.1")
+    assert allowlist.allows("::ffff:192.30.253.1")  # an IPv4 client of a server on an IPv6 socket
+    assert allowlist.allows("2606:50c0:8000::154")
+    assert not allowlist.allows("192.30.256.1")
+    assert not allowlist.allows("::ffff:10.0.0.1")
+    assert not allowlist.allows("2001:db8::1")
+    assert not allowlist.allows(None)
+    assert not allowlist.allows("not-an-address")  # what a proxy header might carry
+
+
+def test_github_allows_nothing_until_its_ranges_are_known_then_adds_them_to_the_fixed_ones() -> None:
+    allowlist = Allowlist.from_settings(Settings(webhook_allowed_ips="github,10.0.0.0/8"))
+    assert allowlist.wants_github
+    assert not allowlist.open
+    assert allowlist.allows("10.1.1.1")
+    assert not allowlist.allows("192.30.252.1")
+    allowlist.use_github_ranges([ip_network("192.30.252.0/22")])
+    assert allowlist.allows("192.30.252.1")
+    assert allowlist.allows("10.1.1.1")
+
+
+def test_an_address_is_its_own_key_an_ipv4_mapped_one_its_ipv4_and_ipv6_ones_share_their_64() -> None:
+    assert peer_key("203.0.113.9") == "203.0.113.9"
+    assert peer_key("::ffff:203.0.113.9") == "203.0.113.9"
+    # One subscriber gets a whole /64: its addresses are one peer, or it would have billions of shares.
+    assert peer_key("2001:db8:1:2::1") == peer_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert peer_key("2001:db8:1:3::1") != peer_key("2001:db8:1:2::1")
+    assert peer_key(None) == peer_key("not-an-address")
+
+
+def test_each_peer_holds_at_most_its_share_and_the_process_at_most_the_cap() -> None:
+    budget = UnverifiedBytes(cap=100)
+    assert budget.share == 25
+    assert budget.take("a", 20)
+    assert not budget.take("a", 6)  # past a's share, though the cap has room
+    assert budget.take("b", 25)
+    assert budget.take("c", 25)
+    assert budget.take("d", 25)
+    assert not budget.take("e", 6)  # the cap is full: 95 held
+    assert budget.take("e", 5)
+    assert (budget.held, budget.held_by("a")) == (100, 20)
+    for peer, size in (("a", 20), ("b", 25), ("c", 25), ("d", 25), ("e", 5)):
+        budget.give_back(peer, size)
+    assert budget.held == 0
+    assert budget.peers == 0  # nothing is kept for a peer that holds nothing
+    budget.give_back("f", 0)  # a body refused before its first byte
+    assert budget.peers == 0
