@@ -340,12 +340,12 @@ def deliveries(
         payload = dict(template, number=number)
         payload["pull_request"] = dict(template["pull_request"], number=number, title=f"Bench PR #{number}")
         payload["pull_request"]["head"] = dict(template["pull_request"]["head"], sha=head_of(number))
-        opened.append((number, *signed(secret, payload, f"bench-opened-{number}")))
+        opened.append((number, *signed(secret, payload, str(uuid.uuid4()))))
     numbers = config["numbers"]
     for index in range(int(IGNORED_PER_SECOND * (REVIEWS_DEADLINE_SECONDS + 15))):
         number = numbers[index % len(numbers)]
         payload = dict(template, action="labeled", number=number, label={"id": 1, "name": "bench"})
-        ignored.append((number, *signed(secret, payload, f"bench-labeled-{index}")))
+        ignored.append((number, *signed(secret, payload, str(uuid.uuid4()))))
     return opened, ignored
 
 

@@ -13,7 +13,8 @@ runs carries its repository and pull request without being told:
 
 (on one line). Whatever the format, the configured secrets (API key, webhook secret, GitHub
 token, the App's private key) are replaced by ``[REDACTED]`` in every message, field and
-traceback before anything is written.
+traceback before anything is written. A value a stranger chose (an unsigned header) goes into a
+line through :func:`printable`, so it can neither flood the log nor end or colour a line.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ REDACTED: Final = "[REDACTED]"
 NOISY_LOGGERS: Final = ("httpx", "httpx2", "openai", "githubkit")
 # Lines of a PEM key shorter than this (the padded last one) could match ordinary text.
 _MIN_SECRET_PART = 16
+#: How much of a value a stranger chose :func:`printable` shows.
+SHOWN_CHARS: Final = 64
 
 _context: contextvars.ContextVar[Mapping[str, object] | None] = contextvars.ContextVar(
     "reviewbot_log_context", default=None
@@ -64,6 +67,15 @@ def bind(**fields: object) -> None:
     """Add ``fields`` to the current context: until the enclosing :func:`log_context` ends, or,
     in a task of its own (each job runs in one), until the task ends."""
     _context.set({**current_context(), **_present(fields)})
+
+
+def printable(value: str, limit: int = SHOWN_CHARS) -> str:
+    """``value`` in double quotes for a log line, when a stranger chose it: its first ``limit``
+    characters in printable ASCII (a quote, a backslash and anything else escaped as Python
+    writes it: ``\\t``, ``\\x9b``, ``\\u202e``), then its length if there was more."""
+    shown = value[:limit].encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    more = f"... ({len(value)} characters)" if len(value) > limit else ""
+    return f'"{shown}"{more}'
 
 
 def _present(fields: Mapping[str, object]) -> dict[str, object]:

@@ -30,6 +30,7 @@ import pytest
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply
 from fixtures_path import WEBHOOKS
+from guids import guid
 from reviewbot.service.webhooks import sign
 from reviewbot.store.store import Store, open_store
 from test_scale_out import Child, Children, child_env, drained, free_port, wait_for
@@ -82,9 +83,9 @@ class Deliveries:
         # ready (a draft's job is queued all the same, and by the time it runs the pull request
         # is ready for review on GitHub).
         again = "reopened" if number % 2 else "ready_for_review"
-        self.send(first, number, "opened", f"opened-{number}", draft=again == "ready_for_review")
+        self.send(first, number, "opened", guid(f"opened-{number}"), draft=again == "ready_for_review")
         wait_for(lambda: self.states(number) == ["running"], 30, f"the first job of #{number} to run")
-        self.send(second, number, again, f"{again}-{number}")
+        self.send(second, number, again, guid(f"{again}-{number}"))
         assert self.states(number) == ["running", "queued"], "the second delivery came after the first review"
 
     def lane(self, numbers: list[int]) -> None:

@@ -39,6 +39,7 @@ import databases
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply
 from fixtures_path import FIXTURE_DIFFS, SAMPLE_DIFFS, WEBHOOKS
+from guids import guid
 from reviewbot.engine.diff import parse_diff
 from reviewbot.engine.filters import FilterRules, select_files
 from reviewbot.service.webhooks import sign
@@ -308,7 +309,7 @@ def plan_sends(pulls: list[PullPlan], rng: random.Random) -> list[list[Send]]:
                 burst_left, pause = rng.randint(1, 3), rng.uniform(0.3, 2.0)
             burst_left -= step > 0
             name = f"{pull.repo.split('/')[1]}-{pull.number}-{step}"
-            delivery = Delivery(name, pull, step, webhook_body(pull, step))
+            delivery = Delivery(guid(name), pull, step, webhook_body(pull, step))
             sends.append(Send(delivery, rng.randrange(2), pause))
         plans.append(sends)
     for send in rng.sample([send for sends in plans for send in sends], DUPLICATES):
@@ -513,7 +514,7 @@ def test_a_worker_killed_mid_review_leaves_the_job_to_the_other_which_posts_it_o
     workers = [children.worker("worker-1"), children.worker("worker-2")]
     children.wait_ready()
 
-    delivery = Delivery("kill-1", pull, 0, webhook_body(pull, 0))
+    delivery = Delivery(guid("kill-1"), pull, 0, webhook_body(pull, 0))
     traffic = Traffic(fake_github, [web.url], fake_github.webhook_secret.encode(), httpx.Client(timeout=15))
     with traffic.client:
         traffic.post(delivery, 0)

@@ -21,6 +21,7 @@ import pytest
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI, Reply
 from fixtures_path import SAMPLE_DIFFS, WEBHOOKS
+from guids import guid
 from reviewbot.service.webhooks import sign
 from reviewbot.store.store import open_store
 
@@ -156,7 +157,7 @@ def test_an_opened_pull_request_gets_one_review_with_anchored_comments_and_the_c
 ) -> None:
     fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE, title="Add leeway")
     fake_openai.set_default(answer_with(BUG, RANGE))
-    assert service.deliver("pull_request", payload("opened.payload.json"), "d-opened-1") == 202
+    assert service.deliver("pull_request", payload("opened.payload.json"), guid("opened-1")) == 202
     wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the review")
     (review,) = fake_github.reviews(REPO, NUMBER)
     assert review["state"] == "COMMENTED"
@@ -176,7 +177,7 @@ def test_the_same_delivery_five_times_at_once_gives_one_review(
     fake_openai.set_default(answer_with(BUG))
     body = payload("opened.payload.json")
     with ThreadPoolExecutor(5) as pool:
-        statuses = list(pool.map(lambda _: service.deliver("pull_request", body, "d-same"), range(5)))
+        statuses = list(pool.map(lambda _: service.deliver("pull_request", body, guid("same")), range(5)))
     assert sorted(statuses) == [200, 200, 200, 200, 202]
     wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the review")
     store = open_store(f"sqlite:///{service.database}")
@@ -192,7 +193,7 @@ def review_first_head(service: Service, github: FakeGitHub, model: FakeOpenAI) -
     """The pull request opened at HEAD, and its review posted."""
     github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
     model.set_default(answer_with(BUG))
-    assert service.deliver("pull_request", payload("opened.payload.json"), "d-first") == 202
+    assert service.deliver("pull_request", payload("opened.payload.json"), guid("first")) == 202
     wait_for(lambda: reviews_on(github, HEAD) == 1, 30, "the first review")
 
 
@@ -200,7 +201,7 @@ def push_new_head(service: Service, github: FakeGitHub) -> None:
     """The push of NEW_HEAD delivered; wait for its review."""
     synchronize = payload("synchronize.payload.json", head={"sha": NEW_HEAD, "ref": "feature"})
     synchronize["before"], synchronize["after"] = HEAD, NEW_HEAD
-    assert service.deliver("pull_request", synchronize, "d-push") == 202
+    assert service.deliver("pull_request", synchronize, guid("push")) == 202
     wait_for(lambda: reviews_on(github, NEW_HEAD) == 1, 30, "the review of the push")
 
 
@@ -259,13 +260,13 @@ def test_forged_and_malformed_deliveries_are_refused_and_nothing_is_queued(
 ) -> None:
     fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
     body = payload("opened.payload.json")
-    assert service.deliver("pull_request", body, "d-forged", signature="sha256=" + "0" * 64) == 401
+    assert service.deliver("pull_request", body, guid("forged"), signature="sha256=" + "0" * 64) == 401
     bad = httpx.post(
         f"{service.url}/webhook",
         content=b"{not json",
         headers={
             "X-GitHub-Event": "pull_request",
-            "X-GitHub-Delivery": "d-bad",
+            "X-GitHub-Delivery": guid("bad"),
             "X-Hub-Signature-256": sign(service.secret, b"{not json"),
         },
         timeout=10,
@@ -274,7 +275,7 @@ def test_forged_and_malformed_deliveries_are_refused_and_nothing_is_queued(
     store = open_store(f"sqlite:///{service.database}")
     try:
         assert store.job_counts() == {} or sum(store.job_counts().values()) == 0
-        assert not store.has_delivery("d-forged")
+        assert not store.has_delivery(guid("forged"))
     finally:
         store.close()
     # Nothing but the start-up question for the App's slug reached GitHub.
@@ -308,7 +309,7 @@ def test_signed_payloads_with_fields_of_the_wrong_shape_get_400_naming_the_field
     for name, (body, field) in bodies.items():
         headers = {
             "X-GitHub-Event": "pull_request",
-            "X-GitHub-Delivery": f"d-malformed-{name}",
+            "X-GitHub-Delivery": guid(f"malformed-{name}"),
             "X-Hub-Signature-256": sign(service.secret, body),
             "Content-Type": "application/json",
         }
@@ -318,7 +319,7 @@ def test_signed_payloads_with_fields_of_the_wrong_shape_get_400_naming_the_field
     store = open_store(f"sqlite:///{service.database}")
     try:
         assert sum(store.job_counts().values()) == 0
-        assert not any(store.has_delivery(f"d-malformed-{name}") for name in bodies)
+        assert not any(store.has_delivery(guid(f"malformed-{name}")) for name in bodies)
     finally:
         store.close()
     # Nothing but the start-up question for the App's slug reached GitHub.
@@ -332,7 +333,7 @@ def test_a_server_killed_mid_review_posts_the_review_exactly_once_after_restart(
     fake_openai.set_default(lambda body: Reply.delay(30, then=answer_with(BUG)(body)))
     first = start_service(fake_github, fake_openai, tmp_path / "reviewbot.db")
     try:
-        assert first.deliver("pull_request", payload("opened.payload.json"), "d-kill") == 202
+        assert first.deliver("pull_request", payload("opened.payload.json"), guid("kill")) == 202
         wait_for(lambda: len(fake_openai.requests) == 1, 30, "the model request")
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(10)
@@ -367,5 +368,5 @@ def test_an_at_mention_review_command_works_without_the_slug_being_configured(
     comment["issue"]["number"] = NUMBER
     comment["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/{NUMBER}"}
     comment["comment"]["body"] = f"@{fake_github.app_slug} review please"
-    assert service.deliver("issue_comment", comment, "d-mention") == 202
+    assert service.deliver("issue_comment", comment, guid("mention")) == 202
     wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the review the command asked for")

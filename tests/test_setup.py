@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from fake_github import APP_ID, APP_SLUG, WEB, FakeGitHub
 from fake_openai import FakeOpenAI
+from guids import guid
 from reviewbot.credentials import APP_FILE, KEY_FILE, AppRegistration, save_app
 from reviewbot.errors import ConfigError, GitHubNotFound
 from reviewbot.github.manifest import convert_app_manifest
@@ -537,7 +538,7 @@ def test_serve_without_an_app_registers_one_then_serves_it_and_after_a_restart(
         link = _setup_link(log)
         assert link is not None
         assert httpx.get(f"{url}/healthz").json() == {"status": "setup"}
-        assert service.deliver("ping", {"zen": "hi"}, "d-early-ping") == 503
+        assert service.deliver("ping", {"zen": "hi"}, guid("early-ping")) == 503
 
         page = httpx.get(link, timeout=10)
         assert page.status_code == 200
@@ -560,7 +561,7 @@ def test_serve_without_an_app_registers_one_then_serves_it_and_after_a_restart(
         wait_for(lambda: _answers(f"{url}/readyz") == 200 or process.poll() is not None, 20, "normal mode")
         assert process.poll() is None, log.read_text()
         assert httpx.get(f"{url}/setup", params={"token": "x"}).status_code == 403
-        assert service.deliver("ping", {"zen": "hi", "hook_id": 1}, "d-ping") == 200
+        assert service.deliver("ping", {"zen": "hi", "hook_id": 1}, guid("ping")) == 200
     finally:
         stop(service)
     text = log.read_text("utf-8")
@@ -577,7 +578,7 @@ def test_serve_without_an_app_registers_one_then_serves_it_and_after_a_restart(
         assert process.poll() is None, log.read_text()
         assert httpx.get(f"{url}/setup", params={"token": "x"}).status_code == 403
         opened = payload("opened.payload.json", number=3)
-        assert service.deliver("pull_request", opened, "d-after-setup") == 202
+        assert service.deliver("pull_request", opened, guid("after-setup")) == 202
         wait_for(lambda: fake_github.review_count(REPO, 3, HEAD) == 1, 30, "the review")
         assert fake_github.requests_to("GET", "/app") == []  # the slug came with the saved App
     finally:

@@ -76,7 +76,7 @@ def test_slow_bodies_slow_heads_and_idle_connections_are_closed_within_the_read_
 
 @pytest.mark.timeout(60)
 def test_an_upload_cut_off_halfway_is_one_log_line_without_a_traceback(tmp_path: Path) -> None:
-    delivery = f"aborted-{uuid.uuid4()}"
+    delivery = str(uuid.uuid4())
     with web_server(tmp_path, SECRET) as server:
         with socket.create_connection((HOST, server.port), timeout=10) as sock:
             sock.sendall(request_head(server.port, length=MB, signature=FORGED, delivery=delivery))

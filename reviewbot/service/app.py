@@ -20,6 +20,7 @@ peer not in the allowlist              403     ``{"error": "source address not a
 body over 25 MiB                       413     ``{"error": "payload too large"}``
 bad or missing signature, no secret    401     ``{"error": "invalid signature"}``
 missing headers, bad JSON or field     400     ``{"error": ...}`` (naming the field)
+X-GitHub-Delivery that is not a GUID   400     ``{"error": ...}`` (saying the form)
 body not whole within the read timeout 408     ``{"error": ...}``, and the connection is closed
 too many unsigned uploads at once      503     ``{"error": ...}``, with ``Retry-After`` (in all, or
                                                from the peer's address)
@@ -30,7 +31,9 @@ The allowlist (REVIEWBOT_WEBHOOK_ALLOWED_IPS, :mod:`reviewbot.service.peers`) ap
 /webhook`` alone: a load balancer's health checks and Prometheus reach the other routes from
 their own addresses. A 503 makes GitHub list the delivery as failed, so it can be redelivered
 once the store is back.
-A client that hangs up mid-body gets one log line. ``GET /metrics`` is the Prometheus text format
+A client that hangs up mid-body gets one log line. The delivery id is the GUID in
+``X-GitHub-Delivery``, in lower case; what a stranger sends there instead reaches the log lines
+only through :func:`reviewbot.logs.printable`. ``GET /metrics`` is the Prometheus text format
 (see :mod:`reviewbot.service.metrics`); it is not authenticated, so keep it off the public route.
 """
 
@@ -59,7 +62,7 @@ from reviewbot.service.hook_ranges import REFRESH_SECONDS, refreshing
 from reviewbot.service.intake import error_body
 from reviewbot.service.peers import Allowlist, peer_key
 from reviewbot.service.setup import closed_routes
-from reviewbot.service.webhooks import SignatureCheck, router
+from reviewbot.service.webhooks import SignatureCheck, delivery_id, router
 from reviewbot.settings import Settings
 from reviewbot.store.store import Store
 
@@ -68,6 +71,9 @@ log = logging.getLogger("reviewbot.app")
 #: GitHub caps webhook payloads at 25 MB and does not deliver larger ones, so anything bigger is
 #: not from GitHub.
 MAX_BODY_BYTES: Final = 25 * 1024 * 1024
+NOT_A_GUID: Final = (
+    "X-GitHub-Delivery must be a GUID: 8-4-4-4-12 hex digits, as in 72d3162e-cc78-11e3-81ab-4c9367dc0958"
+)
 
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
@@ -166,26 +172,29 @@ class _Routes:
     async def webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /webhook``, a plain ASGI endpoint (see :class:`_Asgi`)."""
         headers = _webhook_headers(scope)
-        delivery = headers.get(b"x-github-delivery", "")
+        sent = headers.get(b"x-github-delivery")
+        delivery = delivery_id(sent) if sent is not None else None
+        # How the log lines name the delivery: by its id, or by what was sent instead, made safe.
+        named = delivery or ("(no id)" if sent is None else logs.printable(sent))
         client = scope.get("client")
         peer: str | None = client[0] if client else None
-        with logs.log_context(delivery=delivery or None):
+        with logs.log_context(delivery=delivery):
             try:
-                answer = await self._webhook(receive, headers, delivery, peer)
+                answer = await self._webhook(receive, headers, delivery, named, peer)
             except ClientGone as gone:
-                log.warning("delivery %s: %s; nothing recorded", delivery or "(no id)", gone)
+                log.warning("delivery %s: %s; nothing recorded", named, gone)
                 return  # no one to answer
         if answer.refused is not None:
             metrics.observe_rejection(answer.refused)
         await send({"type": "http.response.start", "status": answer.status, "headers": _response_headers(answer)})
         await send({"type": "http.response.body", "body": answer.body})
 
-    async def _webhook(self, receive: Receive, headers: dict[bytes, str], delivery: str, peer: str | None) -> _Answer:
+    async def _webhook(
+        self, receive: Receive, headers: dict[bytes, str], delivery: str | None, named: str, peer: str | None
+    ) -> _Answer:
         # First what needs no body: an answer before the body is read costs no memory and no wait.
         if not self._allowlist.allows(peer):
-            log.warning(
-                "delivery %s from %s refused: not in REVIEWBOT_WEBHOOK_ALLOWED_IPS", delivery or "(no id)", peer
-            )
+            log.warning("delivery %s from %s refused: not in REVIEWBOT_WEBHOOK_ALLOWED_IPS", named, peer)
             return _Answer(403, error_body("source address not allowed"), "not_allowed")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -195,11 +204,14 @@ class _Routes:
             return _Answer(401, error_body("invalid signature"), "signature")
         check = SignatureCheck.from_header(self._secret, headers.get(b"x-hub-signature-256"))
         if check is None:
-            log.warning("delivery %s: missing or malformed X-Hub-Signature-256", delivery or "(no id)")
+            log.warning("delivery %s: missing or malformed X-Hub-Signature-256", named)
             return _Answer(401, error_body("invalid signature"), "signature")
         event = headers.get(b"x-github-event", "")
-        if not event or not delivery:
+        if not event or b"x-github-delivery" not in headers:
             return _Answer(400, error_body("X-GitHub-Event and X-GitHub-Delivery headers are required"), "bad_request")
+        if delivery is None:  # it is the store's key and in every log line of the delivery
+            log.warning("delivery from %s refused: X-GitHub-Delivery %s is not a GUID", peer, named)
+            return _Answer(400, error_body(NOT_A_GUID), "bad_request")
         try:
             body = await read_signed_body(
                 receive,

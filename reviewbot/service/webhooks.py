@@ -44,11 +44,23 @@ from reviewbot.store.store import Store
 
 _SIGNATURE_PREFIX: Final = "sha256="
 _HEX_DIGEST: Final = re.compile("[0-9a-f]{64}")  # GitHub sends the hex digest in lower case
+# X-GitHub-Delivery is "a globally unique identifier (GUID) to identify the event" (GitHub's
+# "Webhook events and payloads", GitHub Enterprise Server's too), sent as 8-4-4-4-12 hex digits in
+# lower case. That form alone is taken, in either case: braces, a URN or no dashes would only give
+# one GUID more spellings, and GitHub sends none of them.
+_GUID: Final = re.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: Who may ask for a review with a comment: the repository's owner, its organisation's members,
 #: and collaborators (GitHub's ``author_association`` of the comment).
 COMMAND_ASSOCIATIONS: Final = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 
 Payload: TypeAlias = Mapping[str, Any]
+
+
+def delivery_id(header: str) -> str | None:
+    """The id of a delivery whose ``X-GitHub-Delivery`` is ``header``: the GUID in lower case, so
+    a redelivery (GitHub keeps the GUID) finds the delivery it repeats whatever the case; None when
+    the header is not a GUID. The header is not signed: anyone who reaches the webhook chooses it."""
+    return header.lower() if _GUID.fullmatch(header) is not None else None
 
 
 class SignatureCheck:
