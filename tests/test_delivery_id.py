@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 from reviewbot.logs import build_handler, printable
 from reviewbot.service import metrics
 from reviewbot.service.app import create_app
-from reviewbot.service.webhooks import delivery_id
+from reviewbot.service.webhooks import delivery_id, event_name
 from reviewbot.settings import Settings
 from reviewbot.store.store import Store, open_store
 from test_app import FORGED, REPO, headers, opened_payload
@@ -249,3 +249,54 @@ def test_printable_quotes_escapes_and_bounds_what_a_stranger_sent() -> None:
     assert printable("x" * 8000) == '"' + "x" * 64 + '"... (8000 characters)'
     worst = printable("\U0001f600" * 10_000)
     assert worst == '"' + "\\U0001f600" * 64 + '"... (10000 characters)'
+
+
+# -- X-GitHub-Event, the other unsigned header that is kept and logged ------------------------------
+
+NOT_EVENT_NAMES: dict[str, bytes] = {
+    "upper case": b"Pull_Request",
+    "with a space": b"pull request",
+    "too long": b"a" * 65,
+    "control characters": b"pull_request\x9b31m\x85forged INFO line",
+    "a path": b"../pull_request",
+}
+
+
+@pytest.mark.parametrize("name", NOT_EVENT_NAMES)
+def test_an_event_header_that_is_no_event_name_is_refused_before_the_body_and_logged_bounded(
+    name: str, tmp_path: Path, serve_app: ServeApp, app_log: Callable[[str], Lines]
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'event.db'}")
+    lines = app_log("text")
+    before = rejected("bad_request")
+    with serve_app(create_app(settings(), store)) as url:
+        parts = urlsplit(url)
+        head = (
+            b"POST /webhook HTTP/1.1\r\nHost: "
+            + parts.netloc.encode()
+            + b"\r\nX-GitHub-Event: "
+            + NOT_EVENT_NAMES[name]
+            + b"\r\nX-GitHub-Delivery: "
+            + GITHUB_EXAMPLE.encode()
+            + b"\r\nX-Hub-Signature-256: "
+            + FORGED.encode()
+            + b"\r\nContent-Length: 1048576\r\n\r\n"
+        )
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=10) as sock:
+            sock.sendall(head)  # and no body: an answer that comes proves none was waited for
+            answer = b""
+            while b"}" not in answer and (data := sock.recv(4096)):
+                answer += data
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"X-GitHub-Event must be an event name" in answer
+    assert rejected("bad_request") == before + 1
+    assert not store.has_delivery(GITHUB_EXAMPLE)
+    logged = [line for line in lines.text().splitlines() if "X-GitHub-Event" in line]
+    assert len(logged) == 1, lines.text()
+    assert bounded_and_printable(logged[0]), logged[0]
+    store.close()
+
+
+def test_every_event_github_names_passes_the_event_header_check() -> None:
+    for event in ("pull_request", "issue_comment", "ping", "installation_repositories", "projects_v2_item"):
+        assert event_name(event) == event

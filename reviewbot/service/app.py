@@ -62,7 +62,7 @@ from reviewbot.service.hook_ranges import REFRESH_SECONDS, refreshing
 from reviewbot.service.intake import error_body
 from reviewbot.service.peers import Allowlist, peer_key
 from reviewbot.service.setup import closed_routes
-from reviewbot.service.webhooks import SignatureCheck, delivery_id, router
+from reviewbot.service.webhooks import SignatureCheck, delivery_id, event_name, router
 from reviewbot.settings import Settings
 from reviewbot.store.store import Store
 
@@ -73,6 +73,9 @@ log = logging.getLogger("reviewbot.app")
 MAX_BODY_BYTES: Final = 25 * 1024 * 1024
 NOT_A_GUID: Final = (
     "X-GitHub-Delivery must be a GUID: 8-4-4-4-12 hex digits, as in 72d3162e-cc78-11e3-81ab-4c9367dc0958"
+)
+NOT_AN_EVENT: Final = (
+    "X-GitHub-Event must be an event name: lower-case letters, digits and underscores, as in pull_request"
 )
 
 
@@ -212,6 +215,9 @@ class _Routes:
         if delivery is None:  # it is the store's key and in every log line of the delivery
             log.warning("delivery from %s refused: X-GitHub-Delivery %s is not a GUID", peer, named)
             return _Answer(400, error_body(NOT_A_GUID), "bad_request")
+        if event_name(event) is None:  # it is kept with the delivery and named in its log lines
+            log.warning("delivery %s refused: X-GitHub-Event %s is no event name", named, logs.printable(event))
+            return _Answer(400, error_body(NOT_AN_EVENT), "bad_request")
         try:
             body = await read_signed_body(
                 receive,

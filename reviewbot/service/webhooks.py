@@ -49,6 +49,9 @@ _HEX_DIGEST: Final = re.compile("[0-9a-f]{64}")  # GitHub sends the hex digest i
 # lower case. That form alone is taken, in either case: braces, a URN or no dashes would only give
 # one GUID more spellings, and GitHub sends none of them.
 _GUID: Final = re.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# X-GitHub-Event is not signed either, and is kept with the delivery and named in its log lines.
+# GitHub's event names are lower-case words joined by underscores (projects_v2_item has a digit).
+_EVENT_NAME: Final = re.compile("[a-z][a-z0-9_]{0,63}")
 #: Who may ask for a review with a comment: the repository's owner, its organisation's members,
 #: and collaborators (GitHub's ``author_association`` of the comment).
 COMMAND_ASSOCIATIONS: Final = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
@@ -61,6 +64,11 @@ def delivery_id(header: str) -> str | None:
     a redelivery (GitHub keeps the GUID) finds the delivery it repeats whatever the case; None when
     the header is not a GUID. The header is not signed: anyone who reaches the webhook chooses it."""
     return header.lower() if _GUID.fullmatch(header) is not None else None
+
+
+def event_name(header: str) -> str | None:
+    """The event an ``X-GitHub-Event`` header names; None when it is no event name GitHub could send."""
+    return header if _EVENT_NAME.fullmatch(header) is not None else None
 
 
 class SignatureCheck:
