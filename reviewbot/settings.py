@@ -257,7 +257,14 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=65535,
-        description="Port `reviewbot worker` serves GET /metrics on (at REVIEWBOT_HOST); unset, it serves none.",
+        description="Port `reviewbot serve` and `reviewbot worker` serve GET /metrics on, and nothing else; unset, "
+        "`serve` serves it on REVIEWBOT_PORT with the webhook, to anyone who can reach that, and `worker` serves none.",
+    )
+    metrics_host: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Address the REVIEWBOT_METRICS_PORT listener binds, e.g. 127.0.0.1 or a private address while "
+        "the webhook listens on 0.0.0.0; unset, REVIEWBOT_HOST.",
     )
     log_format: Literal["text", "json"] = Field(
         default="text",

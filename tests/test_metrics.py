@@ -28,7 +28,8 @@ from reviewbot.engine.usage import Usage
 from reviewbot.errors import StoreError
 from reviewbot.service import metrics
 from reviewbot.service.app import create_app
-from reviewbot.service.metrics import JobsCollector, Metrics, scrape_registry, start_metrics_server
+from reviewbot.service.metrics import JobsCollector, Metrics, scrape_registry
+from reviewbot.service.metrics_server import start_metrics_server
 from reviewbot.service.worker import JobOutcome, TransientJobError
 from reviewbot.settings import Settings
 from reviewbot.store.records import JOB_STATES, Delivery, Job, JobRequest, JobState
@@ -167,15 +168,18 @@ def test_a_delivery_the_store_cannot_take_is_a_503_counted_as_store_unavailable(
     assert not store.has_delivery(sent["X-GitHub-Delivery"])
 
 
-def test_a_worker_process_serves_its_own_metrics_with_the_jobs_gauge(store: Store) -> None:
+def test_the_metrics_listener_serves_the_metrics_with_the_jobs_gauge_at_metrics_alone(store: Store) -> None:
     enqueue(store, pr=1)
-    server, thread = start_metrics_server(store.job_counts, port=0)
+    server = start_metrics_server(store.job_counts, host="127.0.0.1", port=0)
+    url = f"http://127.0.0.1:{server.port}"
     try:
-        response = httpx.get(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10)
+        response = httpx.get(f"{url}/metrics", timeout=10)
+        elsewhere = [httpx.get(f"{url}{path}", timeout=10).status_code for path in ("/", "/favicon.ico", "/metrics/")]
+        posted = httpx.post(f"{url}/metrics", content=b"", timeout=10).status_code
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        server.close()
+    assert elsewhere == [404, 404, 404]
+    assert posted == 405
     scraped = parse(response.text)
     assert value(scraped, "reviewbot_jobs", state="queued") == 1
     assert ("reviewbot_review_duration_seconds_count", (("outcome", "done"),)) in scraped

@@ -72,9 +72,9 @@ class Service:
         return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=10).status_code
 
 
-def start_service(github: FakeGitHub, model: FakeOpenAI, database: Path, port: int | None = None) -> Service:
-    port = port or free_port()
-    env = {
+def service_env(github: FakeGitHub, model: FakeOpenAI, database: Path) -> dict[str, str]:
+    """The environment of a `reviewbot` service process against the fakes, with no other REVIEWBOT_ setting."""
+    return {
         **{key: value for key, value in os.environ.items() if not key.startswith(("REVIEWBOT_", "OPENAI_"))},
         "REVIEWBOT_GITHUB_APP_ID": str(github.app_id),
         "REVIEWBOT_GITHUB_PRIVATE_KEY": github.private_key_pem,
@@ -86,8 +86,22 @@ def start_service(github: FakeGitHub, model: FakeOpenAI, database: Path, port: i
         "REVIEWBOT_DATABASE_URL": f"sqlite:///{database}",
         "REVIEWBOT_JOB_LEASE_SECONDS": "3",
     }
+
+
+def start_service(
+    github: FakeGitHub,
+    model: FakeOpenAI,
+    database: Path,
+    port: int | None = None,
+    *,
+    args: tuple[str, ...] = (),
+    **settings: str,
+) -> Service:
+    """`reviewbot serve ARGS` on ``port``, once it answers; ``settings`` are added to its environment."""
+    port = port or free_port()
+    env = service_env(github, model, database) | settings
     process = subprocess.Popen(
-        [sys.executable, "-m", "reviewbot", "serve", "--port", str(port)],
+        [sys.executable, "-m", "reviewbot", "serve", "--port", str(port), *args],
         env=env,
         cwd=database.parent,
         stdout=subprocess.DEVNULL,

@@ -1,4 +1,5 @@
-"""The web side of the GitHub App: ``POST /webhook``, ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``.
+"""The web side of the GitHub App: ``POST /webhook``, ``GET /healthz``, ``GET /readyz``, and ``GET /metrics``
+unless ``REVIEWBOT_METRICS_PORT`` serves it on a port of its own.
 
 A delivery is checked (headers, size, signature as the body streams in, JSON and the fields used),
 routed, and recorded with its job in the store before it is answered (in one transaction with
@@ -34,7 +35,9 @@ once the store is back.
 A client that hangs up mid-body gets one log line. The delivery id is the GUID in
 ``X-GitHub-Delivery``, in lower case; what a stranger sends there instead reaches the log lines
 only through :func:`reviewbot.logs.printable`. ``GET /metrics`` is the Prometheus text format
-(see :mod:`reviewbot.service.metrics`); it is not authenticated, so keep it off the public route.
+(see :mod:`reviewbot.service.metrics`). It is not authenticated, and it tells model names, spend and
+job counts to whoever asks: with ``REVIEWBOT_METRICS_PORT`` set this app has no such route (404),
+and :mod:`reviewbot.service.metrics_server` serves it on that port.
 """
 
 from __future__ import annotations
@@ -105,12 +108,13 @@ def create_app(
         lifespan = refreshing(allowlist, settings.github_api_url, refresh_every, lifespan)
     committer = DeliveryCommitter(settings, store)
     routes = _Routes(settings, store, committer, on_enqueued, unverified or UnverifiedBytes(), allowlist)
+    scrape = [Route("/metrics", routes.scrape, methods=["GET"])] if settings.metrics_port is None else []
     return Starlette(
         routes=[
             Route("/webhook", _Asgi(routes.webhook), methods=["POST"], name="webhook"),
             Route("/healthz", routes.healthz, methods=["GET"]),
             Route("/readyz", routes.readyz, methods=["GET"]),
-            Route("/metrics", routes.scrape, methods=["GET"]),
+            *scrape,
             *closed_routes(),  # one-click setup answers 403 once an App is configured
         ],
         lifespan=lifespan,

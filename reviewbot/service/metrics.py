@@ -25,22 +25,21 @@ Every process counts what it did itself: with ``reviewbot serve`` one process do
 when the web side and workers run as separate processes (or replicas) each one is its own
 scrape target, so query with ``sum by (…)`` across targets. ``reviewbot_jobs`` is the exception:
 it is read from the shared store on every scrape, so every target reports the same figures —
-use ``max`` (not ``sum``) across targets. ``reviewbot serve`` serves ``GET /metrics`` with its
-app; ``reviewbot worker`` serves it on ``REVIEWBOT_METRICS_PORT`` when set (:func:`start_metrics_server`).
-A process must not fork web workers (no
-``uvicorn --workers``): their counters would be split over processes behind one port, which is
-what the client library's multiprocess mode is for, and reviewbot does not use it.
+use ``max`` (not ``sum``) across targets. With ``REVIEWBOT_METRICS_PORT`` set, ``reviewbot serve``
+and ``reviewbot worker`` serve ``GET /metrics`` on that port alone
+(:mod:`reviewbot.service.metrics_server`); unset, ``serve`` serves it with its app, on the webhook's
+port, and ``worker`` serves none. A process must not fork web workers (no ``uvicorn --workers``):
+their counters would be split over processes behind one port, which is what the client library's
+multiprocess mode is for, and reviewbot does not use it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, Literal
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -229,11 +228,3 @@ def scrape_registry(job_counts: JobCounts, source: CollectorRegistry = REGISTRY)
     collector: Collector = JobsCollector(job_counts)
     registry.register(collector)
     return registry
-
-
-def start_metrics_server(
-    job_counts: JobCounts, *, port: int, addr: str = "127.0.0.1"
-) -> tuple[WSGIServer, threading.Thread]:
-    """Serve ``/metrics`` from a daemon thread, for a process without the web app (a worker);
-    ``server.shutdown()`` stops it."""
-    return start_http_server(port, addr, registry=scrape_registry(job_counts))

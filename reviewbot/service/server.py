@@ -24,7 +24,7 @@ from reviewbot.service.app import create_app
 from reviewbot.service.connections import deadline_protocol
 from reviewbot.service.hook_ranges import webhook_allowlist
 from reviewbot.service.job import ReviewService
-from reviewbot.service.metrics import start_metrics_server
+from reviewbot.service.metrics_server import MetricsServer, start_metrics_server
 from reviewbot.service.peers import Allowlist
 from reviewbot.service.setup import needs_setup, run_setup
 from reviewbot.service.worker import Worker
@@ -61,26 +61,64 @@ def check_service_settings(settings: Settings, *, webhooks: bool = True, reviews
         )
 
 
+def check_metrics_port(settings: Settings, port: int) -> None:
+    """Refuse a metrics port that is the webhook's own ``port``."""
+    if settings.metrics_port == port:
+        raise ConfigError(
+            f"REVIEWBOT_METRICS_PORT={port} is also the port `reviewbot serve` listens on (REVIEWBOT_PORT, PORT "
+            "or --port); give the metrics a port of their own, or unset REVIEWBOT_METRICS_PORT to serve /metrics "
+            "with the webhook"
+        )
+
+
+def metrics_listener(settings: Settings, store: Store) -> MetricsServer | None:
+    """The ``REVIEWBOT_METRICS_PORT`` listener, at ``REVIEWBOT_METRICS_HOST`` (else ``REVIEWBOT_HOST``),
+    as ``serve`` and ``worker`` both run it; None when the port is not set."""
+    if settings.metrics_port is None:
+        return None
+    host = settings.metrics_host or settings.host
+    return start_metrics_server(store.job_counts, host=host, port=settings.metrics_port)
+
+
 def build_app(
-    settings: Settings, store: Store, *, worker: bool = True, allowlist: Allowlist | None = None
+    settings: Settings,
+    store: Store,
+    *,
+    worker: bool = True,
+    allowlist: Allowlist | None = None,
+    metrics: MetricsServer | None = None,
 ) -> Starlette:
     """The ASGI app; with ``worker``, the review worker runs alongside it for its lifetime.
-    ``allowlist``: who may post webhooks (by default, as the settings say)."""
-    if not worker:
+    ``allowlist``: who may post webhooks (by default, as the settings say). ``metrics`` is closed
+    when the app stops, after the worker: uvicorn ends the process with the signal that stopped it,
+    before the caller's ``finally`` runs."""
+    runner = review_worker(settings, store) if worker else None
+    if runner is None and metrics is None:
         return create_app(settings, store, allowlist=allowlist)
-    runner = review_worker(settings, store)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(runner.run(stop), name="reviewbot-worker")
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            if metrics is not None:
+                stack.push_async_callback(asyncio.to_thread, metrics.close)
+            if runner is not None:
+                await stack.enter_async_context(worker_running(runner, store))
             yield
-        finally:
-            stop.set()
-            await stop_worker(runner, task, store)
 
-    return create_app(settings, store, on_enqueued=runner.wake, lifespan=lifespan, allowlist=allowlist)
+    on_enqueued = runner.wake if runner is not None else None
+    return create_app(settings, store, on_enqueued=on_enqueued, lifespan=lifespan, allowlist=allowlist)
+
+
+@contextlib.asynccontextmanager
+async def worker_running(worker: Worker, store: Store) -> AsyncIterator[None]:
+    """``worker`` runs in a task until the block ends, then stops as :func:`stop_worker` says."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop), name="reviewbot-worker")
+    try:
+        yield
+    finally:
+        stop.set()
+        await stop_worker(worker, task, store)
 
 
 def review_worker(settings: Settings, store: Store, *, concurrency: int = WORKER_CONCURRENCY) -> Worker:
@@ -162,10 +200,13 @@ def work(settings: Settings, *, concurrency: int = WORKER_CONCURRENCY) -> None:
     try:
         runner = review_worker(settings, store, concurrency=concurrency)
         log.info("worker %s: up to %d reviews at once from %s", runner.worker_id, concurrency, store.location)
-        if settings.metrics_port is not None:  # its own counters; Prometheus sums them across targets
-            start_metrics_server(store.job_counts, port=settings.metrics_port, addr=settings.host)
-        freeze_startup_objects()
-        asyncio.run(run_until_signalled(runner, store))
+        metrics = metrics_listener(settings, store)  # its own counters; Prometheus sums them across targets
+        try:
+            freeze_startup_objects()
+            asyncio.run(run_until_signalled(runner, store))
+        finally:
+            if metrics is not None:
+                metrics.close()
     finally:
         store.close()
 
@@ -233,7 +274,11 @@ def with_app_slug(settings: Settings) -> Settings:
 def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> None:
     """Run until interrupted (SIGINT/SIGTERM stop it cleanly); without ``worker``, only receive
     webhooks and queue their jobs for ``reviewbot worker`` processes. Without any App settings,
-    first register the App (:mod:`reviewbot.service.setup`), then serve it."""
+    first register the App (:mod:`reviewbot.service.setup`), then serve it.
+
+    With ``REVIEWBOT_METRICS_PORT``, ``GET /metrics`` is served on that port alone, from before
+    the webhook listens until it has stopped; without it, on ``port`` with the webhook."""
+    check_metrics_port(settings, port)
     if needs_setup(settings):
         registered = run_setup(
             settings, lambda app: uvicorn_config(app, host=host, port=port, read_timeout=settings.webhook_read_timeout)
@@ -245,10 +290,20 @@ def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> N
     allowlist = webhook_allowlist(settings)  # with `github`, GitHub's ranges are read before we listen
     settings = with_app_slug(settings)
     store = open_store(settings.database_url)
+    metrics: MetricsServer | None = None
     try:
-        app = build_app(settings, store, worker=worker, allowlist=allowlist)
+        metrics = metrics_listener(settings, store)  # a taken port fails here, before anything runs
+        if metrics is None:
+            log.warning(
+                "GET /metrics is served on the webhook's port %d, to anyone who can reach it; set "
+                "REVIEWBOT_METRICS_PORT (and REVIEWBOT_METRICS_HOST, e.g. 127.0.0.1) to serve it on a port of its own",
+                port,
+            )
+        app = build_app(settings, store, worker=worker, allowlist=allowlist, metrics=metrics)
         config = uvicorn_config(app, host=host, port=port, read_timeout=settings.webhook_read_timeout)
         freeze_startup_objects()
         uvicorn.Server(config).run()
     finally:
+        if metrics is not None:  # at once if the app never got to close it (build_app failed)
+            metrics.close()
         store.close()
