@@ -16,6 +16,7 @@ import pytest
 
 from fake_github import FakeGitHub
 from fake_openai import FakeOpenAI
+from guids import guid
 from test_metrics import parse, value
 from test_service_e2e import (
     BASE,
@@ -82,7 +83,7 @@ def test_with_a_metrics_port_metrics_are_served_there_alone_and_the_webhook_port
     try:
         fake_github.add_pull(REPO, NUMBER, LEEWAY, head_sha=HEAD, base_sha=BASE)
         fake_openai.set_default(answer_with(BUG))
-        assert service.deliver("pull_request", payload("opened.payload.json"), "d-metrics-port") == 202
+        assert service.deliver("pull_request", payload("opened.payload.json"), guid("metrics-port")) == 202
         wait_for(lambda: reviews_on(fake_github, HEAD) == 1, 30, "the review")
 
         assert httpx.get(f"{service.url}/metrics", timeout=10).status_code == 404
