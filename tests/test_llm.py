@@ -412,6 +412,27 @@ def test_a_bad_request_about_something_else_is_a_model_error_at_once_and_keeps_t
     assert level == "json_schema"
 
 
+def test_a_validation_error_that_echoes_the_request_is_not_read_as_a_format_refusal(fake_openai: FakeOpenAI) -> None:
+    # FastAPI-based servers echo what they refused in each error's "input": here a message whose
+    # code, from the pull request, says "schema"; the words about the error are in "msg".
+    echo = {"role": "user", "content": "class UserSchema(BaseModel): ..."}
+    detail = [
+        {
+            "type": "extra_forbidden",
+            "loc": ["body", "messages", 1, "name"],
+            "msg": "Extra inputs are not permitted",
+            "input": echo,
+        }
+    ]
+    fake_openai.set_default(lambda body: Reply.raw({"detail": detail}, status=422))
+
+    error, level = fail_and_level(fake_openai.base_url)
+
+    assert response_formats(fake_openai) == ["json_schema"]
+    assert "HTTP 422: Extra inputs are not permitted" in str(error)
+    assert level == "json_schema"
+
+
 @pytest.mark.parametrize(
     ("refusal", "shown"),
     [

@@ -381,7 +381,9 @@ def _refuses_format(exc: openai.APIStatusError) -> bool:
     """
     if exc.status_code not in (400, 422, 500):
         return False
-    if about_response_format(f"{exc.message} {exc.body!r}"):
+    # Only the words the server says about the error: a body may also echo what it refused (FastAPI's
+    # "input"), and a request's text (the pull request's code) may say "schema" anywhere.
+    if about_response_format(server_words(exc.body)):
         return True
     # A 400 or 422 that gives no reason at all: the response format is all the next rung changes,
     # so asking once without it is the only way to a review; a rung is kept only once it answered.
