@@ -17,7 +17,15 @@ from pathlib import Path
 from _report import Result, parse
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = ("parse_plan", "prompt_overhead", "review_wall", "webhook_ack", "queue_throughput", "intake_abuse")
+BENCHMARKS = (
+    "parse_plan",
+    "prompt_overhead",
+    "review_wall",
+    "webhook_ack",
+    "queue_throughput",
+    "intake_abuse",
+    "retention",
+)
 
 
 def run(name: str) -> tuple[list[Result], float]:

@@ -36,6 +36,11 @@ log = logging.getLogger("reviewbot.settings")
 DEFAULT_BASE_URL = "https://global-apis.com/v1"
 DEFAULT_MODEL = "qwen3-coder-30b"
 
+#: The least REVIEWBOT_RETENTION_DAYS: a delivery must be remembered as long as GitHub may redeliver
+#: it, which is 3 days on GitHub.com and 7 on GitHub Enterprise Server
+#: (https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks).
+MIN_RETENTION_DAYS = 7
+
 #: One entry of REVIEWBOT_WEBHOOK_ALLOWED_IPS: a network, or ``github`` for GitHub's webhook ranges.
 AllowedSource = IPv4Network | IPv6Network | Literal["github"]
 
@@ -253,6 +258,13 @@ class Settings(BaseSettings):
         ge=2,
         description="Seconds a worker's claim on a job lasts without renewal; a dead worker's job restarts after it.",
     )
+    retention_days: int = Field(
+        default=30,
+        le=36_500,
+        description="Days the worker keeps webhook deliveries and finished jobs before deleting them (at least 7: "
+        "GitHub lets a delivery be redelivered for up to 7 days); 0 keeps them forever. Reviews and the cost "
+        "ledger are always kept.",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,
@@ -308,6 +320,16 @@ class Settings(BaseSettings):
         if not isinstance(value, list | tuple):
             return value
         return [_allowed_source(item) if isinstance(item, str) else item for item in value if str(item).strip()]
+
+    @field_validator("retention_days")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if value != 0 and value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"{value} days is less than the {MIN_RETENTION_DAYS} days GitHub lets a delivery be redelivered in; "
+                f"set {MIN_RETENTION_DAYS} or more, or 0 to keep everything"
+            )
+        return value
 
     @field_validator("base_url", "github_api_url", "public_url")
     @classmethod

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from conftest import WEBHOOK_SECRET, WebhookServer
 from reviewbot.service.app import create_app
+from reviewbot.service.retention import Pruner
 from reviewbot.settings import Settings
 from reviewbot.store.records import COMMAND_TRIGGER, JobRequest
 from reviewbot.store.store import Store, open_store
@@ -90,6 +92,25 @@ def test_a_command_replayed_under_new_delivery_ids_queues_one_review(
         f" comment {comment_id}'s command was already taken, nothing done"
         for response in replays
     ]
+
+
+def test_a_command_replayed_after_its_delivery_and_job_were_pruned_is_still_refused(server: WebhookServer) -> None:
+    comment_id = next(_comment_ids)
+    body = command(comment_id, 11)
+    assert post(server, "issue_comment", body).status_code == 202
+    run_queued_jobs(server.store)
+    assert post(server, "issue_comment", command(next(_comment_ids), 12)).status_code == 202  # a newer job
+    month_later = time.time() + 31 * 86_400
+    pruned = asyncio.run(Pruner(server.store, 30, pause=0.0, clock=lambda: month_later).run_if_due())
+    assert pruned is not None
+    assert pruned.jobs == 1
+    assert server.store.list_jobs(repo=REPO, pr_number=11) == []
+
+    replay = post(server, "issue_comment", body)
+
+    assert replay.status_code == 200
+    assert replay.json() == duplicate(replay)
+    assert server.store.list_jobs(repo=REPO, pr_number=11) == []
 
 
 def test_a_command_sent_three_times_at_once_under_new_delivery_ids_queues_one_review(server: WebhookServer) -> None:

@@ -148,6 +148,9 @@ def test_a_database_with_two_running_jobs_for_a_pull_request_keeps_the_oldest_ru
     queued = deliver(store, pr=9, now=now)
     store.close()
     # Back to the older schema: undo this migration and the ones after it.
+    query(database_url, "DROP TABLE maintenance")
+    query(database_url, "DROP INDEX jobs_finished_by_update")
+    query(database_url, "DROP INDEX deliveries_by_time")
     query(database_url, "DROP INDEX jobs_one_running_per_pull_request")
     query(database_url, "DROP TABLE kept_results")
     query(database_url, "ALTER TABLE model_calls DROP COLUMN cached_tokens")

@@ -19,6 +19,8 @@ metric                                             type       labels
                                                               reasoning tokens are part of output)
 ``reviewbot_model_cost_usd_total``                 counter    ``model``: known costs only
 ``reviewbot_model_requests_unknown_cost_total``    counter    ``model``: requests whose cost is unknown
+``reviewbot_pruned_rows_total``                    counter    ``table`` (deliveries, jobs, kept_results):
+                                                              rows the retention deleted
 =================================================  =========  ===============================================
 
 Every process counts what it did itself: with ``reviewbot serve`` one process does both, and
@@ -47,7 +49,7 @@ from reviewbot.engine.price_layers import Prices
 from reviewbot.engine.result import ModelCall
 from reviewbot.errors import StoreError
 from reviewbot.money.ledger import price_call
-from reviewbot.store.records import JobState
+from reviewbot.store.records import JobState, Pruned
 
 log = logging.getLogger("reviewbot.metrics")
 
@@ -67,6 +69,7 @@ REJECTION_REASONS: Final[tuple[RejectionReason, ...]] = (
     "store_unavailable",
 )
 REVIEW_OUTCOMES: Final[tuple[ReviewOutcome, ...]] = ("done", "dropped", "retried", "failed", "lost")
+PRUNED_TABLES: Final = ("deliveries", "jobs", "kept_results")
 #: A review takes from about a second (nothing to review) to the 15 minutes of a large PR on a slow model.
 REVIEW_BUCKETS: Final = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0)
 #: One model request, retries included: well under a second up to a few timeouts.
@@ -134,11 +137,19 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.pruned = Counter(
+            "reviewbot_pruned_rows_total",
+            "Rows the retention deleted (REVIEWBOT_RETENTION_DAYS), by table.",
+            ["table"],
+            registry=registry,
+        )
         # Series that exist from the start, so rates and alerts see a 0 rather than nothing.
         for reason in REJECTION_REASONS:
             self.rejected.labels(reason)
         for outcome in REVIEW_OUTCOMES:
             self.review_duration.labels(outcome)
+        for table in PRUNED_TABLES:
+            self.pruned.labels(table)
 
     def observe_delivery(self, event: str, outcome: DeliveryOutcome) -> None:
         self.deliveries.labels(event, outcome).inc()
@@ -148,6 +159,11 @@ class Metrics:
 
     def observe_review(self, outcome: ReviewOutcome, seconds: float) -> None:
         self.review_duration.labels(outcome).observe(max(0.0, seconds))
+
+    def observe_prune(self, pruned: Pruned) -> None:
+        self.pruned.labels("deliveries").inc(pruned.deliveries)
+        self.pruned.labels("jobs").inc(pruned.jobs)
+        self.pruned.labels("kept_results").inc(pruned.kept_results)
 
     def observe_model_calls(self, calls: Iterable[ModelCall], prices: Prices) -> None:
         """Count each call, its tokens and its cost.
@@ -219,6 +235,7 @@ observe_delivery: Final = METRICS.observe_delivery
 observe_rejection: Final = METRICS.observe_rejection
 observe_review: Final = METRICS.observe_review
 observe_model_calls: Final = METRICS.observe_model_calls
+observe_prune: Final = METRICS.observe_prune
 
 
 def scrape_registry(job_counts: JobCounts, source: CollectorRegistry = REGISTRY) -> CollectorRegistry:

@@ -26,6 +26,7 @@ from reviewbot.service.hook_ranges import webhook_allowlist
 from reviewbot.service.job import ReviewService
 from reviewbot.service.metrics_server import MetricsServer, start_metrics_server
 from reviewbot.service.peers import Allowlist
+from reviewbot.service.retention import pruner_for
 from reviewbot.service.setup import needs_setup, run_setup
 from reviewbot.service.worker import Worker
 from reviewbot.settings import Settings
@@ -133,6 +134,7 @@ def review_worker(settings: Settings, store: Store, *, concurrency: int = WORKER
         concurrency=concurrency,
         poll_interval=settings.worker_poll_seconds,
         on_failed=service.give_up,
+        pruner=pruner_for(settings, store),
     )
 
 

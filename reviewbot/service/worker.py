@@ -11,7 +11,8 @@ The handler's :class:`JobOutcome` ends the job as done or dropped; a :class:`Tra
 until ``max_attempts`` were made, and then it is failed with the reason kept in ``last_error``.
 A :class:`PermanentJobError` fails it at once. Once a job is failed, ``on_failed`` is told (the
 review service posts a note on the pull request). Store calls run in threads, so SQLite never
-blocks the event loop.
+blocks the event loop. With a :class:`~reviewbot.service.retention.Pruner`, the loop also starts the
+hourly prune of old rows when it is due, beside the jobs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from reviewbot import logs
 from reviewbot.errors import StoreError
 from reviewbot.render.text import plural
 from reviewbot.service import metrics
+from reviewbot.service.retention import Pruner
 from reviewbot.store.records import Job
 from reviewbot.store.store import Store
 
@@ -101,6 +103,7 @@ class Worker:
         backoff_base: float = BACKOFF_BASE_SECONDS,
         backoff_cap: float = BACKOFF_CAP_SECONDS,
         on_failed: FailureHandler | None = None,
+        pruner: Pruner | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -116,6 +119,8 @@ class Worker:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._on_failed = on_failed
+        self._pruner = pruner
+        self._pruning: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
 
@@ -146,6 +151,7 @@ class Worker:
         in_hand: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
+                self._prune_when_due(stop)
                 await slots.acquire()
                 job = await self._claim() if not stop.is_set() else None
                 if job is None:
@@ -161,10 +167,28 @@ class Worker:
                 task.add_done_callback(lambda _: self.wake())
             if in_hand:
                 await asyncio.gather(*in_hand, return_exceptions=True)
+            if self._pruning is not None:
+                await self._pruning  # it ends after the batch in hand, stop being set
         finally:
             for task in in_hand:
                 task.cancel()
+            if self._pruning is not None:
+                self._pruning.cancel()
             self._wakeup = None
+
+    def _prune_when_due(self, stop: asyncio.Event) -> None:
+        """Start the prune of old rows in the background when it is due, unless one still runs."""
+        pruner = self._pruner
+        if pruner is None or not pruner.due() or (self._pruning is not None and not self._pruning.done()):
+            return
+
+        async def prune() -> None:
+            try:
+                await pruner.run_if_due(stop)
+            except Exception:  # a bug: the worker goes on reviewing
+                log.exception("pruning old rows failed")
+
+        self._pruning = asyncio.create_task(prune(), name="reviewbot-prune")
 
     async def _claim(self) -> Job | None:
         try:

@@ -261,16 +261,23 @@ class QueueMixin(StoreBase):
         return changed == 1
 
     def finish_job(
-        self, job_id: int, worker_id: str, state: Literal["done", "dropped"] = "done", note: str | None = None
+        self,
+        job_id: int,
+        worker_id: str,
+        state: Literal["done", "dropped"] = "done",
+        note: str | None = None,
+        *,
+        now: float | None = None,
     ) -> bool:
         """End a job as done or dropped (``note`` says why); False when the lease was lost."""
         if state not in ("done", "dropped"):
             raise ValueError(f"a job finishes as 'done' or 'dropped', not {state!r}")
+        now = time.time() if now is None else now
         with self._write() as tx:
             changed = tx.execute(
                 "UPDATE jobs SET state = ?, last_error = ?, lease_until = NULL, updated_at = ?"
                 " WHERE id = ? AND lease_owner = ? AND state = 'running'",
-                (state, note, time.time(), job_id, worker_id),
+                (state, note, now, job_id, worker_id),
             )
         return changed == 1
 

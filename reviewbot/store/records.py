@@ -78,3 +78,26 @@ class Installation:
     id: int
     account: str
     suspended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """Rows a prune deleted, by table (:mod:`reviewbot.store.retention`)."""
+
+    deliveries: int = 0
+    jobs: int = 0
+    kept_results: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            self.deliveries + other.deliveries, self.jobs + other.jobs, self.kept_results + other.kept_results
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """The answer to asking for a periodic task's turn: whether this caller took it, and when
+    the next turn is due (after this one, if it was taken)."""
+
+    taken: bool
+    next_at: float

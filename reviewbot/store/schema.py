@@ -14,6 +14,8 @@ from typing import Final
 LOCK_MIGRATIONS: Final = 0x7262_0001
 LOCK_PULL_REQUEST: Final = 0x7262_0002
 LOCK_CLAIM: Final = 0x7262_0003
+LOCK_TURN: Final = 0x7262_0004
+LOCK_PRUNE: Final = 0x7262_0005
 
 # Each entry is one schema version (1, 2, …); never edit an entry once released, append a new one.
 # `{auto_id}` is filled in from the dialect.
@@ -135,6 +137,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE deliveries ADD COLUMN command_comment_id BIGINT",
         "CREATE UNIQUE INDEX deliveries_one_per_command_comment ON deliveries (command_comment_id)"
         " WHERE command_comment_id IS NOT NULL",
+    ),
+    # 7: retention (reviewbot.store.retention). Each prune finds the old deliveries and finished jobs
+    # through an index of only those it may delete: a delivery that took a command is kept for good, so
+    # it would otherwise be scanned over by every prune, and queued or running jobs are never pruned.
+    # `maintenance` records when a periodic task (the hourly prune) is next due, for every process.
+    (
+        "CREATE INDEX deliveries_by_time ON deliveries (received_at) WHERE command_comment_id IS NULL",
+        "CREATE INDEX jobs_finished_by_update ON jobs (state, updated_at) WHERE state IN ('done', 'dropped', 'failed')",
+        "CREATE TABLE maintenance (task TEXT PRIMARY KEY, next_at DOUBLE PRECISION NOT NULL)",
     ),
 )
 

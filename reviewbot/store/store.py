@@ -7,8 +7,9 @@ The backend is SQLite (a file, the default) or PostgreSQL (``REVIEWBOT_DATABASE_
 for several replicas), with the same schema and the same SQL (:mod:`reviewbot.store.schema`), each
 write safe across threads and processes (:mod:`reviewbot.store.base`). :class:`Store` puts together
 one part per job: :mod:`~reviewbot.store.deliveries`, :mod:`~reviewbot.store.queue`,
-:mod:`~reviewbot.store.reviews`, :mod:`~reviewbot.store.installations` and
-:mod:`~reviewbot.store.results`; what they hand out and take in is in :mod:`reviewbot.store.records`.
+:mod:`~reviewbot.store.reviews`, :mod:`~reviewbot.store.installations`,
+:mod:`~reviewbot.store.results` and :mod:`~reviewbot.store.retention` (which also says what each
+table keeps, and for how long); what they hand out and take in is in :mod:`reviewbot.store.records`.
 
 Times are ``time.time()`` seconds. The time-sensitive methods take ``now`` so tests need not sleep.
 """
@@ -25,6 +26,7 @@ from reviewbot.store.deliveries import DeliveriesMixin
 from reviewbot.store.installations import InstallationsMixin
 from reviewbot.store.queue import QueueMixin
 from reviewbot.store.results import KeptResultsMixin
+from reviewbot.store.retention import RetentionMixin
 from reviewbot.store.reviews import ReviewsMixin
 from reviewbot.store.schema import LOCK_MIGRATIONS, MIGRATIONS, SCHEMA_VERSION
 
@@ -40,7 +42,7 @@ def open_store(database_url: str) -> Store:
     return Store(connect(database_url))
 
 
-class Store(DeliveriesMixin, QueueMixin, ReviewsMixin, InstallationsMixin, KeptResultsMixin):
+class Store(DeliveriesMixin, QueueMixin, ReviewsMixin, InstallationsMixin, KeptResultsMixin, RetentionMixin):
     """The state of the service; every method is synchronous and thread-safe."""
 
     def __init__(self, database: Database) -> None:
