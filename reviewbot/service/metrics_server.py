@@ -64,8 +64,8 @@ def start_metrics_server(job_counts: JobCounts, *, host: str, port: int) -> Metr
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
-                f"REVIEWBOT_METRICS_PORT={port}: {where} is already in use; "
-                "choose a free port for the metrics, or stop what holds it"
+                f"REVIEWBOT_METRICS_PORT={port}: {where} is already in use; choose a free port for the "
+                "metrics, or stop what holds it (each reviewbot serve and worker on one host needs its own)"
             ) from None
         raise ConfigError(
             f"REVIEWBOT_METRICS_PORT={port}: cannot listen on {where} ({exc.strerror or exc}); "
