@@ -377,3 +377,14 @@ def test_a_bad_retention_is_one_line_naming_the_variable(
 def test_a_retention_of_zero_keeps_everything(store: Store) -> None:
     assert pruner_for(Settings(retention_days=0), store) is None
     assert pruner_for(Settings(retention_days=7), store) is not None
+
+
+def test_an_hour_with_nothing_to_prune_says_so_only_at_debug_level(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_job(store, 100, "done", T0)  # finished, but not old
+
+    with caplog.at_level(logging.INFO, "reviewbot.retention"):
+        assert asyncio.run(pruner(store, Clock()).run_if_due()) == Pruned()
+
+    assert [record.getMessage() for record in caplog.records if record.name == "reviewbot.retention"] == []

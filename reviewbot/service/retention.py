@@ -105,7 +105,9 @@ class Pruner:
                 early = True
                 break
             await asyncio.sleep(self._pause)
-        log.info(
+        # Nothing to delete is the usual hour: said at debug level, so the log keeps to what happened.
+        log.log(
+            logging.INFO if pruned.deliveries or pruned.jobs or pruned.kept_results else logging.DEBUG,
             "pruned %s, %s and %s older than %d days in %s (%.1f s)%s",
             _count(pruned.deliveries, "delivery", "deliveries"),
             _count(pruned.jobs, "finished job", "finished jobs"),
