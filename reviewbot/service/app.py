@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Final
 
@@ -54,7 +53,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send, StatelessLifespan
 
 from reviewbot import logs
 from reviewbot.errors import StoreError
@@ -82,15 +81,12 @@ NOT_AN_EVENT: Final = (
 )
 
 
-Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
-
-
 def create_app(
     settings: Settings,
     store: Store,
     *,
     on_enqueued: Callable[[], None] | None = None,
-    lifespan: Lifespan | None = None,
+    lifespan: StatelessLifespan[Starlette] | None = None,
     unverified: UnverifiedBytes | None = None,
     allowlist: Allowlist | None = None,
     refresh_every: float = REFRESH_SECONDS,

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Final
 
 from starlette.applications import Starlette
+from starlette.types import StatelessLifespan
 
 from reviewbot.errors import ConfigError, GitHubError
 from reviewbot.github.meta import webhook_ranges
@@ -29,8 +29,6 @@ log = logging.getLogger("reviewbot.allowlist")
 #: GitHub changes its ranges "from time to time" and announces additions ahead; an hour keeps up
 #: with that at one unauthenticated request an hour (of the 60 GitHub allows).
 REFRESH_SECONDS: Final = 3600.0
-
-Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
 def webhook_allowlist(settings: Settings) -> Allowlist:
@@ -80,7 +78,9 @@ async def keep_current(allowlist: Allowlist, api_url: str, every: float = REFRES
         await asyncio.sleep(every)
 
 
-def refreshing(allowlist: Allowlist, api_url: str, every: float, inner: Lifespan | None) -> Lifespan:
+def refreshing(
+    allowlist: Allowlist, api_url: str, every: float, inner: StatelessLifespan[Starlette] | None
+) -> StatelessLifespan[Starlette]:
     """A lifespan that keeps ``allowlist`` current while the app runs, around ``inner``."""
 
     @contextlib.asynccontextmanager
