@@ -77,12 +77,15 @@ def test_github_allows_nothing_until_its_ranges_are_known_then_adds_them_to_the_
     assert allowlist.allows("10.1.1.1")
 
 
-def test_an_address_is_its_own_key_an_ipv4_mapped_one_its_ipv4_and_ipv6_ones_share_their_64() -> None:
+def test_an_address_is_its_own_key_an_ipv4_mapped_one_its_ipv4_and_ipv6_ones_share_their_48() -> None:
     assert peer_key("203.0.113.9") == "203.0.113.9"
     assert peer_key("::ffff:203.0.113.9") == "203.0.113.9"
-    # One subscriber gets a whole /64: its addresses are one peer, or it would have billions of shares.
-    assert peer_key("2001:db8:1:2::1") == peer_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
-    assert peer_key("2001:db8:1:3::1") != peer_key("2001:db8:1:2::1")
+    # A tunnel broker hands out a /48 (65,536 /64s) for free and clouds delegate /56s (256): one
+    # client's addresses are one peer, or it would have that many shares.
+    assert peer_key("2001:db8:1:2::1") == peer_key("2001:db8:1:ffff:ffff::9") == "2001:db8:1::/48"
+    assert peer_key("2001:db8:1::1") == peer_key("2001:db8:1:ff00::1")  # two /56s of one site
+    assert peer_key("2001:db8:2::1") != peer_key("2001:db8:1::1")
+    assert peer_key("fe80::1%eth0") == "fe80::/48"  # a zone is no part of the key
     assert peer_key(None) == peer_key("not-an-address")
 
 

@@ -19,7 +19,7 @@ A body takes from the cap only what has actually arrived, so holding a share of 
 the bandwidth to send it, and only for ``timeout`` seconds. Past the cap, uploads are refused with
 ``Retry-After`` rather than queued: waiting would hold their bytes too.
 
-No one peer (an IPv4 address, an IPv6 /64: :func:`~reviewbot.service.peers.peer_key`) may hold more
+No one peer (an IPv4 address, an IPv6 /48: :func:`~reviewbot.service.peers.peer_key`) may hold more
 than a quarter of the cap, so one stranger uploading fast over many connections cannot keep the
 cap full and GitHub's deliveries out (GitHub does not redeliver on its own). A quarter leaves three
 quarters to everyone else while one address floods, and 12.5 MiB is still far more than one of
@@ -27,8 +27,9 @@ GitHub's addresses holds at once: the events reviewbot takes are small (a ``pull
 about 30 KB; their text fields are capped at 65,536 characters), so even a single one never nears
 it. (So a single body past 12.5 MiB gets 503 before it can reach the 25 MB of the 413.) A smaller
 share would only make a large body (an ``installation`` event listing thousands of repositories)
-the first thing refused. Filling the cap now takes four addresses; an attacker with that many is
-what REVIEWBOT_WEBHOOK_ALLOWED_IPS is for.
+the first thing refused. Filling the cap takes four peers: four IPv4 addresses or four IPv6 /48s,
+which a few cloud machines or tunnel-broker accounts provide. The share stops one client, not a
+determined attacker; REVIEWBOT_WEBHOOK_ALLOWED_IPS is what keeps those out.
 """
 
 from __future__ import annotations

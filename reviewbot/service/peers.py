@@ -18,9 +18,11 @@ from reviewbot.settings import Settings
 
 Network = IPv4Network | IPv6Network
 
-#: IPv6 addresses are handed out by the /64 at least (RFC 6177): one subscriber has billions, so
-#: counting each as its own peer would give one client billions of shares.
-IPV6_PEER_PREFIX: Final = 64
+#: IPv6 addresses are handed out by the network, not one by one: a /48 is what RFC 6177 expects a
+#: site to get, tunnel brokers give one away for free, and clouds delegate /56s (256 /64s). Counting
+#: a smaller prefix as one peer would give one client hundreds or thousands of shares. The cost:
+#: clients of a provider that puts many customers in one /48 share one share.
+IPV6_PEER_PREFIX: Final = 48
 #: The key of every peer without an address (a Unix socket, a proxy header that names none).
 NO_ADDRESS: Final = "unknown"
 
@@ -39,7 +41,7 @@ def peer_address(host: str | None) -> IPv4Address | IPv6Address | None:
 
 
 def peer_key(host: str | None) -> str:
-    """What a peer's share is counted under: its IPv4 address, or its IPv6 address's /64."""
+    """What a peer's share is counted under: its IPv4 address, or its IPv6 address's /48."""
     address = peer_address(host)
     if address is None:
         return NO_ADDRESS
