@@ -263,3 +263,49 @@ def test_one_body_streamed_past_its_addresss_share_is_refused_with_503_before_it
         # 14 MiB of chunks and no final zero-length chunk: the body never ends.
         assert raw_exchange(server.url, head, iter([chunk] * 14)) == b"HTTP/1.1 503 Service Unavailable"
         wait_for(lambda: unverified.held == 0, 10, "the held bytes to be given back")
+
+
+# -- the peer in the log lines ----------------------------------------------------------------
+
+#: What a client behind a trusted proxy may put in X-Forwarded-For: h11 lets a header value carry
+#: bytes 0x80-0xff, and uvicorn takes the last entry no proxy wrote as the peer, whatever it is.
+#: 0x9b starts a terminal escape (CSI) and 0x85 ends a line (NEL).
+C1_PEER = b"\x9b31m\x85forged"
+
+
+@pytest.mark.parametrize(
+    ("allowed", "delivery", "status", "says"),
+    [
+        ("127.0.0.2", str(uuid.uuid4()), b"403", "not in REVIEWBOT_WEBHOOK_ALLOWED_IPS"),
+        ("", "not-a-guid", b"400", "is not a GUID"),
+        ("", str(uuid.uuid4()), b"401", "invalid signature"),
+    ],
+    ids=["allowlist", "delivery-id", "signature"],
+)
+def test_a_peer_named_by_a_trusted_proxy_reaches_the_log_only_in_printable_ascii(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, allowed: str, delivery: str, status: bytes, says: str
+) -> None:
+    settings = Settings(webhook_secret=SECRET, webhook_allowed_ips=allowed)
+    with served(tmp_path, settings) as server, caplog.at_level(logging.INFO):
+        request = (
+            (
+                f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nX-GitHub-Event: pull_request\r\n"
+                f"X-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {FORGED}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 2\r\n"
+            ).encode()
+            + b"X-Forwarded-For: "
+            + C1_PEER
+            + b"\r\n\r\n{}"
+        )
+        # From 127.0.0.1, which uvicorn trusts as a proxy unless told otherwise.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(request)
+            answer = b""
+            while b"\r\n" not in answer and (data := sock.recv(4096)):
+                answer += data
+        assert answer.split(b" ")[1] == status
+    [line] = [record.getMessage() for record in caplog.records if "forged" in record.getMessage()]
+    assert says in line
+    assert '"\\x9b31m\\x85forged"' in line
+    assert line.isascii(), line
+    assert line.isprintable(), line

@@ -34,7 +34,8 @@ their own addresses. A 503 makes GitHub list the delivery as failed, so it can b
 once the store is back.
 A client that hangs up mid-body gets one log line. The delivery id is the GUID in
 ``X-GitHub-Delivery``, in lower case; what a stranger sends there instead reaches the log lines
-only through :func:`reviewbot.logs.printable`. ``GET /metrics`` is the Prometheus text format
+only through :func:`reviewbot.logs.printable`, and so does the peer's address, which behind a
+trusted proxy is what the client wrote in ``X-Forwarded-For``. ``GET /metrics`` is the Prometheus text format
 (see :mod:`reviewbot.service.metrics`). It is not authenticated, and it tells model names, spend and
 job counts to whoever asks: with ``REVIEWBOT_METRICS_PORT`` set this app has no such route (404),
 and :mod:`reviewbot.service.metrics_server` serves it on that port.
@@ -126,6 +127,20 @@ class _Answer:
     retry_after: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Peer:
+    """Who sent a request: ``host`` as the ASGI scope has it (None without one)."""
+
+    host: str | None
+
+    @property
+    def named(self) -> str:
+        """The peer for a log line. Behind a proxy uvicorn trusts, it is what the client put in
+        ``X-Forwarded-For`` (any text, C1 control bytes included), so it goes through
+        :func:`~reviewbot.logs.printable` like any value a stranger chose."""
+        return "(no address)" if self.host is None else logs.printable(self.host)
+
+
 def _refusal(refused: BodyRefused) -> _Answer:
     return _Answer(
         refused.status, error_body(refused.message), refused.reason, refused.status == 408, refused.retry_after
@@ -183,7 +198,7 @@ class _Routes:
         peer: str | None = client[0] if client else None
         with logs.log_context(delivery=delivery):
             try:
-                answer = await self._webhook(receive, headers, delivery, named, peer)
+                answer = await self._webhook(receive, headers, delivery, named, _Peer(peer))
             except ClientGone as gone:
                 log.warning("delivery %s: %s; nothing recorded", named, gone)
                 return  # no one to answer
@@ -193,11 +208,11 @@ class _Routes:
         await send({"type": "http.response.body", "body": answer.body})
 
     async def _webhook(
-        self, receive: Receive, headers: dict[bytes, str], delivery: str | None, named: str, peer: str | None
+        self, receive: Receive, headers: dict[bytes, str], delivery: str | None, named: str, peer: _Peer
     ) -> _Answer:
         # First what needs no body: an answer before the body is read costs no memory and no wait.
-        if not self._allowlist.allows(peer):
-            log.warning("delivery %s from %s refused: not in REVIEWBOT_WEBHOOK_ALLOWED_IPS", named, peer)
+        if not self._allowlist.allows(peer.host):
+            log.warning("delivery %s from %s refused: not in REVIEWBOT_WEBHOOK_ALLOWED_IPS", named, peer.named)
             return _Answer(403, error_body("source address not allowed"), "not_allowed")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -213,7 +228,7 @@ class _Routes:
         if not event or b"x-github-delivery" not in headers:
             return _Answer(400, error_body("X-GitHub-Event and X-GitHub-Delivery headers are required"), "bad_request")
         if delivery is None:  # it is the store's key and in every log line of the delivery
-            log.warning("delivery from %s refused: X-GitHub-Delivery %s is not a GUID", peer, named)
+            log.warning("delivery from %s refused: X-GitHub-Delivery %s is not a GUID", peer.named, named)
             return _Answer(400, error_body(NOT_A_GUID), "bad_request")
         if event_name(event) is None:  # it is kept with the delivery and named in its log lines
             log.warning("delivery %s refused: X-GitHub-Event %s is no event name", named, logs.printable(event))
@@ -223,12 +238,12 @@ class _Routes:
                 receive,
                 check,
                 self._unverified,
-                peer=peer_key(peer),
+                peer=peer_key(peer.host),
                 limit=MAX_BODY_BYTES,
                 timeout=self._read_timeout,
             )
         except BodyRefused as refused:
-            log.warning("delivery %s from %s: %s", delivery, peer, refused)
+            log.warning("delivery %s from %s: %s", delivery, peer.named, refused)
             return _refusal(refused)
         # A store error is an answer (503), not an exception: the intake logs and counts it.
         answer = await self._committer.accept(delivery, event, body)
