@@ -30,8 +30,9 @@ store unavailable                      503     ``{"error": "store unavailable"}`
 
 The allowlist (REVIEWBOT_WEBHOOK_ALLOWED_IPS, :mod:`reviewbot.service.peers`) applies to ``POST
 /webhook`` alone: a load balancer's health checks and Prometheus reach the other routes from
-their own addresses. A 503 makes GitHub list the delivery as failed, so it can be redelivered
-once the store is back.
+their own addresses. Its 403s are counted each, but logged at most once a minute
+(:mod:`reviewbot.service.refusal_log`): anyone on the internet can cause them. A 503 makes GitHub
+list the delivery as failed, so it can be redelivered once the store is back.
 A client that hangs up mid-body gets one log line. The delivery id is the GUID in
 ``X-GitHub-Delivery``, in lower case; what a stranger sends there instead reaches the log lines
 only through :func:`reviewbot.logs.printable`, and so does the peer's address, which behind a
@@ -64,6 +65,7 @@ from reviewbot.service.committer import DeliveryCommitter
 from reviewbot.service.hook_ranges import REFRESH_SECONDS, refreshing
 from reviewbot.service.intake import error_body
 from reviewbot.service.peers import Allowlist, peer_key
+from reviewbot.service.refusal_log import RefusalLog
 from reviewbot.service.setup import closed_routes
 from reviewbot.service.webhooks import SignatureCheck, delivery_id, event_name, router
 from reviewbot.settings import Settings
@@ -166,6 +168,7 @@ class _Routes:
         self._read_timeout = settings.webhook_read_timeout
         self._unverified = unverified
         self._allowlist = allowlist
+        self._not_allowed = RefusalLog(log)  # once the allowlist is on, the whole internet is refused
         self._store = store
         self._committer = committer
         self._on_enqueued = on_enqueued
@@ -212,7 +215,9 @@ class _Routes:
     ) -> _Answer:
         # First what needs no body: an answer before the body is read costs no memory and no wait.
         if not self._allowlist.allows(peer.host):
-            log.warning("delivery %s from %s refused: not in REVIEWBOT_WEBHOOK_ALLOWED_IPS", named, peer.named)
+            self._not_allowed.warning(
+                "delivery %s from %s refused: not in REVIEWBOT_WEBHOOK_ALLOWED_IPS", named, peer.named
+            )
             return _Answer(403, error_body("source address not allowed"), "not_allowed")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
