@@ -12,7 +12,8 @@
         ├── GitHubNotFound       404
         ├── GitHubRateLimited    primary or secondary rate limit; carries retry_after
         ├── GitHubUnprocessable  422, e.g. a review comment off the diff
-        └── GitHubTransient      5xx, timeouts, connection errors: worth retrying
+        ├── GitHubTransient      5xx, timeouts, connection errors: worth retrying
+        └── NoWebhookRanges      the API publishes no webhook ranges (GitHub Enterprise Server)
 
 Library errors are re-raised as one of these (``raise ... from exc``) and turned into an exit
 code or an HTTP status only at the edge (the CLI, the webhook).
@@ -97,3 +98,8 @@ class GitHubUnprocessable(GitHubError):
 
 class GitHubTransient(GitHubError):
     """A failure worth retrying later: 5xx, a timeout, or a broken connection."""
+
+
+class NoWebhookRanges(GitHubError):
+    """The API's ``GET /meta`` publishes no webhook ranges: it has no ``hooks`` field, as on GitHub
+    Enterprise Server, or it wants credentials for it, as a GitHub Enterprise Server in private mode does."""

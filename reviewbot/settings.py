@@ -235,7 +235,7 @@ class Settings(BaseSettings):
     webhook_allowed_ips: Annotated[list[AllowedSource], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated addresses and networks (CIDR, IPv4 or IPv6) that may post webhooks, and "
-        "`github` for the `hooks` ranges of GitHub's meta API (fetched at start, then hourly); others get 403. "
+        "`github` for the `hooks` ranges of GitHub.com's meta API (fetched at start, then hourly); others get 403. "
         "Unset, everyone may.",
     )
     max_comments: int = Field(

@@ -36,7 +36,11 @@ What it checks like GitHub does:
   ID, slug, key and webhook secret); any other code gets 404.
 - ``GET /meta`` needs no credentials and answers GitHub's address lists (``hooks``, ``web``,
   ``api``, ``git``, …) and ``domains``; ``hooks``, where webhooks come from, is
-  :attr:`FakeGitHub.hooks` (left out of the answer when it is None).
+  :attr:`FakeGitHub.hooks` (left out of the answer when it is None). Under ``/api/v3`` it answers
+  as GitHub Enterprise Server documents its own: ``installed_version`` and
+  ``verifiable_password_authentication``, and no address lists at all. With
+  :attr:`FakeGitHub.enterprise_private_mode`, every request under ``/api/v3`` needs credentials,
+  as on a GitHub Enterprise Server in private mode: without them, 401.
 
 Latency: :meth:`FakeGitHub.set_latency` makes every request take that long, as a far-away
 GitHub does (about 250 ms is common): half before the request is carried out and half after,
@@ -362,6 +366,7 @@ class FakeGitHub:
         self.default_branch = "main"
         self._manifest_codes: dict[str, tuple[dict[str, Any], float]] = {}  # code → (manifest, expiry)
         self.hooks: list[str] | None = list(GITHUB_HOOKS)  # GET /meta's webhook ranges
+        self.enterprise_private_mode = False  # /api/v3 refuses requests without credentials
         self.manifests: list[dict[str, Any]] = []  # registered with register_app, oldest first
 
     # -- the controller -------------------------------------------------------------------
@@ -638,7 +643,10 @@ class FakeGitHub:
                 response: Response = _json(fault.body, fault.status, fault.headers)
             else:
                 try:
-                    actor = "" if public else self._check_jwt(request) if jwt_auth else self._check_token(request)
+                    # A private-mode server asks credentials of everyone.
+                    private = self.enterprise_private_mode and request.url.path.startswith("/api/v3/")
+                    anyone = public and not private
+                    actor = "" if anyone else self._check_jwt(request) if jwt_auth else self._check_token(request)
                     with self._lock:
                         response = handle(request, path, actor, payload)
                 except _Reply as reply:
@@ -751,6 +759,9 @@ class FakeGitHub:
         return _json(body, 201)
 
     def _get_meta(self, request: Request, path: str, actor: str, payload: Any) -> Response:
+        if request.url.path.startswith("/api/v3/"):
+            # GitHub Enterprise Server's answer (its "REST API endpoints for meta data"): no ranges.
+            return _json({"verifiable_password_authentication": True, "installed_version": "3.17.0"})
         # The shape of GitHub's answer ("REST API endpoints for meta data"); only hooks is set by tests.
         body: dict[str, Any] = {
             "verifiable_password_authentication": False,

@@ -131,10 +131,7 @@ def test_github_allows_the_hooks_ranges_of_the_meta_api_and_a_trusted_proxy_name
     fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
     fake_github.hooks = ["127.0.0.2/32", "2001:db8::/32"]
-    # GitHub Enterprise Server's API URL: /meta is asked of the server the App is on.
-    with web_server(
-        tmp_path, SECRET, webhook_allowed_ips="github", github_api_url=fake_github.enterprise_api_url
-    ) as server:
+    with web_server(tmp_path, SECRET, webhook_allowed_ips="github", github_api_url=fake_github.api_url) as server:
         assert deliver(server.url, "127.0.0.2").status_code == 202
         assert deliver(server.url, "127.0.0.3").status_code == 403
         # uvicorn trusts X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS unset): a proxy there.
@@ -147,9 +144,9 @@ def test_github_allows_the_hooks_ranges_of_the_meta_api_and_a_trusted_proxy_name
     assert "authorization" not in meta.headers
 
 
-@pytest.mark.timeout(60)
-def test_serve_refuses_to_start_when_github_lists_no_webhook_ranges(fake_github: FakeGitHub, tmp_path: Path) -> None:
-    fake_github.hooks = None
+def serve_refused(tmp_path: Path, api_url: str) -> str:
+    """Run ``reviewbot serve`` with ``github`` in the allowlist and the API at ``api_url``, which
+    must refuse to start: the one line it says."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -158,7 +155,7 @@ def test_serve_refuses_to_start_when_github_lists_no_webhook_ranges(fake_github:
         "REVIEWBOT_WEBHOOK_SECRET": SECRET,
         "REVIEWBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'refused.db'}",
         "REVIEWBOT_WEBHOOK_ALLOWED_IPS": "github",
-        "REVIEWBOT_GITHUB_API_URL": fake_github.api_url,
+        "REVIEWBOT_GITHUB_API_URL": api_url,
     }
     process = subprocess.run(
         [sys.executable, "-m", "reviewbot", "serve", "--no-worker", "--port", str(port)],
@@ -172,7 +169,29 @@ def test_serve_refuses_to_start_when_github_lists_no_webhook_ranges(fake_github:
     assert process.returncode == 2, process.stderr
     (line,) = process.stderr.splitlines()
     assert line.startswith("reviewbot: REVIEWBOT_WEBHOOK_ALLOWED_IPS=github:"), line
+    return line
+
+
+@pytest.mark.timeout(60)
+def test_serve_refuses_to_start_when_github_lists_no_webhook_ranges(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    fake_github.hooks = []
+    line = serve_refused(tmp_path, fake_github.api_url)
     assert "hooks" in line
+    assert "REVIEWBOT_GITHUB_API_URL" in line
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("private_mode", [False, True], ids=["public", "private-mode"])
+def test_serve_on_github_enterprise_server_says_it_publishes_no_webhook_ranges_and_to_list_the_appliance(
+    fake_github: FakeGitHub, tmp_path: Path, private_mode: bool
+) -> None:
+    # GitHub Enterprise Server's GET /meta has no hooks, and in private mode needs credentials.
+    fake_github.enterprise_private_mode = private_mode
+    line = serve_refused(tmp_path, fake_github.enterprise_api_url)
+    assert f"the API at {fake_github.enterprise_api_url} publishes no webhook ranges" in line
+    assert "GitHub Enterprise Server" in line
+    assert "list the addresses" in line
+    assert fake_github.requests_to("GET", "/meta")  # it was asked, not guessed from the URL
 
 
 def test_the_github_ranges_are_fetched_again_and_a_failed_fetch_keeps_the_last_good_ones_logged_once(

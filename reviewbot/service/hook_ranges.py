@@ -2,6 +2,8 @@
 
 ``reviewbot serve`` reads them before it listens (:func:`webhook_allowlist`): a server told to
 let only GitHub in that cannot learn where GitHub is does not start, with one line saying why.
+GitHub Enterprise Server publishes no such ranges, so there the line says to list the
+appliance's own addresses instead.
 The web app then reads them again every hour (:func:`refreshing`). A refresh that fails keeps
 the ranges last read, since GitHub's ranges change seldom and an empty list would lose every
 delivery (GitHub does not redeliver on its own); it is logged once, and once more when a
@@ -19,7 +21,7 @@ from typing import Final
 from starlette.applications import Starlette
 from starlette.types import StatelessLifespan
 
-from reviewbot.errors import ConfigError, GitHubError
+from reviewbot.errors import ConfigError, GitHubError, NoWebhookRanges
 from reviewbot.github.meta import webhook_ranges
 from reviewbot.service.peers import Allowlist
 from reviewbot.settings import Settings
@@ -38,6 +40,11 @@ def webhook_allowlist(settings: Settings) -> Allowlist:
     if allowlist.wants_github:
         try:
             asyncio.run(_fetch(allowlist, settings.github_api_url))
+        except NoWebhookRanges as exc:
+            raise ConfigError(
+                f"REVIEWBOT_WEBHOOK_ALLOWED_IPS=github: {exc}; github is for GitHub.com: list the addresses your "
+                "GitHub Enterprise Server appliance sends webhooks from instead"
+            ) from exc
         except GitHubError as exc:
             raise ConfigError(
                 f"REVIEWBOT_WEBHOOK_ALLOWED_IPS=github: {exc}; check that REVIEWBOT_GITHUB_API_URL can be reached, "
