@@ -114,7 +114,7 @@ def serve(kind: str, port: int, database_url: str, stats_path: str, profile_path
     # Served exactly as `reviewbot serve` serves: the same uvicorn settings and start-up steps.
     from reviewbot.service.server import freeze_startup_objects, uvicorn_config
 
-    server = uvicorn.Server(uvicorn_config(app, host=HOST, port=port, read_timeout=settings.webhook_read_timeout))
+    server = uvicorn.Server(uvicorn_config(app, settings, host=HOST, port=port))
     freeze_startup_objects()
     profiler = cProfile.Profile() if profile_path is not None else None
     tracked = len(gc.get_objects())

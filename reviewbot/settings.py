@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +44,8 @@ MIN_RETENTION_DAYS = 7
 
 #: One entry of REVIEWBOT_WEBHOOK_ALLOWED_IPS: a network, or ``github`` for GitHub's webhook ranges.
 AllowedSource = IPv4Network | IPv6Network | Literal["github"]
+#: The reverse proxies trusted when REVIEWBOT_FORWARDED_ALLOW_IPS is unset: one on the same machine.
+LOOPBACK_PROXIES = "127.0.0.1,::1"
 
 
 class FallbackModel(BaseModel):
@@ -238,6 +241,13 @@ class Settings(BaseSettings):
         "`github` for the `hooks` ranges of GitHub.com's meta API (fetched at start, then hourly); others get 403. "
         "Unset, everyone may.",
     )
+    forwarded_allow_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default=LOOPBACK_PROXIES,
+        validate_default=True,
+        validation_alias=AliasChoices("REVIEWBOT_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"),
+        description="Comma-separated addresses and networks of the reverse proxies whose X-Forwarded-For "
+        "`reviewbot serve` believes (falls back to uvicorn's FORWARDED_ALLOW_IPS); empty, none.",
+    )
     max_comments: int = Field(
         default=25, ge=1, le=100, description="Most inline comments in one GitHub review; the rest go in its body."
     )
@@ -312,14 +322,15 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("webhook_allowed_ips", mode="before")
+    @field_validator("webhook_allowed_ips", "forwarded_allow_ips", mode="before")
     @classmethod
-    def _read_sources(cls, value: object) -> object:
+    def _read_networks(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
             value = value.split(",")
         if not isinstance(value, list | tuple):
             return value
-        return [_allowed_source(item) if isinstance(item, str) else item for item in value if str(item).strip()]
+        read = _allowed_source if info.field_name == "webhook_allowed_ips" else _proxy
+        return [read(item) if isinstance(item, str) else item for item in value if str(item).strip()]
 
     @field_validator("retention_days")
     @classmethod
@@ -345,12 +356,28 @@ def _allowed_source(text: str) -> AllowedSource:
     text = text.strip()
     if text.lower() == "github":
         return "github"
+    return _network(text, "an address, a network such as 192.30.252.0/22, or github")
+
+
+def _proxy(text: str) -> IPv4Network | IPv6Network:
+    text = text.strip()
+    if text == "*":
+        # uvicorn then takes the first X-Forwarded-For entry, which the client writes.
+        raise ValueError(
+            "'*' would let any client choose its address, and so pass the allowlist for GitHub; list the "
+            "addresses or networks your proxies connect from"
+        )
+    return _network(text, "an address or a network such as 10.0.0.0/8")
+
+
+def _network(text: str, what: str) -> IPv4Network | IPv6Network:
+    """``text`` as a network, an IPv4-mapped one as IPv4; a ValueError saying it is not ``what``."""
     try:
         network = ip_network(text)  # strict: 10.0.0.1/8 is a typo, for the host or for its network
     except ValueError as exc:
         if "host bits" in str(exc):  # "10.0.0.1/8 has host bits set"
             raise ValueError(f"{exc}; write the network's first address, or the address alone") from None
-        raise ValueError(f"{text!r} is not an address, a network such as 192.30.252.0/22, or github") from None
+        raise ValueError(f"{text!r} is not {what}") from None
     mapped = network.network_address.ipv4_mapped if isinstance(network, IPv6Network) else None
     if mapped is not None and network.prefixlen >= 96:  # ::ffff:a.b.c.d: peers are matched as IPv4
         return IPv4Network((mapped, network.prefixlen - 96))

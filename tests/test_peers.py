@@ -3,13 +3,14 @@ key each address's share of the unverified bytes is counted under."""
 
 from __future__ import annotations
 
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
+from pathlib import Path
 
 import pytest
 
 from reviewbot.errors import ConfigError
 from reviewbot.service.body import UnverifiedBytes
-from reviewbot.service.peers import Allowlist, peer_key
+from reviewbot.service.peers import Allowlist, peer_key, proxy_hosts
 from reviewbot.settings import Settings, load_settings
 
 
@@ -28,21 +29,33 @@ def test_the_setting_reads_addresses_networks_and_github_in_any_mix() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "says"),
+    ("variable", "value", "says"),
     [
-        ("10.0.0.300", "'10.0.0.300' is not an address, a network such as 192.30.252.0/22, or github"),
-        ("10.0.0.1/8", "10.0.0.1/8 has host bits set"),
-        ("githubb", "'githubb' is not an address"),
+        (
+            "REVIEWBOT_WEBHOOK_ALLOWED_IPS",
+            "10.0.0.300",
+            "'10.0.0.300' is not an address, a network such as 192.30.252.0/22, or github",
+        ),
+        ("REVIEWBOT_WEBHOOK_ALLOWED_IPS", "10.0.0.1/8", "10.0.0.1/8 has host bits set"),
+        ("REVIEWBOT_WEBHOOK_ALLOWED_IPS", "githubb", "'githubb' is not an address"),
+        # uvicorn would then believe the first X-Forwarded-For entry, which the client writes.
+        ("FORWARDED_ALLOW_IPS", "*", "'*' would let any client choose its address"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.1/8", "10.0.0.1/8 has host bits set"),
+        ("REVIEWBOT_FORWARDED_ALLOW_IPS", "github", "'github' is not an address or a network"),
+        ("FORWARDED_ALLOW_IPS", "/run/proxy.sock", "'/run/proxy.sock' is not an address or a network"),
     ],
 )
-def test_a_bad_allowlist_is_one_line_naming_the_variable(
-    monkeypatch: pytest.MonkeyPatch, value: str, says: str
+def test_a_bad_list_of_networks_is_one_line_naming_the_variable_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str, says: str
 ) -> None:
-    monkeypatch.setenv("REVIEWBOT_WEBHOOK_ALLOWED_IPS", value)
+    for name in ("REVIEWBOT_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as raised:
         load_settings()
     message = str(raised.value)
-    assert message.startswith("REVIEWBOT_WEBHOOK_ALLOWED_IPS: ")
+    assert message.startswith(f"{variable}: ")
     assert says in message
     assert "\n" not in message
 
@@ -106,3 +119,29 @@ def test_each_peer_holds_at_most_its_share_and_the_process_at_most_the_cap() -> 
     assert budget.peers == 0  # nothing is kept for a peer that holds nothing
     budget.give_back("f", 0)  # a body refused before its first byte
     assert budget.peers == 0
+
+
+# -- the proxies whose X-Forwarded-For is believed ------------------------------------------------
+
+
+def test_the_trusted_proxies_are_both_loopbacks_unless_set_whatever_uvicorn_s_own_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    monkeypatch.delenv("REVIEWBOT_FORWARDED_ALLOW_IPS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().forwarded_allow_ips == [ip_network("127.0.0.1/32"), ip_network("::1/128")]
+    # uvicorn's own variable, read by reviewbot like any setting: from the environment or .env.
+    (tmp_path / ".env").write_text("FORWARDED_ALLOW_IPS=10.0.0.0/8, 2001:db8::1\n")
+    assert load_settings().forwarded_allow_ips == [ip_network("10.0.0.0/8"), ip_network("2001:db8::1/128")]
+    monkeypatch.setenv("REVIEWBOT_FORWARDED_ALLOW_IPS", "192.0.2.7")
+    assert load_settings().forwarded_allow_ips == [ip_network("192.0.2.7/32")]
+    monkeypatch.setenv("REVIEWBOT_FORWARDED_ALLOW_IPS", "")
+    assert load_settings().forwarded_allow_ips == []  # no proxy: every peer is its TCP address
+
+
+def test_uvicorn_is_given_each_ipv4_proxy_network_also_as_a_server_on_an_ipv6_socket_sees_it() -> None:
+    hosts = proxy_hosts(Settings(forwarded_allow_ips="10.0.0.0/8, ::1"))
+    assert hosts == ["10.0.0.0/8", "::ffff:a00:0/104", "::1/128"]
+    # uvicorn compares the peer as the socket gives it, and ::ffff:10.1.2.3 is in no IPv4 network.
+    assert ip_address("::ffff:10.1.2.3") in ip_network(hosts[1])

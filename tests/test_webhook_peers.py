@@ -173,6 +173,21 @@ def serve_refused(tmp_path: Path, api_url: str) -> str:
 
 
 @pytest.mark.timeout(60)
+def test_serve_believes_x_forwarded_for_only_from_the_proxies_set_in_its_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    # uvicorn reads FORWARDED_ALLOW_IPS from the process's environment only; reviewbot reads its
+    # settings from .env too, and this one with them.
+    (tmp_path / ".env").write_text("FORWARDED_ALLOW_IPS=127.0.0.4\n")
+    with web_server(tmp_path, SECRET, webhook_allowed_ips="127.0.0.2") as server:
+        assert deliver(server.url, "127.0.0.4", **{"X-Forwarded-For": "127.0.0.2"}).status_code == 202
+        assert deliver(server.url, "127.0.0.4", **{"X-Forwarded-For": "127.0.0.3"}).status_code == 403
+        # 127.0.0.1 is trusted only while the setting is unset.
+        assert deliver(server.url, "127.0.0.1", **{"X-Forwarded-For": "127.0.0.2"}).status_code == 403
+
+
+@pytest.mark.timeout(60)
 def test_serve_refuses_to_start_when_github_lists_no_webhook_ranges(fake_github: FakeGitHub, tmp_path: Path) -> None:
     fake_github.hooks = []
     line = serve_refused(tmp_path, fake_github.api_url)

@@ -2,10 +2,10 @@
 key its share of the unverified bytes is counted under.
 
 The peer is what the ASGI scope calls the client (Starlette's ``request.client``): the TCP peer,
-or, when uvicorn trusts the connecting proxy (``FORWARDED_ALLOW_IPS``; unset, loopback), the
-address that proxy put in ``X-Forwarded-For``. A server listening on an IPv6 socket sees IPv4
-clients as IPv4-mapped addresses (``::ffff:192.30.252.1``); they are read as the IPv4 address
-they carry, so that IPv4 networks match them.
+or, when uvicorn trusts the connecting proxy (REVIEWBOT_FORWARDED_ALLOW_IPS, :func:`proxy_hosts`),
+the last address in ``X-Forwarded-For`` that is not one of the trusted proxies. A server
+listening on an IPv6 socket sees IPv4 clients as IPv4-mapped addresses (``::ffff:192.30.252.1``);
+they are read as the IPv4 address they carry, so that IPv4 networks match them.
 """
 
 from __future__ import annotations
@@ -93,3 +93,16 @@ class Allowlist:
             return False
         # An IPv4 address is in no IPv6 network and the other way round: `in` says False.
         return any(address in network for network in self._fixed) or any(address in network for network in self._github)
+
+
+def proxy_hosts(settings: Settings) -> list[str]:
+    """The proxies uvicorn believes ``X-Forwarded-For`` from, as it takes them: REVIEWBOT_FORWARDED_ALLOW_IPS,
+    each IPv4 network also as the IPv4-mapped one a server on an IPv6 socket sees its clients in
+    (uvicorn compares the peer as the socket gives it)."""
+    hosts = []
+    for network in settings.forwarded_allow_ips:
+        hosts.append(str(network))
+        if isinstance(network, IPv4Network):
+            mapped = IPv6Address(f"::ffff:{network.network_address}")
+            hosts.append(str(IPv6Network((mapped, 96 + network.prefixlen))))
+    return hosts

@@ -25,7 +25,7 @@ from reviewbot.service.connections import deadline_protocol
 from reviewbot.service.hook_ranges import webhook_allowlist
 from reviewbot.service.job import ReviewService
 from reviewbot.service.metrics_server import MetricsServer, start_metrics_server
-from reviewbot.service.peers import Allowlist
+from reviewbot.service.peers import Allowlist, proxy_hosts
 from reviewbot.service.retention import pruner_for
 from reviewbot.service.setup import needs_setup, run_setup
 from reviewbot.service.worker import Worker
@@ -213,27 +213,29 @@ def work(settings: Settings, *, concurrency: int = WORKER_CONCURRENCY) -> None:
         store.close()
 
 
-def uvicorn_config(app: Starlette, *, host: str, port: int, read_timeout: float) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
     """How reviewbot runs under uvicorn (benchmarks use the same). uvicorn's own lines go to the
     root logger (``log_config=None``), so they get the same format and secret redaction.
 
-    A client may keep the server waiting no longer than ``read_timeout`` seconds for a request
+    A client may keep the server waiting no longer than REVIEWBOT_WEBHOOK_READ_TIMEOUT for a request
     head, or for the rest of a body the app refused without reading it (:mod:`reviewbot.service.connections`,
     which runs h11, what uvicorn picks when httptools is not installed); the webhook bounds the body
     it reads the same way. An idle kept-alive connection is closed after uvicorn's 5 s.
 
     With ``proxy_headers``, uvicorn takes the client's address from ``X-Forwarded-For`` when the
-    connection comes from a proxy it trusts: the addresses in ``FORWARDED_ALLOW_IPS`` (uvicorn
-    reads it from the environment; unset, loopback: a proxy on the same machine). That address is
-    the peer the webhook's allowlist and its per-address share of unverified bytes go by
-    (:mod:`reviewbot.service.peers`).
+    connection comes from a proxy it trusts: REVIEWBOT_FORWARDED_ALLOW_IPS (or FORWARDED_ALLOW_IPS),
+    read with the other settings, .env included, and passed on here, so that what is trusted does
+    not depend on uvicorn's version (its own default gained ``::1`` late) or on where it was set;
+    unset, loopback. That address is the peer the webhook's allowlist and its per-address share of
+    unverified bytes go by (:mod:`reviewbot.service.peers`).
     """
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=deadline_protocol(read_timeout),
+        http=deadline_protocol(settings.webhook_read_timeout),
         proxy_headers=True,
+        forwarded_allow_ips=proxy_hosts(settings),
         log_level="info",
         access_log=False,
         log_config=None,
@@ -282,9 +284,7 @@ def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> N
     the webhook listens until it has stopped; without it, on ``port`` with the webhook."""
     check_metrics_port(settings, port)
     if needs_setup(settings):
-        registered = run_setup(
-            settings, lambda app: uvicorn_config(app, host=host, port=port, read_timeout=settings.webhook_read_timeout)
-        )
+        registered = run_setup(settings, lambda app: uvicorn_config(app, settings, host=host, port=port))
         if registered is None:
             return
         settings = registered
@@ -302,7 +302,7 @@ def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> N
                 port,
             )
         app = build_app(settings, store, worker=worker, allowlist=allowlist, metrics=metrics)
-        config = uvicorn_config(app, host=host, port=port, read_timeout=settings.webhook_read_timeout)
+        config = uvicorn_config(app, settings, host=host, port=port)
         freeze_startup_objects()
         uvicorn.Server(config).run()
     finally:
