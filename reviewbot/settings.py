@@ -13,7 +13,7 @@ import os
 import re
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -46,6 +46,8 @@ MIN_RETENTION_DAYS = 7
 AllowedSource = IPv4Network | IPv6Network | Literal["github"]
 #: The reverse proxies trusted when REVIEWBOT_FORWARDED_ALLOW_IPS is unset: one on the same machine.
 LOOPBACK_PROXIES = "127.0.0.1,::1"
+#: What ``*`` in REVIEWBOT_FORWARDED_ALLOW_IPS stands for: a proxy at any address.
+EVERY_ADDRESS: Final = (IPv4Network("0.0.0.0/0"), IPv6Network("::/0"))
 
 
 class FallbackModel(BaseModel):
@@ -246,7 +248,8 @@ class Settings(BaseSettings):
         validate_default=True,
         validation_alias=AliasChoices("REVIEWBOT_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"),
         description="Comma-separated addresses and networks of the reverse proxies whose X-Forwarded-For "
-        "`reviewbot serve` believes (falls back to uvicorn's FORWARDED_ALLOW_IPS); empty, none.",
+        "`reviewbot serve` believes (falls back to uvicorn's FORWARDED_ALLOW_IPS); empty, none; `*`, any (not "
+        "beside REVIEWBOT_WEBHOOK_ALLOWED_IPS).",
     )
     max_comments: int = Field(
         default=25, ge=1, le=100, description="Most inline comments in one GitHub review; the rest go in its body."
@@ -329,8 +332,15 @@ class Settings(BaseSettings):
             value = value.split(",")
         if not isinstance(value, list | tuple):
             return value
-        read = _allowed_source if info.field_name == "webhook_allowed_ips" else _proxy
-        return [read(item) if isinstance(item, str) else item for item in value if str(item).strip()]
+        if info.field_name == "webhook_allowed_ips":
+            return [_allowed_source(item) if isinstance(item, str) else item for item in value if str(item).strip()]
+        proxies: list[object] = []
+        for item in value:
+            if isinstance(item, str) and item.strip() == "*":
+                proxies.extend(EVERY_ADDRESS)
+            elif str(item).strip():
+                proxies.append(_proxy(item) if isinstance(item, str) else item)
+        return proxies
 
     @field_validator("retention_days")
     @classmethod
@@ -360,14 +370,7 @@ def _allowed_source(text: str) -> AllowedSource:
 
 
 def _proxy(text: str) -> IPv4Network | IPv6Network:
-    text = text.strip()
-    if text == "*":
-        # uvicorn then takes the first X-Forwarded-For entry, which the client writes.
-        raise ValueError(
-            "'*' would let any client choose its address, and so pass the allowlist for GitHub; list the "
-            "addresses or networks your proxies connect from"
-        )
-    return _network(text, "an address or a network such as 10.0.0.0/8")
+    return _network(text.strip(), "an address, a network such as 10.0.0.0/8, or *")
 
 
 def _network(text: str, what: str) -> IPv4Network | IPv6Network:

@@ -3,6 +3,7 @@ key each address's share of the unverified bytes is counted under."""
 
 from __future__ import annotations
 
+import logging
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from reviewbot.errors import ConfigError
 from reviewbot.service.body import UnverifiedBytes
+from reviewbot.service.hook_ranges import webhook_allowlist
 from reviewbot.service.peers import Allowlist, peer_key, proxy_hosts
 from reviewbot.settings import Settings, load_settings
 
@@ -38,11 +40,9 @@ def test_the_setting_reads_addresses_networks_and_github_in_any_mix() -> None:
         ),
         ("REVIEWBOT_WEBHOOK_ALLOWED_IPS", "10.0.0.1/8", "10.0.0.1/8 has host bits set"),
         ("REVIEWBOT_WEBHOOK_ALLOWED_IPS", "githubb", "'githubb' is not an address"),
-        # uvicorn would then believe the first X-Forwarded-For entry, which the client writes.
-        ("FORWARDED_ALLOW_IPS", "*", "'*' would let any client choose its address"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.1/8", "10.0.0.1/8 has host bits set"),
-        ("REVIEWBOT_FORWARDED_ALLOW_IPS", "github", "'github' is not an address or a network"),
-        ("FORWARDED_ALLOW_IPS", "/run/proxy.sock", "'/run/proxy.sock' is not an address or a network"),
+        ("REVIEWBOT_FORWARDED_ALLOW_IPS", "github", "'github' is not an address, a network such as 10.0.0.0/8, or *"),
+        ("FORWARDED_ALLOW_IPS", "/run/proxy.sock", "'/run/proxy.sock' is not an address, a network"),
     ],
 )
 def test_a_bad_list_of_networks_is_one_line_naming_the_variable_set(
@@ -145,3 +145,18 @@ def test_uvicorn_is_given_each_ipv4_proxy_network_also_as_a_server_on_an_ipv6_so
     assert hosts == ["10.0.0.0/8", "::ffff:a00:0/104", "::1/128"]
     # uvicorn compares the peer as the socket gives it, and ::ffff:10.1.2.3 is in no IPv4 network.
     assert ip_address("::ffff:10.1.2.3") in ip_network(hosts[1])
+
+
+def test_a_proxy_at_any_address_is_taken_and_warned_of_but_not_beside_an_allowlist(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A container behind a platform's router often sets FORWARDED_ALLOW_IPS=*: uvicorn then believes
+    # the X-Forwarded-For of whoever connects, which is sound only where the router alone can connect.
+    anywhere = Settings(forwarded_allow_ips="*")
+    assert anywhere.forwarded_allow_ips == [ip_network("0.0.0.0/0"), ip_network("::/0")]
+    with caplog.at_level(logging.WARNING, "reviewbot"):
+        assert webhook_allowlist(anywhere).open
+    assert any("REVIEWBOT_FORWARDED_ALLOW_IPS=* believes" in record.getMessage() for record in caplog.records)
+    # An allowlist goes by that address, so any client could name one on it.
+    with pytest.raises(ConfigError, match="REVIEWBOT_WEBHOOK_ALLOWED_IPS cannot hold"):
+        webhook_allowlist(Settings(forwarded_allow_ips="*", webhook_allowed_ips="192.30.252.0/22"))
