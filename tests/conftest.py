@@ -105,6 +105,20 @@ def webhook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook
     store.close()
 
 
+@pytest.fixture
+def app_server(
+    database_url: str, serve_app: Callable[[ASGIApp], AbstractContextManager[str]]
+) -> Iterator[WebhookServer]:
+    """``create_app`` over a fresh store, on SQLite and on PostgreSQL, signed with ``WEBHOOK_SECRET``, for one test."""
+    store = open_store(database_url)
+    settings = Settings(webhook_secret=WEBHOOK_SECRET, github_app_slug="review-bot")
+    try:
+        with serve_app(create_app(settings, store)) as url:
+            yield WebhookServer(url, store, WEBHOOK_SECRET.encode())
+    finally:
+        store.close()
+
+
 @pytest.fixture(scope="session")
 def github_server() -> Iterator[FakeGitHub]:
     """One fake GitHub REST API on loopback for the whole session, with its own App key."""

@@ -13,18 +13,15 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from conftest import WEBHOOK_SECRET, WebhookServer
-from reviewbot.service.app import create_app
+from conftest import WebhookServer
 from reviewbot.service.retention import Pruner
-from reviewbot.settings import Settings
 from reviewbot.store.records import COMMAND_TRIGGER, JobRequest
 from reviewbot.store.store import Store, open_store
-from test_app import REPO, ServeApp, headers, load, post
+from test_app import REPO, headers, load, post
 
 _comment_ids = itertools.count(2_000_000_001)  # past 2**31, as GitHub's comment ids are now
 
@@ -39,17 +36,6 @@ def command(comment_id: int, number: int, *, action: str = "created", text: str 
     return json.dumps(payload).encode()
 
 
-@pytest.fixture
-def server(database_url: str, serve_app: ServeApp) -> Iterator[WebhookServer]:
-    store = open_store(database_url)
-    settings = Settings(webhook_secret=WEBHOOK_SECRET, github_app_slug="review-bot")
-    try:
-        with serve_app(create_app(settings, store)) as url:
-            yield WebhookServer(url, store, WEBHOOK_SECRET.encode())
-    finally:
-        store.close()
-
-
 def run_queued_jobs(store: Store) -> None:
     """Claim and finish every queued job, as the worker would: a later request for the pull request
     then queues a job of its own instead of folding into the queued one."""
@@ -57,12 +43,12 @@ def run_queued_jobs(store: Store) -> None:
         assert store.finish_job(job.id, "test-worker")
 
 
-def send_at_once(server: WebhookServer, body: bytes, count: int) -> list[httpx.Response]:
+def send_at_once(server: WebhookServer, event: str, body: bytes, count: int) -> list[httpx.Response]:
     """``body`` ``count`` times at once, each under its own new delivery id."""
 
     async def send() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-            sent = [headers("issue_comment", body, secret=server.secret) for _ in range(count)]
+            sent = [headers(event, body, secret=server.secret) for _ in range(count)]
             return await asyncio.gather(*(client.post("/webhook", content=body, headers=each) for each in sent))
 
     return asyncio.run(send())
@@ -73,20 +59,20 @@ def duplicate(response: httpx.Response) -> dict[str, object]:
 
 
 def test_a_command_replayed_under_new_delivery_ids_queues_one_review(
-    server: WebhookServer, caplog: pytest.LogCaptureFixture
+    app_server: WebhookServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     comment_id = next(_comment_ids)
     body = command(comment_id, 7)
-    first = post(server, "issue_comment", body)
+    first = post(app_server, "issue_comment", body)
     assert first.status_code == 202
-    run_queued_jobs(server.store)  # the review was made: a command would make it again
+    run_queued_jobs(app_server.store)  # the review was made: a command would make it again
 
     with caplog.at_level(logging.INFO, "reviewbot.app"):
-        replays = [post(server, "issue_comment", body) for _ in range(2)]
+        replays = [post(app_server, "issue_comment", body) for _ in range(2)]
 
     assert [response.status_code for response in replays] == [200, 200]
     assert [response.json() for response in replays] == [duplicate(response) for response in replays]
-    assert [job.state for job in server.store.list_jobs(repo=REPO, pr_number=7)] == ["done"]
+    assert [job.state for job in app_server.store.list_jobs(repo=REPO, pr_number=7)] == ["done"]
     assert [record.getMessage() for record in caplog.records if record.name == "reviewbot.app"] == [
         f"delivery {response.request.headers['X-GitHub-Delivery']} issue_comment.created: duplicate:"
         f" comment {comment_id}'s command was already taken, nothing done"
@@ -94,54 +80,54 @@ def test_a_command_replayed_under_new_delivery_ids_queues_one_review(
     ]
 
 
-def test_a_command_replayed_after_its_delivery_and_job_were_pruned_is_still_refused(server: WebhookServer) -> None:
+def test_a_command_replayed_after_its_delivery_and_job_were_pruned_is_still_refused(app_server: WebhookServer) -> None:
     comment_id = next(_comment_ids)
     body = command(comment_id, 11)
-    assert post(server, "issue_comment", body).status_code == 202
-    run_queued_jobs(server.store)
-    assert post(server, "issue_comment", command(next(_comment_ids), 12)).status_code == 202  # a newer job
+    assert post(app_server, "issue_comment", body).status_code == 202
+    run_queued_jobs(app_server.store)
+    assert post(app_server, "issue_comment", command(next(_comment_ids), 12)).status_code == 202  # a newer job
     month_later = time.time() + 31 * 86_400
-    pruned = asyncio.run(Pruner(server.store, 30, pause=0.0, clock=lambda: month_later).run_if_due())
+    pruned = asyncio.run(Pruner(app_server.store, 30, pause=0.0, clock=lambda: month_later).run_if_due())
     assert pruned is not None
     assert pruned.jobs == 1
-    assert server.store.list_jobs(repo=REPO, pr_number=11) == []
+    assert app_server.store.list_jobs(repo=REPO, pr_number=11) == []
 
-    replay = post(server, "issue_comment", body)
+    replay = post(app_server, "issue_comment", body)
 
     assert replay.status_code == 200
     assert replay.json() == duplicate(replay)
-    assert server.store.list_jobs(repo=REPO, pr_number=11) == []
+    assert app_server.store.list_jobs(repo=REPO, pr_number=11) == []
 
 
-def test_a_command_sent_three_times_at_once_under_new_delivery_ids_queues_one_review(server: WebhookServer) -> None:
-    responses = send_at_once(server, command(next(_comment_ids), 8), 3)
+def test_a_command_sent_three_times_at_once_under_new_delivery_ids_queues_one_review(app_server: WebhookServer) -> None:
+    responses = send_at_once(app_server, "issue_comment", command(next(_comment_ids), 8), 3)
 
     assert sorted(response.status_code for response in responses) == [200, 200, 202]
     replays = [response for response in responses if response.status_code == 200]
     assert [response.json() for response in replays] == [duplicate(response) for response in replays]
-    assert len(server.store.list_jobs(repo=REPO, pr_number=8)) == 1
+    assert len(app_server.store.list_jobs(repo=REPO, pr_number=8)) == 1
 
 
-def test_another_comment_with_the_same_command_asks_for_its_own_review(server: WebhookServer) -> None:
-    assert post(server, "issue_comment", command(next(_comment_ids), 9)).status_code == 202
-    run_queued_jobs(server.store)
+def test_another_comment_with_the_same_command_asks_for_its_own_review(app_server: WebhookServer) -> None:
+    assert post(app_server, "issue_comment", command(next(_comment_ids), 9)).status_code == 202
+    run_queued_jobs(app_server.store)
 
-    again = post(server, "issue_comment", command(next(_comment_ids), 9))
+    again = post(app_server, "issue_comment", command(next(_comment_ids), 9))
 
     assert again.status_code == 202
-    assert [job.state for job in server.store.list_jobs(repo=REPO, pr_number=9)] == ["done", "queued"]
+    assert [job.state for job in app_server.store.list_jobs(repo=REPO, pr_number=9)] == ["done", "queued"]
 
 
-def test_an_edit_of_a_command_comment_asks_for_no_review(server: WebhookServer) -> None:
+def test_an_edit_of_a_command_comment_asks_for_no_review(app_server: WebhookServer) -> None:
     comment_id = next(_comment_ids)
-    assert post(server, "issue_comment", command(comment_id, 10)).status_code == 202
-    run_queued_jobs(server.store)
+    assert post(app_server, "issue_comment", command(comment_id, 10)).status_code == 202
+    run_queued_jobs(app_server.store)
 
-    edited = post(server, "issue_comment", command(comment_id, 10, action="edited", text="/review\nplease"))
+    edited = post(app_server, "issue_comment", command(comment_id, 10, action="edited", text="/review\nplease"))
 
     assert edited.status_code == 200
     assert edited.json()["ignored"] == "issue_comment.edited is not handled"
-    assert len(server.store.list_jobs(repo=REPO, pr_number=10)) == 1
+    assert len(app_server.store.list_jobs(repo=REPO, pr_number=10)) == 1
 
 
 # -- the store ---------------------------------------------------------------------------------

@@ -198,14 +198,12 @@ def test_the_committer_writes_in_groups_of_at_most_max_group(store: Store, monke
 
 
 def test_a_request_cancelled_while_its_group_commits_is_still_recorded(store: Store) -> None:
-    _, body = opened_payload()
-
     async def scenario() -> IntakeAnswer:
         intake = committer(store)
-        gone = asyncio.ensure_future(intake.accept("d-gone", "pull_request", body))
+        gone = asyncio.ensure_future(intake.accept("d-gone", "pull_request", opened_payload()[1]))
         await asyncio.sleep(0)  # its group is being written
         gone.cancel()  # the client hung up
-        return await intake.accept("d-next", "pull_request", body)
+        return await intake.accept("d-next", "pull_request", opened_payload()[1])
 
     assert asyncio.run(scenario()).status == 202
     assert store.has_delivery("d-gone")

@@ -159,8 +159,19 @@ def test_a_database_of_the_release_before_is_indexed_for_pruning_and_pruned(
 
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", 6)
     old = open_store(database_url)
-    add_job(old, 1, "done", OLD)
-    add_job(old, 2, "queued", OLD)
+    with old.write() as tx:  # as that release wrote them: its deliveries have no body_sha256
+        for pr, state in [(1, "done"), (2, "queued")]:
+            tx.execute(
+                "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at)"
+                " VALUES (?, 'pull_request', 'opened', 42, ?, ?)",
+                (f"delivery-{pr}", REPO, OLD),
+            )
+            tx.execute(
+                "INSERT INTO jobs (kind, installation_id, repo, pr_number, head_sha, base_sha, full_review, trigger,"
+                " state, not_before, created_at, updated_at)"
+                " VALUES ('review', 42, ?, ?, ?, ?, TRUE, 'pull_request.opened', ?, ?, ?, ?)",
+                (REPO, pr, f"{pr:040x}", "b" * 40, state, OLD, OLD, OLD),
+            )
     old.close()
     monkeypatch.undo()
 

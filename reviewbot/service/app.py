@@ -16,7 +16,7 @@ review queued                          202     ``{"queued": true, "delivery": ID
 handled, nothing queued (installation) 202     ``{"queued": false, "delivery": ID}``
 ``ping``                               200     ``{"pong": true, "delivery": ID}``
 event or action we do not act on       200     ``{"ignored": REASON, "delivery": ID}``
-delivery id seen before                200     ``{"duplicate": true, "queued": false, "delivery": ID}``
+delivery id or body seen before        200     ``{"duplicate": true, "queued": false, "delivery": ID}``
 peer not in the allowlist              403     ``{"error": "source address not allowed"}``
 body over 25 MiB                       413     ``{"error": "payload too large"}``
 bad or missing signature, no secret    401     ``{"error": "invalid signature"}``

@@ -5,13 +5,20 @@ answer for each: it decodes and routes each payload (refusing with 400 one whose
 what GitHub sends), records the group's deliveries and jobs in one transaction (one commit, one
 fsync, for all of them), and writes each delivery's log line. It runs in the web process's writer
 thread (:mod:`reviewbot.service.committer`); an answer is only sent once its delivery is committed.
+
+A delivery is recorded with the SHA-256 of its body: GitHub signs the body but not the delivery id,
+so a body already recorded is a duplicate whatever id it comes under, answered as GitHub's own
+redelivery (same id, same body) is.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -21,7 +28,6 @@ from reviewbot.errors import StoreError
 from reviewbot.service import metrics
 from reviewbot.service.webhooks import (
     Ignored,
-    InstallationChange,
     Outcome,
     PayloadError,
     Router,
@@ -30,7 +36,7 @@ from reviewbot.service.webhooks import (
 )
 from reviewbot.service.webhooks import router as default_router
 from reviewbot.settings import Settings
-from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.records import Delivery, InstallationChange, JobRequest
 from reviewbot.store.store import Store
 
 log = logging.getLogger("reviewbot.app")
@@ -127,12 +133,15 @@ class DeliveryIntake:
                 log.warning("delivery %s: %s", request.delivery, exc)
             return IntakeAnswer(request.id, 400, error_body(str(exc)))
         job = outcome if isinstance(outcome, JobRequest) else None
-        record = Delivery(request.delivery, request.event, facts.action, facts.installation_id, facts.repo, job)
+        body_sha256 = hashlib.sha256(request.body).hexdigest()
+        record = Delivery(
+            request.delivery, request.event, facts.action, facts.installation_id, facts.repo, job, body_sha256
+        )
         return _Accepted(request, record, name, outcome)
 
     def _record(self, accepted: list[_Accepted]) -> list[IntakeAnswer]:
-        """Commit the group (installation changes one at a time: rare, and they touch other
-        tables), then answer each delivery."""
+        """Commit the group, then answer each delivery. Installation changes are committed one at a
+        time, each with its delivery: rare, and they touch other tables."""
         grouped = [item for item in accepted if not isinstance(item.outcome, InstallationChange)]
         outcomes: dict[int, bool | StoreError] = {}
         if grouped:
@@ -141,19 +150,23 @@ class DeliveryIntake:
             except StoreError as exc:
                 added = [exc] * len(grouped)
             outcomes.update((item.request.id, outcome) for item, outcome in zip(grouped, added, strict=True))
+        answered: list[_Accepted] = []
         for item in accepted:
             if isinstance(item.outcome, InstallationChange):
-                try:
-                    outcomes[item.request.id] = self._apply_installation_change(item.record, item.outcome)
-                except StoreError as exc:
-                    outcomes[item.request.id] = exc
-        return [self._answer(item, outcomes[item.request.id]) for item in accepted]
+                item, outcomes[item.request.id] = self._record_installation(item, item.outcome)
+            answered.append(item)
+        return [self._answer(item, outcomes[item.request.id]) for item in answered]
 
-    def _apply_installation_change(self, record: Delivery, change: InstallationChange) -> bool:
-        if self._store.has_delivery(record.id):
-            return False
-        change.apply(self._store)  # idempotent, so a crash before the delivery is recorded is harmless
-        return self._store.record_deliveries([record])[0]
+    def _record_installation(self, item: _Accepted, change: InstallationChange) -> tuple[_Accepted, bool | StoreError]:
+        """Commit an installation delivery with its change: the delivery as it is to be answered (an
+        outdated change is answered as ignored, saying why), and whether it was recorded."""
+        try:
+            done = self._store.record_installation_delivery(item.record, change)
+        except StoreError as exc:
+            return item, exc
+        if done == "outdated":
+            return dataclasses.replace(item, outcome=Ignored(_outdated(change))), True
+        return item, done == "applied"
 
     def _answer(self, item: _Accepted, added: bool | StoreError) -> IntakeAnswer:
         """The answer once the delivery is committed (or could not be), and its log line."""
@@ -193,3 +206,11 @@ class DeliveryIntake:
             log.info("delivery %s %s: handled", delivery, name)
             body = {"queued": False, "delivery": delivery}
             return IntakeAnswer(request.id, 202, _JSON.encode(body), counted="installation")
+
+
+def _outdated(change: InstallationChange) -> str:
+    """Why an installation change that is older than what the store knows was left out (a suspension)."""
+    began = datetime.fromtimestamp(change.suspended_at or 0.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"installation {change.installation_id} was suspended at {began}, no later than the suspension already recorded"
+    )

@@ -33,14 +33,14 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias
+from datetime import UTC, datetime
+from typing import Any, Final, TypeAlias
 
 import msgspec
 
 from reviewbot.service.payload import PayloadFields, explain
 from reviewbot.settings import Settings
-from reviewbot.store.records import COMMAND_TRIGGER, JobRequest
-from reviewbot.store.store import Store
+from reviewbot.store.records import COMMAND_TRIGGER, InstallationChange, JobRequest
 
 _SIGNATURE_PREFIX: Final = "sha256="
 _HEX_DIGEST: Final = re.compile("[0-9a-f]{64}")  # GitHub sends the hex digest in lower case
@@ -116,32 +116,6 @@ class Ignored:
     """The delivery needs nothing from us, and why."""
 
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class InstallationChange:
-    """What an ``installation`` or ``installation_repositories`` event changes in the store."""
-
-    installation_id: int
-    change: Literal["created", "deleted", "suspend", "unsuspend", "repositories"]
-    account: str = ""
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-
-    def apply(self, store: Store) -> None:
-        """Make the store agree; idempotent, so a redelivery does no harm."""
-        match self.change:
-            case "created":
-                store.upsert_installation(self.installation_id, self.account, self.added)
-            case "deleted":
-                store.remove_installation(self.installation_id)
-            case "suspend" | "unsuspend":
-                if not store.set_installation_suspended(self.installation_id, self.change == "suspend"):
-                    store.upsert_installation(self.installation_id, self.account, suspended=self.change == "suspend")
-            case "repositories":
-                if store.installation(self.installation_id) is None:
-                    store.upsert_installation(self.installation_id, self.account)
-                store.set_installation_repos(self.installation_id, self.added, self.removed)
 
 
 Outcome: TypeAlias = JobRequest | InstallationChange | Ignored | None
@@ -361,13 +335,20 @@ def review_on_command(payload: Payload, options: WebhookOptions) -> Outcome:
 @router.register("installation", action="suspend")
 @router.register("installation", action="unsuspend")
 def installation_changed(payload: Payload, options: WebhookOptions) -> Outcome:
+    """An installation created, deleted, suspended or unsuspended.
+
+    A suspension carries when it began (``installation.suspended_at``), so that one replayed after
+    the installation was unsuspended, once its delivery is forgotten, is known to be old.
+    """
     installation = payload["installation"]
     repos = tuple(repo["full_name"] for repo in payload.get("repositories") or ())
+    suspended_at = github_time(installation.get("suspended_at")) if payload["action"] == "suspend" else None
     return InstallationChange(
         installation_id=int(installation["id"]),
         change=payload["action"],
         account=_account(installation),
         added=repos,
+        suspended_at=suspended_at,
     )
 
 
@@ -402,6 +383,20 @@ def _installation_id(payload: Payload) -> int | None:
     installation = payload.get("installation")
     value = installation.get("id") if isinstance(installation, Mapping) else None
     return value if isinstance(value, int) else None
+
+
+def github_time(value: object) -> float | None:
+    """Epoch seconds of a time in a payload: GitHub writes ISO 8601 (``2021-04-29T02:32:50Z``), and
+    epoch seconds in some older payloads; None for anything else (no time, or one that does not parse)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _account(installation: Mapping[str, Any]) -> str:

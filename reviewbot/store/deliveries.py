@@ -1,25 +1,47 @@
-"""Webhook deliveries: recorded once each (GitHub redelivers with the same id), with the job each asks
-for, and a review command once per comment (a replayed body comes under a new id)."""
+"""Webhook deliveries: recorded once each, with the job each asks for or the installation change it makes.
+
+GitHub redelivers with the same id; and it signs a delivery's body but not its id, so the same signed
+body can come again under any id. So no two deliveries share an id, a body (its SHA-256), or the
+review command of one comment: whichever comes second is a duplicate, checked in the transaction that
+records the first, even when both are in it. A body is known as long as its delivery is kept
+(:mod:`reviewbot.store.retention`); a delivery that took a command is kept for good.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from reviewbot.store.base import StoreBase
 from reviewbot.store.bulk import MAX_PARAMS, chunks, insert_rows, marks, select_in
 from reviewbot.store.database import Tx
+from reviewbot.store.installations import apply_change
 from reviewbot.store.queue import enqueue, enqueue_together
-from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.records import Delivery, InstallationChange, InstallationOutcome, JobRequest
 from reviewbot.store.schema import LOCK_PULL_REQUEST
 
-_INSERT: Final = "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at, command_comment_id)"
+_INSERT: Final = (
+    "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at, command_comment_id, body_sha256)"
+)
 
 
 def _command_comment(delivery: Delivery) -> int | None:
     """The comment whose review command ``delivery`` takes, if it takes one."""
     return delivery.job.comment_id if delivery.job is not None else None
+
+
+#: The columns no two deliveries share (each has a unique index): the column, what finds the values
+#: recorded among some (``{}`` for their markers), and a delivery's value (None holds it to nothing there).
+_UNIQUE: Final[tuple[tuple[str, str, Callable[[Delivery], object]], ...]] = (
+    ("id", "SELECT id FROM deliveries WHERE id IN ({})", lambda delivery: delivery.id),
+    (
+        "command_comment_id",
+        "SELECT command_comment_id FROM deliveries WHERE command_comment_id IN ({})",
+        _command_comment,
+    ),
+    ("body_sha256", "SELECT body_sha256 FROM deliveries WHERE body_sha256 IN ({})", lambda d: d.body_sha256),
+)
 
 
 def _row(delivery: Delivery, now: float) -> tuple[Any, ...]:
@@ -32,7 +54,15 @@ def _row(delivery: Delivery, now: float) -> tuple[Any, ...]:
         delivery.repo,
         now,
         _command_comment(delivery),
+        delivery.body_sha256,
     )
+
+
+def _insert(tx: Tx, delivery: Delivery, now: float) -> bool:
+    """Insert ``delivery`` unless it shares an id, a command comment or a body with one recorded."""
+    row = _row(delivery, now)
+    # No conflict target: a conflict on any of the unique indexes leaves the delivery out.
+    return tx.execute(f"{_INSERT} VALUES {marks(1, len(row))} ON CONFLICT DO NOTHING", row) == 1
 
 
 class DeliveriesMixin(StoreBase):
@@ -51,14 +81,15 @@ class DeliveriesMixin(StoreBase):
         repo: str | None,
         job: JobRequest | None = None,
         *,
+        body_sha256: str | None = None,
         now: float | None = None,
     ) -> bool:
         """Record a delivery and enqueue its job in one transaction.
 
         Returns False, changing nothing, when the delivery id is already known (GitHub keeps the id
-        when a delivery is redelivered), or when its job is the command of a comment another delivery
-        already took (:attr:`JobRequest.comment_id`): GitHub signs a delivery's body but not its id,
-        so the same signed body can come again under any id.
+        when a delivery is redelivered), when its body is (``body_sha256``), or when its job is the
+        command of a comment another delivery already took (:attr:`JobRequest.comment_id`): GitHub
+        signs a delivery's body but not its id, so the same signed body can come again under any id.
 
         A review job coalesces with a *queued* review job of the same pull request: that one takes
         the newer head and base, ``full_review`` becomes the OR of both, a command trigger is kept,
@@ -67,7 +98,7 @@ class DeliveriesMixin(StoreBase):
         (:meth:`~reviewbot.store.queue.QueueMixin.claim_job`), which finds its head stale if the new
         one is for another head.
         """
-        delivery = Delivery(delivery_id, event, action, installation_id, repo, job)
+        delivery = Delivery(delivery_id, event, action, installation_id, repo, job, body_sha256)
         return self.record_deliveries([delivery], now=now)[0]
 
     def record_deliveries(self, deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
@@ -93,13 +124,25 @@ class DeliveriesMixin(StoreBase):
             for kind, repo, pr_number in sorted(pulls):
                 tx.lock(LOCK_PULL_REQUEST, f"{kind}:{repo}#{pr_number}")
             for delivery in deliveries:
-                row = _row(delivery, now)
-                # No conflict target: a known id and a command comment already taken are both left out.
-                inserted = tx.execute(f"{_INSERT} VALUES {marks(1, len(row))} ON CONFLICT DO NOTHING", row)
-                added.append(inserted == 1)
-                if inserted == 1 and delivery.job is not None:
+                added.append(_insert(tx, delivery, now))
+                if added[-1] and delivery.job is not None:
                     enqueue(tx, delivery.job, now)
         return added
+
+    def record_installation_delivery(
+        self, delivery: Delivery, change: InstallationChange, *, now: float | None = None
+    ) -> InstallationOutcome:
+        """Record a delivery and make the installation change it carries, in one transaction.
+
+        ``duplicate``, changing nothing, as :meth:`record_delivery` returns False; ``outdated``, the
+        delivery recorded and the installation left as it was, when the change is older than what the
+        store knows of it (:func:`~reviewbot.store.installations.apply_change`).
+        """
+        now = time.time() if now is None else now
+        with self._write() as tx:
+            if not _insert(tx, delivery, now):
+                return "duplicate"
+            return "applied" if apply_change(tx, change, now) else "outdated"
 
     def _record_together(self, tx: Tx, deliveries: Sequence[Delivery], now: float) -> list[bool]:
         """:meth:`record_deliveries` in a few statements for the whole group, whatever its size.
@@ -108,27 +151,18 @@ class DeliveriesMixin(StoreBase):
         cannot change before the INSERTs. A group then costs one statement per table read or
         written instead of two or three per delivery, and the write lock is held that much shorter.
         """
-        ids = list(dict.fromkeys(delivery.id for delivery in deliveries))
-        known = {str(row["id"]) for row in select_in(tx, "SELECT id FROM deliveries WHERE id IN ({})", ids)}
-        comments = list(dict.fromkeys(c for c in map(_command_comment, deliveries) if c is not None))
-        taken = {
-            int(row["command_comment_id"])
-            for row in select_in(
-                tx, "SELECT command_comment_id FROM deliveries WHERE command_comment_id IN ({})", comments
-            )
-        }
+        taken = {column: _taken(tx, column, sql, map(value, deliveries)) for column, sql, value in _UNIQUE}
         added: list[bool] = []
         rows: list[tuple[Any, ...]] = []
         jobs: list[JobRequest] = []
         for delivery in deliveries:
-            comment = _command_comment(delivery)
-            new = delivery.id not in known and comment not in taken
+            values = [(column, value(delivery)) for column, _, value in _UNIQUE]
+            new = all(found is None or found not in taken[column] for column, found in values)
             added.append(new)
             if new:
-                # The same id, or command comment, twice in one group: the second is a duplicate.
-                known.add(delivery.id)
-                if comment is not None:
-                    taken.add(comment)
+                # The same id, command comment or body twice in one group: the second is a duplicate.
+                for column, found in values:
+                    taken[column].add(found)
                 rows.append(_row(delivery, now))
                 if delivery.job is not None:
                     jobs.append(delivery.job)
@@ -136,3 +170,9 @@ class DeliveriesMixin(StoreBase):
         for chunk in chunks(jobs, MAX_PARAMS // 2):
             enqueue_together(tx, chunk, now)
         return added
+
+
+def _taken(tx: Tx, column: str, sql: str, values: Iterable[object]) -> set[object]:
+    """Which of ``values`` a recorded delivery has in ``column``, found with ``sql`` (see :data:`_UNIQUE`)."""
+    wanted = list(dict.fromkeys(value for value in values if value is not None))
+    return {row[column] for row in select_in(tx, sql, wanted)}

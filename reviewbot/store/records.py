@@ -1,4 +1,4 @@
-"""What the store hands out and takes in: jobs and their states, deliveries, installations."""
+"""What the store hands out and takes in: jobs and their states, deliveries, installations and their changes."""
 
 from __future__ import annotations
 
@@ -33,6 +33,25 @@ class JobRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class InstallationChange:
+    """What an ``installation`` or ``installation_repositories`` event changes in the store."""
+
+    installation_id: int
+    change: Literal["created", "deleted", "suspend", "unsuspend", "repositories"]
+    account: str = ""
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    #: When GitHub suspended the installation (epoch seconds), for a ``suspend`` that says.
+    suspended_at: float | None = None
+
+
+#: What recording an installation event did: nothing (a ``duplicate`` of a delivery already recorded),
+#: made the installation what it says (``applied``), or recorded it and left the installation as it was
+#: because the store knows a later state (``outdated``: a suspension no later than one recorded before).
+InstallationOutcome = Literal["duplicate", "applied", "outdated"]
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """A webhook delivery to record, with the job it asks for, if any."""
 
@@ -42,6 +61,9 @@ class Delivery:
     installation_id: int | None
     repo: str | None
     job: JobRequest | None = None
+    #: The SHA-256 of its body in hex. GitHub signs the body, not the delivery id, so the same signed
+    #: body can come again under any id: the store takes one delivery per body (None: held to its id).
+    body_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

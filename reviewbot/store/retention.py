@@ -5,9 +5,13 @@ What each table keeps, and why:
 
 - ``deliveries``: deleted once received before the retention's start. A delivery's id is kept to
   recognise a redelivery, which GitHub allows for a few days only (3 on GitHub.com, 7 on GitHub
-  Enterprise Server). A delivery that took a review command is kept for good: its
-  ``command_comment_id`` is what refuses that signed comment replayed under a new delivery id,
-  and a replay can come at any time (one small row per ``/review`` comment).
+  Enterprise Server), and its ``body_sha256`` to recognise its signed body replayed under a new
+  delivery id. Past the retention such a replay is taken as new: a pull request's head already
+  reviewed is not reviewed again, and a suspension no later than one recorded changes nothing
+  (:mod:`reviewbot.store.installations`). A delivery that took a review command is kept for good:
+  its ``command_comment_id`` (and its body's hash) is what refuses that signed comment replayed
+  under a new delivery id, which would pay for another review, and a replay can come at any time
+  (one small row per ``/review`` comment).
 - ``jobs``: the finished ones (done, dropped, failed) last updated before the retention's start;
   never a queued or running one, and never the newest job, whose id SQLite would give to the next
   job (a ``/review`` job's id is written in the review it posts, and every job's in the ledger).

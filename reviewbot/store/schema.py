@@ -16,6 +16,7 @@ LOCK_PULL_REQUEST: Final = 0x7262_0002
 LOCK_CLAIM: Final = 0x7262_0003
 LOCK_TURN: Final = 0x7262_0004
 LOCK_PRUNE: Final = 0x7262_0005
+LOCK_INSTALLATION: Final = 0x7262_0006
 
 # Each entry is one schema version (1, 2, …); never edit an entry once released, append a new one.
 # `{auto_id}` is filled in from the dialect.
@@ -146,6 +147,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX deliveries_by_time ON deliveries (received_at) WHERE command_comment_id IS NULL",
         "CREATE INDEX jobs_finished_by_update ON jobs (state, updated_at) WHERE state IN ('done', 'dropped', 'failed')",
         "CREATE TABLE maintenance (task TEXT PRIMARY KEY, next_at DOUBLE PRECISION NOT NULL)",
+    ),
+    # 8: a delivery keeps the SHA-256 of its body (hex), which no other delivery may have
+    # (reviewbot.store.deliveries): GitHub signs the body, not the delivery id, so the same body under
+    # a new id is a replay. It is kept as long as its delivery (reviewbot.store.retention). Rows from
+    # before have none: NULL, which the index leaves out, so they are held to their id alone.
+    # An installation keeps GitHub's time of the last suspension recorded (reviewbot.store.installations),
+    # after an unsuspend too, so that a suspension no later than it changes nothing.
+    (
+        "ALTER TABLE deliveries ADD COLUMN body_sha256 TEXT",
+        "CREATE UNIQUE INDEX deliveries_one_per_body ON deliveries (body_sha256) WHERE body_sha256 IS NOT NULL",
+        "ALTER TABLE installations ADD COLUMN last_suspended_at DOUBLE PRECISION",
     ),
 )
 
