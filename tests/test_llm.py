@@ -412,10 +412,19 @@ def test_a_bad_request_about_something_else_is_a_model_error_at_once_and_keeps_t
     assert level == "json_schema"
 
 
-def test_a_validation_error_that_echoes_the_request_is_not_read_as_a_format_refusal(fake_openai: FakeOpenAI) -> None:
-    # FastAPI-based servers echo what they refused in each error's "input": here a message whose
-    # code, from the pull request, says "schema"; the words about the error are in "msg".
-    echo = {"role": "user", "content": "class UserSchema(BaseModel): ..."}
+# What a FastAPI-based server's 422 echoes in "input": words the client looks for in an error, there
+# only because the request (the pull request's code, or the client's own fields) held them.
+ECHOED_WORDS = {
+    "format": {"role": "user", "content": "class UserSchema(BaseModel): ..."},
+    "context length": {"role": "user", "content": 'raise ValueError("prompt is too long")'},
+    "thinking switch": {"chat_template_kwargs": {"enable_thinking": False}},
+}
+
+
+@pytest.mark.parametrize("echo", list(ECHOED_WORDS.values()), ids=list(ECHOED_WORDS))
+def test_a_validation_error_is_read_by_what_it_says_not_by_the_request_it_echoes(
+    fake_openai: FakeOpenAI, echo: dict[str, Any]
+) -> None:
     detail = [
         {
             "type": "extra_forbidden",
@@ -426,9 +435,13 @@ def test_a_validation_error_that_echoes_the_request_is_not_read_as_a_format_refu
     ]
     fake_openai.set_default(lambda body: Reply.raw({"detail": detail}, status=422))
 
-    error, level = fail_and_level(fake_openai.base_url)
+    error, level = fail_and_level(fake_openai.base_url, disable_thinking=True)
 
-    assert response_formats(fake_openai) == ["json_schema"]
+    # One request: no step down the ladder, no retry without the thinking switch.
+    assert [request.body.get("chat_template_kwargs") for request in fake_openai.requests] == [
+        {"enable_thinking": False}
+    ]
+    assert type(error) is ModelError  # not a ContextLengthError, which would split the request
     assert "HTTP 422: Extra inputs are not permitted" in str(error)
     assert level == "json_schema"
 

@@ -365,12 +365,18 @@ _TOO_LONG: Final = re.compile(
 )
 
 
+def _said(exc: openai.APIStatusError) -> str:
+    """What the server says of an error: its words, code and parameter. Not the rest of its body,
+    which may echo the request (FastAPI's "input"): the pull request's code, or reviewbot's own fields."""
+    return " ".join(filter(None, (server_words(exc.body), str(exc.code or ""), str(exc.param or ""))))
+
+
 def _too_long(exc: openai.APIStatusError) -> bool:
-    return exc.status_code in (400, 413, 422) and bool(_TOO_LONG.search(f"{exc.message} {exc.body!r}"))
+    return exc.status_code in (400, 413, 422) and bool(_TOO_LONG.search(_said(exc)))
 
 
 def _mentions(exc: openai.APIStatusError, word: str) -> bool:
-    return word in exc.message or word in repr(exc.body)
+    return word in _said(exc)
 
 
 def _refuses_format(exc: openai.APIStatusError) -> bool:
@@ -381,9 +387,7 @@ def _refuses_format(exc: openai.APIStatusError) -> bool:
     """
     if exc.status_code not in (400, 422, 500):
         return False
-    # Only the words the server says about the error: a body may also echo what it refused (FastAPI's
-    # "input"), and a request's text (the pull request's code) may say "schema" anywhere.
-    if about_response_format(server_words(exc.body)):
+    if about_response_format(_said(exc)):
         return True
     # A 400 or 422 that gives no reason at all: the response format is all the next rung changes,
     # so asking once without it is the only way to a review; a rung is kept only once it answered.
