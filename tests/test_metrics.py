@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -183,6 +184,24 @@ def test_the_metrics_listener_serves_the_metrics_with_the_jobs_gauge_at_metrics_
     scraped = parse(response.text)
     assert value(scraped, "reviewbot_jobs", state="queued") == 1
     assert ("reviewbot_review_duration_seconds_count", (("outcome", "done"),)) in scraped
+
+
+def test_the_metrics_listener_closes_idle_connections_and_holds_a_bounded_number(store: Store) -> None:
+    # Each connection has a thread: idle ones must not pile up, whoever opens them.
+    server = start_metrics_server(store.job_counts, host="127.0.0.1", port=0, idle_timeout=0.3, max_connections=2)
+    address = ("127.0.0.1", server.port)
+    try:
+        idle = [socket.create_connection(address, timeout=10) for _ in range(2)]
+        extra = socket.create_connection(address, timeout=10)
+        assert extra.recv(1) == b""  # past the bound: closed at once, unanswered
+        for connection in idle:
+            assert connection.recv(1) == b""  # closed by the server after its idle timeout
+            connection.close()
+        extra.close()
+        # Freed again: a scrape is answered.
+        assert httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=10).status_code == 200
+    finally:
+        server.close()
 
 
 def test_a_failing_store_leaves_the_jobs_gauge_out() -> None:

@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Iterable
 from socketserver import ThreadingMixIn
-from typing import Final
+from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -53,14 +53,28 @@ class MetricsServer:
         log.info("stopped serving /metrics on %s", self.where)
 
 
-def start_metrics_server(job_counts: JobCounts, *, host: str, port: int) -> MetricsServer:
+#: A connection that sends nothing for this long is closed: each one holds a thread.
+IDLE_TIMEOUT_SECONDS: Final = 10.0
+#: Connections served at once; one past it is closed unanswered. A scraper needs one.
+MAX_CONNECTIONS: Final = 16
+
+
+def start_metrics_server(
+    job_counts: JobCounts,
+    *,
+    host: str,
+    port: int,
+    idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+    max_connections: int = MAX_CONNECTIONS,
+) -> MetricsServer:
     """Serve ``GET /metrics`` on ``host:port`` from a daemon thread: the process's metrics and the
     jobs gauge read through ``job_counts``. A port that cannot be had is a :class:`ConfigError`."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     app = _only_metrics(make_wsgi_app(scrape_registry(job_counts)))
     try:
         family, *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        httpd = _Server(family, (str(address[0]), port))  # the address in the family it resolved to
+        # The address in the family it resolved to.
+        httpd = _Server(family, (str(address[0]), port), idle_timeout=idle_timeout, max_connections=max_connections)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
@@ -89,12 +103,37 @@ def _only_metrics(app: WSGIApplication) -> WSGIApplication:
 
 
 class _Server(ThreadingMixIn, WSGIServer):
-    # One thread per scrape, never waited for at exit.
+    # One thread per connection, never waited for at exit; at most ``max_connections`` at once.
     daemon_threads = True
 
-    def __init__(self, family: socket.AddressFamily, address: tuple[str, int]) -> None:
+    def __init__(
+        self, family: socket.AddressFamily, address: tuple[str, int], *, idle_timeout: float, max_connections: int
+    ) -> None:
         self.address_family = family  # read by the constructor, which binds
+        self.idle_timeout = idle_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _QuietHandler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, client_address = super().get_request()
+        connection.settimeout(self.idle_timeout)  # a read that waits longer ends the connection
+        return connection, client_address
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # closed unanswered: the scraper tries again next interval
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _QuietHandler(WSGIRequestHandler):
