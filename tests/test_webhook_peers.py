@@ -22,6 +22,8 @@ import pytest
 
 from fake_github import FakeGitHub
 from loopback import LoopbackServer
+from reviewbot.errors import GitHubAuthError, NoWebhookRanges
+from reviewbot.github.meta import refused_without_credentials
 from reviewbot.service import metrics
 from reviewbot.service.app import create_app
 from reviewbot.service.body import UnverifiedBytes
@@ -347,3 +349,12 @@ def test_a_peer_named_by_a_trusted_proxy_reaches_the_log_only_in_printable_ascii
     assert '"\\x9b31m\\x85forged"' in line
     assert line.isascii(), line
     assert line.isprintable(), line
+
+
+def test_a_401_or_403_from_github_com_s_public_meta_is_not_taken_for_an_enterprise_server_in_private_mode() -> None:
+    # GitHub.com answers GET /meta to anyone: a refusal there comes from something in the way.
+    blocked = GitHubAuthError("GitHub refused GET /meta: 403 Forbidden", status=403)
+    assert refused_without_credentials("https://api.github.com", blocked) is blocked
+    private = refused_without_credentials("https://ghes.example.com/api/v3", blocked)
+    assert isinstance(private, NoWebhookRanges)
+    assert "GitHub Enterprise Server in private mode" in str(private)

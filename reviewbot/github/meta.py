@@ -13,14 +13,31 @@ no request without credentials; either way its webhook ranges cannot be read, an
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Final
 
 from githubkit import GitHub, UnauthAuthStrategy
 from githubkit.exception import GitHubException
 
-from reviewbot.errors import GitHubAuthError, GitHubError, NoWebhookRanges
+from reviewbot.errors import ConfigError, GitHubAuthError, GitHubError, NoWebhookRanges
 from reviewbot.github.connection import VERSION_HEADER, client_options
 from reviewbot.github.errors import translate
 from reviewbot.github.retry import RetryPolicy
+
+#: GitHub.com's API, whose GET /meta is public: a 401 or 403 there is in the way (a proxy, a block), not private mode.
+GITHUB_COM_API: Final = "https://api.github.com"
+
+
+def refused_without_credentials(api_url: str, error: GitHubError | ConfigError) -> GitHubError | ConfigError:
+    """What a failed unauthenticated ``GET /meta`` means: at a server that wants credentials for
+    it, a GitHub Enterprise Server in private mode, whose ranges cannot be read."""
+    if isinstance(error, GitHubAuthError) and api_url.rstrip("/") != GITHUB_COM_API:
+        return NoWebhookRanges(
+            f"the API at {api_url} publishes no webhook ranges: it answered GET /meta with {error.status} "
+            "without credentials, as a GitHub Enterprise Server in private mode does (and one not in private "
+            "mode lists none either)",
+            status=error.status,
+        )
+    return error
 
 
 async def webhook_ranges(
@@ -34,14 +51,7 @@ async def webhook_ranges(
             response = await github.rest.meta.async_get(headers=VERSION_HEADER)
     except GitHubException as exc:
         error = translate(exc)
-        if isinstance(error, GitHubAuthError):  # we sent no credentials, and it wants some
-            raise NoWebhookRanges(
-                f"the API at {api_url} publishes no webhook ranges: it answered GET /meta with {error.status} "
-                "without credentials, as a GitHub Enterprise Server in private mode does (and one not in private "
-                "mode lists none either)",
-                status=error.status,
-            ) from exc
-        raise error from exc
+        raise refused_without_credentials(api_url, error) from exc
     data = response.json()
     if not isinstance(data, dict) or "hooks" not in data:
         raise NoWebhookRanges(
