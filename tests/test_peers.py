@@ -11,8 +11,8 @@ import pytest
 
 from reviewbot.errors import ConfigError
 from reviewbot.service.body import UnverifiedBytes
-from reviewbot.service.hook_ranges import webhook_allowlist
 from reviewbot.service.peers import Allowlist, peer_key, proxy_hosts
+from reviewbot.service.server import check_trusted_proxies
 from reviewbot.settings import Settings, load_settings
 
 
@@ -155,8 +155,8 @@ def test_a_proxy_at_any_address_is_taken_and_warned_of_but_not_beside_an_allowli
     anywhere = Settings(forwarded_allow_ips="*")
     assert anywhere.forwarded_allow_ips == [ip_network("0.0.0.0/0"), ip_network("::/0")]
     with caplog.at_level(logging.WARNING, "reviewbot"):
-        assert webhook_allowlist(anywhere).open
+        check_trusted_proxies(anywhere)
     assert any("REVIEWBOT_FORWARDED_ALLOW_IPS=* believes" in record.getMessage() for record in caplog.records)
     # An allowlist goes by that address, so any client could name one on it.
     with pytest.raises(ConfigError, match="REVIEWBOT_WEBHOOK_ALLOWED_IPS cannot hold"):
-        webhook_allowlist(Settings(forwarded_allow_ips="*", webhook_allowed_ips="192.30.252.0/22"))
+        check_trusted_proxies(Settings(forwarded_allow_ips="*", webhook_allowed_ips="192.30.252.0/22"))

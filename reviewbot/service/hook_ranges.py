@@ -37,17 +37,6 @@ def webhook_allowlist(settings: Settings) -> Allowlist:
     """The allowlist ``reviewbot serve`` starts with: with ``github``, GitHub's ranges read now.
     Raises :class:`ConfigError` naming the setting when they cannot be read."""
     allowlist = Allowlist.from_settings(settings)
-    if any(network.prefixlen == 0 for network in settings.forwarded_allow_ips):
-        # uvicorn then takes the address from X-Forwarded-For whoever connects, and a client writes that.
-        if not allowlist.open:
-            raise ConfigError(
-                "REVIEWBOT_FORWARDED_ALLOW_IPS=* believes the address any client writes in X-Forwarded-For, so "
-                "REVIEWBOT_WEBHOOK_ALLOWED_IPS cannot hold: list the addresses your proxies connect from"
-            )
-        log.warning(
-            "REVIEWBOT_FORWARDED_ALLOW_IPS=* believes the address any client writes in X-Forwarded-For: keep the "
-            "webhook's port reachable only through your proxy, or list the proxies' addresses"
-        )
     if allowlist.wants_github:
         try:
             asyncio.run(_fetch(allowlist, settings.github_api_url))

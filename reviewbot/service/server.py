@@ -62,6 +62,22 @@ def check_service_settings(settings: Settings, *, webhooks: bool = True, reviews
         )
 
 
+def check_trusted_proxies(settings: Settings) -> None:
+    """Refuse REVIEWBOT_FORWARDED_ALLOW_IPS=* beside an allowlist, and warn of it alone: uvicorn then
+    takes the address from the X-Forwarded-For of whoever connects, and a client writes that."""
+    if not any(network.prefixlen == 0 for network in settings.forwarded_allow_ips):
+        return
+    if settings.webhook_allowed_ips:
+        raise ConfigError(
+            "REVIEWBOT_FORWARDED_ALLOW_IPS=* believes the address any client writes in X-Forwarded-For, so "
+            "REVIEWBOT_WEBHOOK_ALLOWED_IPS cannot hold: list the addresses your proxies connect from"
+        )
+    log.warning(
+        "REVIEWBOT_FORWARDED_ALLOW_IPS=* believes the address any client writes in X-Forwarded-For: keep the "
+        "webhook's port reachable only through your proxy, or list the proxies' addresses"
+    )
+
+
 def check_metrics_port(settings: Settings, port: int) -> None:
     """Refuse a metrics port that is the webhook's own ``port``."""
     if settings.metrics_port == port:
@@ -289,6 +305,7 @@ def serve(settings: Settings, *, host: str, port: int, worker: bool = True) -> N
             return
         settings = registered
     check_service_settings(settings, reviews=worker)
+    check_trusted_proxies(settings)
     allowlist = webhook_allowlist(settings)  # with `github`, GitHub's ranges are read before we listen
     settings = with_app_slug(settings)
     store = open_store(settings.database_url)
