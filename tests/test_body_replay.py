@@ -11,21 +11,29 @@ pruned, must still not suspend an installation that GitHub has unsuspended since
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from conftest import WebhookServer
+from databases import query
 from guids import guid
+from reviewbot.errors import StoreError
 from reviewbot.service.intake import DeliveryIntake, IntakeRequest
 from reviewbot.service.retention import Pruner
 from reviewbot.service.webhooks import WebhookOptions, router
-from reviewbot.store.records import Delivery
+from reviewbot.store import postgres
+from reviewbot.store.database import Tx
+from reviewbot.store.records import Delivery, JobRequest
 from reviewbot.store.store import Store, open_store
 from test_app import REPO, headers, load, opened_payload
 from test_command_replay import duplicate, run_queued_jobs, send_at_once
@@ -224,3 +232,134 @@ def test_a_database_of_the_release_before_keeps_its_deliveries_and_takes_each_bo
         assert recorded(upgraded) == ["new-0", "old-0", "old-1", "old-2"]
     finally:
         upgraded.close()
+
+
+# -- two replicas recording the same replayed bodies at once ---------------------------------------
+
+
+def genuine(name: str, pr: int) -> Delivery:
+    """A delivery GitHub sent once, which queues a review of pull request ``pr``."""
+    job = JobRequest(
+        installation_id=42,
+        repo=REPO,
+        pr_number=pr,
+        head_sha="a" * 40,
+        base_sha="b" * 40,
+        full_review=False,
+        trigger="pull_request.opened",
+    )
+    return Delivery(guid(name), "pull_request", "opened", 42, REPO, job, body_sha256=sha(name))
+
+
+def replayed(name: str, body: str) -> Delivery:
+    """A copy of the captured body ``body`` that a stranger sends under the made-up id ``name``."""
+    return Delivery(guid(name), "pull_request", "labeled", 42, REPO, body_sha256=sha(body))
+
+
+def sha(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+Results = list[list[bool] | StoreError]
+
+
+def start_recording(
+    results: Results, index: int, on: Store, group: list[Delivery], *, after: Callable[[], object] = lambda: None
+) -> threading.Thread:
+    """A thread named ``replica-{index}`` in which ``on`` records ``group`` once ``after()`` returns,
+    keeping what it returned, or the StoreError it raised, in ``results[index]``."""
+
+    def record() -> None:
+        after()
+        try:
+            results[index] = on.record_deliveries(group)
+        except StoreError as exc:
+            results[index] = exc
+
+    thread = threading.Thread(target=record, name=f"replica-{index}")
+    thread.start()
+    return thread
+
+
+def joined(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+
+
+def recorded_by_body(database_url: str) -> dict[str, int]:
+    """How many deliveries the database holds of each body."""
+    rows = query(database_url, "SELECT body_sha256, COUNT(*) FROM deliveries GROUP BY body_sha256")
+    return {str(body): int(count) for body, count in rows}
+
+
+def test_two_replicas_recording_two_replayed_bodies_in_crossed_orders_record_both_genuine_deliveries(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica 0 records [genuine, X, Y] and holds its transaction open once X is in, until replica 1,
+    recording [genuine, Y, X], waits on it. Inserted in arrival order, replica 1 would hold Y and wait
+    for X, and replica 0 then wait for Y: PostgreSQL ends that deadlock by aborting one transaction, and
+    the genuine delivery in it (answered 503 and lost: GitHub does not redeliver by itself). Anyone
+    holding two signed bodies could do that at will."""
+    name = f"reviewbot-test-{uuid.uuid4().hex[:8]}"
+    stores = [open_store(f"{postgres_url}&application_name={name}-{n}") for n in range(2)]
+    x, y = sha("body-x"), sha("body-y")
+    holds_x = threading.Event()
+    waits = "SELECT COUNT(*) FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE NOT granted AND application_name = ?"
+
+    class HeldOpen(Tx):
+        """Replica 0's transaction waits, once it has inserted X, until replica 1's waits on it."""
+
+        def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+            changed = super().execute(sql, params)
+            if threading.current_thread().name == "replica-0" and x in params and not holds_x.is_set():
+                holds_x.set()
+                deadline = time.monotonic() + 10
+                while query(postgres_url, waits, (f"{name}-1",)) == [(0,)]:
+                    assert time.monotonic() < deadline, "replica 1 never waited for replica 0"
+                    time.sleep(0.01)
+            return changed
+
+    monkeypatch.setattr(postgres, "Tx", HeldOpen)
+    first = [genuine("genuine-0", 1), replayed("replay-0x", "body-x"), replayed("replay-0y", "body-y")]
+    second = [genuine("genuine-1", 2), replayed("replay-1y", "body-y"), replayed("replay-1x", "body-x")]
+    results: Results = [StoreError("never ran")] * 2
+    try:
+        zero = start_recording(results, 0, stores[0], first)
+        one = start_recording(results, 1, stores[1], second, after=lambda: holds_x.wait(10))
+        joined([zero, one])
+    finally:
+        for store in stores:
+            store.close()
+
+    assert holds_x.is_set()  # the two transactions overlapped
+    assert results == [[True, True, True], [True, False, False]]
+    assert recorded_by_body(postgres_url) == {sha("genuine-0"): 1, sha("genuine-1"): 1, x: 1, y: 1}
+
+
+def test_two_replicas_recording_crossed_groups_many_times_record_every_genuine_delivery_and_each_body_once(
+    database_url: str,
+) -> None:
+    """The same race left to the scheduler, fifty times, with six replayed bodies each in opposite
+    orders: on SQLite too, where each transaction holds the one write lock."""
+    stores = [open_store(database_url) for _ in range(2)]
+    try:
+        for turn in range(50):
+            bodies = [f"body-{turn}-{n}" for n in range(6)]
+            groups = [
+                [genuine(f"genuine-{turn}-{side}", side + 1)]
+                + [replayed(f"replay-{turn}-{side}-{body}", body) for body in (bodies if side else bodies[::-1])]
+                for side in range(2)
+            ]
+            results: Results = [StoreError("never ran")] * 2
+            together = functools.partial(threading.Barrier(2).wait, 10)
+            joined([start_recording(results, n, stores[n], groups[n], after=together) for n in range(2)])
+
+            assert not [result for result in results if isinstance(result, StoreError)], f"turn {turn}"
+            assert [result[0] for result in results if not isinstance(result, StoreError)] == [True, True]
+    finally:
+        for store in stores:
+            store.close()
+    counts = recorded_by_body(database_url)
+    assert len(counts) == 50 * (2 + 6)
+    assert set(counts.values()) == {1}

@@ -10,7 +10,7 @@ records the first, even when both are in it. A body is known as long as its deli
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from reviewbot.store.base import StoreBase
@@ -19,7 +19,7 @@ from reviewbot.store.database import Tx
 from reviewbot.store.installations import apply_change
 from reviewbot.store.queue import enqueue, enqueue_together
 from reviewbot.store.records import Delivery, InstallationChange, InstallationOutcome, JobRequest
-from reviewbot.store.schema import LOCK_PULL_REQUEST
+from reviewbot.store.schema import LOCK_DELIVERY, LOCK_PULL_REQUEST
 
 _INSERT: Final = (
     "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at, command_comment_id, body_sha256)"
@@ -58,8 +58,32 @@ def _row(delivery: Delivery, now: float) -> tuple[Any, ...]:
     )
 
 
+def _lock_keys(tx: Tx, deliveries: Sequence[Delivery]) -> None:
+    """Take turns with every other transaction recording a delivery with any of the same unique keys.
+
+    On PostgreSQL an ``INSERT … ON CONFLICT DO NOTHING`` waits for another transaction's unfinished
+    insert of the same key, and a group inserts in arrival order: two replicas recording the same two
+    replayed bodies in opposite orders would each hold one and wait for the other, until PostgreSQL
+    aborted one of them, and the genuine deliveries in it. So every key a unique index covers is
+    locked first, all of them in one order (:meth:`Tx.lock`), and an insert then never waits on
+    another transaction recording deliveries. (A retry after the deadlock instead would still stall
+    both replicas' only writer thread for ``deadlock_timeout``, a second by default, each time a
+    stranger sent the two bodies again.) A hash collision only makes two keys wait for each other.
+    """
+    tx.lock(LOCK_DELIVERY, *(key for delivery in deliveries for key in _keys(delivery)))
+
+
+def _keys(delivery: Delivery) -> Iterator[str]:
+    """Names for ``delivery``'s values in the columns no two deliveries share (:data:`_UNIQUE`)."""
+    for column, _, value in _UNIQUE:
+        found = value(delivery)
+        if found is not None:
+            yield f"{column}:{found}"
+
+
 def _insert(tx: Tx, delivery: Delivery, now: float) -> bool:
-    """Insert ``delivery`` unless it shares an id, a command comment or a body with one recorded."""
+    """Insert ``delivery`` unless it shares an id, a command comment or a body with one recorded;
+    on PostgreSQL, only once its keys are locked (:func:`_lock_keys`)."""
     row = _row(delivery, now)
     # No conflict target: a conflict on any of the unique indexes leaves the delivery out.
     return tx.execute(f"{_INSERT} VALUES {marks(1, len(row))} ON CONFLICT DO NOTHING", row) == 1
@@ -118,11 +142,11 @@ class DeliveriesMixin(StoreBase):
             # a unique index on queued jobs per pull request cannot hold (retry_job legitimately
             # sends a running job back beside a newer queued one). So: a transaction-scoped
             # advisory lock per pull request, released at commit, taken before anything else and
-            # in sorted order so two batches cannot deadlock on each other. A hash collision only
-            # makes two pull requests wait for each other. SQLite's write lock already does this.
-            pulls = {(d.job.kind, d.job.repo, d.job.pr_number) for d in deliveries if d.job is not None}
-            for kind, repo, pr_number in sorted(pulls):
-                tx.lock(LOCK_PULL_REQUEST, f"{kind}:{repo}#{pr_number}")
+            # in one order, and then the deliveries' keys (:func:`_lock_keys`), so that two groups
+            # cannot deadlock on each other. A hash collision only makes two pull requests wait for
+            # each other. SQLite's write lock already does this.
+            tx.lock(LOCK_PULL_REQUEST, *(f"{d.job.kind}:{d.job.repo}#{d.job.pr_number}" for d in deliveries if d.job))
+            _lock_keys(tx, deliveries)
             for delivery in deliveries:
                 added.append(_insert(tx, delivery, now))
                 if added[-1] and delivery.job is not None:
@@ -140,6 +164,7 @@ class DeliveriesMixin(StoreBase):
         """
         now = time.time() if now is None else now
         with self._write() as tx:
+            _lock_keys(tx, [delivery])
             if not _insert(tx, delivery, now):
                 return "duplicate"
             return "applied" if apply_change(tx, change, now) else "outdated"

@@ -17,6 +17,7 @@ LOCK_CLAIM: Final = 0x7262_0003
 LOCK_TURN: Final = 0x7262_0004
 LOCK_PRUNE: Final = 0x7262_0005
 LOCK_INSTALLATION: Final = 0x7262_0006
+LOCK_DELIVERY: Final = 0x7262_0007
 
 # Each entry is one schema version (1, 2, …); never edit an entry once released, append a new one.
 # `{auto_id}` is filled in from the dialect.
