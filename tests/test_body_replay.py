@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -28,7 +28,8 @@ from conftest import WebhookServer
 from databases import query
 from guids import guid
 from reviewbot.errors import StoreError
-from reviewbot.service.intake import DeliveryIntake, IntakeRequest
+from reviewbot.service.committer import DeliveryCommitter
+from reviewbot.service.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
 from reviewbot.service.retention import Pruner
 from reviewbot.service.webhooks import WebhookOptions, router
 from reviewbot.store import postgres
@@ -103,12 +104,33 @@ def test_a_pull_request_body_replayed_under_new_delivery_ids_is_answered_as_a_re
 
 
 def test_two_copies_of_a_body_sent_at_once_under_new_delivery_ids_are_recorded_once(
-    app_server: WebhookServer,
+    app_server: WebhookServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Both copies reach the server before either is recorded: the first group commit waits for the
+    second copy to arrive. They are then in one group or in two, one after the other (a process has
+    one writer); two replicas' transactions at once are the tests further down."""
     number, body = opened_payload()
+    arrived: list[str] = []
+    both_arrived = threading.Event()
+    waited: list[bool] = []
+    accept, record = DeliveryCommitter.accept, app_server.store.record_deliveries
+
+    async def counted(committer: DeliveryCommitter, delivery: str, event: str, body: bytes) -> IntakeAnswer:
+        arrived.append(delivery)
+        if len(arrived) == 2:
+            both_arrived.set()
+        return await accept(committer, delivery, event, body)
+
+    def held(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
+        waited.append(both_arrived.wait(10))
+        return record(deliveries, now=now)
+
+    monkeypatch.setattr(DeliveryCommitter, "accept", counted)
+    monkeypatch.setattr(app_server.store, "record_deliveries", held)
 
     responses = send_at_once(app_server, "pull_request", body, 2)
 
+    assert waited[0]  # the second copy came while the first was not yet recorded
     assert sorted(response.status_code for response in responses) == [200, 202]
     [replay] = [response for response in responses if response.status_code == 200]
     assert replay.json() == duplicate(replay)
