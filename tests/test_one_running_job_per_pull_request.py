@@ -148,7 +148,6 @@ def test_a_database_with_two_running_jobs_for_a_pull_request_keeps_the_oldest_ru
     queued = deliver(store, pr=9, now=now)
     store.close()
     # Back to the older schema: undo this migration and the ones after it.
-    query(database_url, "ALTER TABLE installations DROP COLUMN last_suspended_at")
     query(database_url, "DROP INDEX deliveries_one_per_body")
     query(database_url, "ALTER TABLE deliveries DROP COLUMN body_sha256")
     query(database_url, "DROP TABLE maintenance")

@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from databases import query
+from databases import hold_open, query
 from reviewbot.errors import ConfigError, StoreError
-from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.records import Delivery, InstallationChange, JobRequest
 from reviewbot.store.schema import SCHEMA_VERSION
 from reviewbot.store.store import Store, open_store
 
@@ -245,6 +245,58 @@ def test_a_push_racing_a_claim_queues_a_new_job_instead_of_changing_the_claimed_
     jobs = [(job.head_sha[0], job.state, job.lease_owner) for job in store.list_jobs()]
     store.close()
     assert jobs == [("a", "running", "w1"), ("c", "queued", None)]
+
+
+def test_two_replicas_changing_one_installations_repositories_at_once_take_turns(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica 0 records an ``installation_repositories`` event (octo/b removed, octo/a added) and holds
+    its transaction open once octo/b is deleted, until replica 1, recording the installation's
+    ``deleted``, waits on it. Without turns, replica 1's DELETE of every repository would lock octo/a
+    and wait for octo/b, and replica 0's insert of octo/a then wait for replica 1: a deadlock, and a
+    genuine delivery lost with the transaction PostgreSQL aborts."""
+    name = f"reviewbot-test-{uuid.uuid4().hex[:8]}"
+    stores = [open_store(f"{postgres_url}&application_name={name}-{n}") for n in range(2)]
+    with stores[0].write() as tx:  # in this order, so the DELETE of every repository meets octo/a first
+        tx.execute("INSERT INTO installations (id, account, suspended, updated_at) VALUES (5, 'octo', FALSE, 0)")
+        for repo in ("octo/a", "octo/b"):
+            tx.execute("INSERT INTO installation_repos (installation_id, repo) VALUES (5, ?)", (repo,))
+    stopped = hold_open(
+        monkeypatch,
+        postgres_url,
+        thread="replica-0",
+        after=lambda sql, params: sql.startswith("DELETE FROM installation_repos"),
+        until_waiting=f"{name}-1",
+    )
+    changes = [
+        InstallationChange(5, "repositories", "octo", added=("octo/a",), removed=("octo/b",)),
+        InstallationChange(5, "deleted", "octo"),
+    ]
+    results: list[bool | StoreError] = [StoreError("never ran")] * 2
+
+    def record(n: int) -> None:
+        if n == 1:
+            stopped.wait(10)
+        try:
+            results[n] = stores[n].record_installation_delivery(
+                Delivery(f"i-{n}", "installation", None, 5, None), changes[n]
+            )
+        except StoreError as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=record, args=(n,), name=f"replica-{n}") for n in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        for store in stores:
+            store.close()
+
+    assert stopped.is_set()  # the two transactions overlapped
+    assert results == [True, True]
+    assert query(postgres_url, "SELECT COUNT(*) FROM installation_repos") == [(0,)]
 
 
 # -- migrations --------------------------------------------------------------------------------

@@ -13,12 +13,10 @@ redelivery (same id, same body) is.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -150,23 +148,13 @@ class DeliveryIntake:
             except StoreError as exc:
                 added = [exc] * len(grouped)
             outcomes.update((item.request.id, outcome) for item, outcome in zip(grouped, added, strict=True))
-        answered: list[_Accepted] = []
         for item in accepted:
             if isinstance(item.outcome, InstallationChange):
-                item, outcomes[item.request.id] = self._record_installation(item, item.outcome)
-            answered.append(item)
-        return [self._answer(item, outcomes[item.request.id]) for item in answered]
-
-    def _record_installation(self, item: _Accepted, change: InstallationChange) -> tuple[_Accepted, bool | StoreError]:
-        """Commit an installation delivery with its change: the delivery as it is to be answered (an
-        outdated change is answered as ignored, saying why), and whether it was recorded."""
-        try:
-            done = self._store.record_installation_delivery(item.record, change)
-        except StoreError as exc:
-            return item, exc
-        if done == "outdated":
-            return dataclasses.replace(item, outcome=Ignored(_outdated(change))), True
-        return item, done == "applied"
+                try:
+                    outcomes[item.request.id] = self._store.record_installation_delivery(item.record, item.outcome)
+                except StoreError as exc:
+                    outcomes[item.request.id] = exc
+        return [self._answer(item, outcomes[item.request.id]) for item in accepted]
 
     def _answer(self, item: _Accepted, added: bool | StoreError) -> IntakeAnswer:
         """The answer once the delivery is committed (or could not be), and its log line."""
@@ -206,11 +194,3 @@ class DeliveryIntake:
             log.info("delivery %s %s: handled", delivery, name)
             body = {"queued": False, "delivery": delivery}
             return IntakeAnswer(request.id, 202, _JSON.encode(body), counted="installation")
-
-
-def _outdated(change: InstallationChange) -> str:
-    """Why an installation change that is older than what the store knows was left out (a suspension)."""
-    began = datetime.fromtimestamp(change.suspended_at or 0.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
-        f"installation {change.installation_id} was suspended at {began}, no later than the suspension already recorded"
-    )

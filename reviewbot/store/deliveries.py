@@ -18,8 +18,8 @@ from reviewbot.store.bulk import MAX_PARAMS, chunks, insert_rows, marks, select_
 from reviewbot.store.database import Tx
 from reviewbot.store.installations import apply_change
 from reviewbot.store.queue import enqueue, enqueue_together
-from reviewbot.store.records import Delivery, InstallationChange, InstallationOutcome, JobRequest
-from reviewbot.store.schema import LOCK_DELIVERY, LOCK_PULL_REQUEST
+from reviewbot.store.records import Delivery, InstallationChange, JobRequest
+from reviewbot.store.schema import LOCK_DELIVERY, LOCK_INSTALLATION, LOCK_PULL_REQUEST
 
 _INSERT: Final = (
     "INSERT INTO deliveries (id, event, action, installation_id, repo, received_at, command_comment_id, body_sha256)"
@@ -155,19 +155,23 @@ class DeliveriesMixin(StoreBase):
 
     def record_installation_delivery(
         self, delivery: Delivery, change: InstallationChange, *, now: float | None = None
-    ) -> InstallationOutcome:
+    ) -> bool:
         """Record a delivery and make the installation change it carries, in one transaction.
 
-        ``duplicate``, changing nothing, as :meth:`record_delivery` returns False; ``outdated``, the
-        delivery recorded and the installation left as it was, when the change is older than what the
-        store knows of it (:func:`~reviewbot.store.installations.apply_change`).
+        False, changing nothing, as :meth:`record_delivery` returns False.
         """
         now = time.time() if now is None else now
         with self._write() as tx:
+            # The changes of one installation take turns (PostgreSQL; SQLite's write lock already does
+            # this): each deletes and inserts several of its repositories' rows, and two at once could
+            # each lock a row the other then waits for. Before the deliveries' keys, as every
+            # transaction takes its advisory locks in the order of their namespaces.
+            tx.lock(LOCK_INSTALLATION, str(change.installation_id))
             _lock_keys(tx, [delivery])
             if not _insert(tx, delivery, now):
-                return "duplicate"
-            return "applied" if apply_change(tx, change, now) else "outdated"
+                return False
+            apply_change(tx, change, now)
+            return True
 
     def _record_together(self, tx: Tx, deliveries: Sequence[Delivery], now: float) -> list[bool]:
         """:meth:`record_deliveries` in a few statements for the whole group, whatever its size.

@@ -41,14 +41,6 @@ class InstallationChange:
     account: str = ""
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-    #: When GitHub suspended the installation (epoch seconds), for a ``suspend`` that says.
-    suspended_at: float | None = None
-
-
-#: What recording an installation event did: nothing (a ``duplicate`` of a delivery already recorded),
-#: made the installation what it says (``applied``), or recorded it and left the installation as it was
-#: because the store knows a later state (``outdated``: a suspension no later than one recorded before).
-InstallationOutcome = Literal["duplicate", "applied", "outdated"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,12 +153,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # (reviewbot.store.deliveries): GitHub signs the body, not the delivery id, so the same body under
     # a new id is a replay. It is kept as long as its delivery (reviewbot.store.retention). Rows from
     # before have none: NULL, which the index leaves out, so they are held to their id alone.
-    # An installation keeps GitHub's time of the last suspension recorded (reviewbot.store.installations),
-    # after an unsuspend too, so that a suspension no later than it changes nothing.
     (
         "ALTER TABLE deliveries ADD COLUMN body_sha256 TEXT",
         "CREATE UNIQUE INDEX deliveries_one_per_body ON deliveries (body_sha256) WHERE body_sha256 IS NOT NULL",
-        "ALTER TABLE installations ADD COLUMN last_suspended_at DOUBLE PRECISION",
     ),
 )
 
