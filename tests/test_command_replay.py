@@ -21,6 +21,7 @@ from conftest import WebhookServer
 from reviewbot.service.retention import Pruner
 from reviewbot.store.records import COMMAND_TRIGGER, JobRequest
 from reviewbot.store.store import Store, open_store
+from stored import has_delivery, record_delivery
 from test_app import REPO, headers, load, post
 
 _comment_ids = itertools.count(2_000_000_001)  # past 2**31, as GitHub's comment ids are now
@@ -165,13 +166,13 @@ def test_a_database_of_the_release_before_keeps_its_deliveries_and_takes_each_co
     upgraded = open_store(database_url)
     try:
         assert upgraded.migrated_from == 5
-        assert upgraded.has_delivery("old")
+        assert has_delivery(upgraded, "old")
         largest = 2**63 - 1  # GitHub's ids are 64-bit
         taken = [
-            upgraded.record_delivery(delivery, "issue_comment", "created", 1, REPO, command_request(comment_id))
+            record_delivery(upgraded, delivery, "issue_comment", "created", 1, REPO, command_request(comment_id))
             for delivery, comment_id in [("a", largest), ("b", largest), ("c", None), ("d", None), ("old", 5)]
         ]
         assert taken == [True, False, True, True, False]  # a job without a comment id is not held to one
-        assert not upgraded.has_delivery("b")
+        assert not has_delivery(upgraded, "b")
     finally:
         upgraded.close()

@@ -25,6 +25,7 @@ from reviewbot.errors import ConfigError, StoreError
 from reviewbot.store.records import Delivery, InstallationChange, JobRequest
 from reviewbot.store.schema import SCHEMA_VERSION
 from reviewbot.store.store import Store, open_store
+from stored import has_delivery, record_delivery
 
 REPO = "octo/widgets"
 CHILD = Path(__file__).with_name("store_child.py")
@@ -184,7 +185,7 @@ def test_identical_deliveries_from_many_connections_make_one_delivery_and_one_jo
                 results: list[bool] = results,
             ) -> None:
                 start.wait(10)
-                results.append(on.record_delivery(delivery_id, "pull_request", "opened", 42, REPO, request(pr)))
+                results.append(record_delivery(on, delivery_id, "pull_request", "opened", 42, REPO, request(pr)))
 
             threads = [
                 # Half send one delivery id (a redelivery racing the original), half their own id
@@ -221,11 +222,11 @@ def test_a_push_racing_a_claim_queues_a_new_job_instead_of_changing_the_claimed_
     the lock, sees the job running, and queues a new one."""
     name = f"reviewbot-test-{uuid.uuid4().hex[:8]}"
     store = open_store(f"{postgres_url}&application_name={name}")
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(1, "a" * 40))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(1, "a" * 40))
     pushed: list[bool] = []
 
     def push() -> None:
-        pushed.append(store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request(1, "c" * 40)))
+        pushed.append(record_delivery(store, "d2", "pull_request", "synchronize", 42, REPO, request(1, "c" * 40)))
 
     pusher = threading.Thread(target=push)
     waiting = (
@@ -355,14 +356,14 @@ def test_a_malformed_url_is_a_config_error() -> None:
 def test_connections_the_server_dropped_are_replaced_without_an_error(postgres_url: str) -> None:
     name = f"reviewbot-test-{uuid.uuid4().hex[:8]}"
     store = open_store(f"{postgres_url}&application_name={name}")
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(1))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(1))
     killed = query(
         postgres_url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?",
         (name,),
     )
     assert killed
-    assert store.has_delivery("d1")  # the pool checked the connection and made a new one
+    assert has_delivery(store, "d1")  # the pool checked the connection and made a new one
     store.close()
 
 
@@ -377,8 +378,8 @@ def test_a_failed_statement_is_a_store_error_and_the_transaction_is_rolled_back(
                 Delivery("d13", "pull_request", "opened", 42, REPO, request(13)),
             ]
         )
-    assert not store.has_delivery("d1")
-    assert store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(2))
+    assert not has_delivery(store, "d1")
+    assert record_delivery(store, "d2", "pull_request", "opened", 42, REPO, request(2))
     assert [job.pr_number for job in store.list_jobs()] == [2]
 
 

@@ -26,6 +26,7 @@ from reviewbot.service.webhooks import (
 )
 from reviewbot.store.records import Delivery, InstallationChange, JobRequest
 from reviewbot.store.store import open_store
+from stored import installation_repos
 
 # GitHub's documented test vector ("Validating webhook deliveries").
 DOCS_SECRET = b"It's a Secret to Everybody"
@@ -459,7 +460,7 @@ def test_a_new_installation_is_recorded_with_its_repositories(tmp_path: Path) ->
 
     assert record(outcome)
     assert record(outcome)  # the same event again does no harm
-    assert store.installation_repos(957387) == {"Codertocat/Hello-World"}
+    assert installation_repos(store, 957387) == {"Codertocat/Hello-World"}
 
     for action, suspended in (("suspend", True), ("unsuspend", False)):
         payload = load("installation/created.payload.json")
@@ -476,7 +477,7 @@ def test_a_new_installation_is_recorded_with_its_repositories(tmp_path: Path) ->
         repositories_removed=[{"full_name": "Codertocat/Hello-World"}],
     )
     assert record(router.dispatch("installation_repositories", payload, OPTIONS))
-    assert store.installation_repos(957387) == {"Codertocat/Other"}
+    assert installation_repos(store, 957387) == {"Codertocat/Other"}
 
     payload["action"] = "deleted"
     assert record(router.dispatch("installation", payload, OPTIONS))

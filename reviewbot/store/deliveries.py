@@ -92,28 +92,17 @@ def _insert(tx: Tx, delivery: Delivery, now: float) -> bool:
 class DeliveriesMixin(StoreBase):
     """The deliveries' side of :class:`reviewbot.store.store.Store`."""
 
-    def has_delivery(self, delivery_id: str) -> bool:
-        with self._read() as tx:
-            return tx.one("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)) is not None
+    def record_deliveries(self, deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
+        """Record deliveries and enqueue their jobs, in one transaction (one fsync for all): whether each was new.
 
-    def record_delivery(
-        self,
-        delivery_id: str,
-        event: str,
-        action: str | None,
-        installation_id: int | None,
-        repo: str | None,
-        job: JobRequest | None = None,
-        *,
-        body_sha256: str | None = None,
-        now: float | None = None,
-    ) -> bool:
-        """Record a delivery and enqueue its job in one transaction.
+        The webhook receiver groups the deliveries that arrive together this way, so a burst costs one
+        commit instead of one each.
 
-        Returns False, changing nothing, when the delivery id is already known (GitHub keeps the id
-        when a delivery is redelivered), when its body is (``body_sha256``), or when its job is the
-        command of a comment another delivery already took (:attr:`JobRequest.comment_id`): GitHub
-        signs a delivery's body but not its id, so the same signed body can come again under any id.
+        A delivery is left out, changing nothing, when its id is already known (GitHub keeps the id
+        when a delivery is redelivered), when its body is (:attr:`Delivery.body_sha256`), or when its
+        job is the command of a comment another delivery already took (:attr:`JobRequest.comment_id`):
+        GitHub signs a delivery's body but not its id, so the same signed body can come again under
+        any id. The same goes for a delivery like one before it in ``deliveries``.
 
         A review job coalesces with a *queued* review job of the same pull request: that one takes
         the newer head and base, ``full_review`` becomes the OR of both, a command trigger is kept,
@@ -121,15 +110,6 @@ class DeliveriesMixin(StoreBase):
         alone and a new one is queued: it waits for the running one to end
         (:meth:`~reviewbot.store.queue.QueueMixin.claim_job`), which finds its head stale if the new
         one is for another head.
-        """
-        delivery = Delivery(delivery_id, event, action, installation_id, repo, job, body_sha256)
-        return self.record_deliveries([delivery], now=now)[0]
-
-    def record_deliveries(self, deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
-        """:meth:`record_delivery` for several at once, in one transaction (one fsync for all).
-
-        The webhook receiver groups the deliveries that arrive together this way, so a burst
-        costs one commit instead of one each.
         """
         now = time.time() if now is None else now
         added: list[bool] = []
@@ -158,7 +138,7 @@ class DeliveriesMixin(StoreBase):
     ) -> bool:
         """Record a delivery and make the installation change it carries, in one transaction.
 
-        False, changing nothing, as :meth:`record_delivery` returns False.
+        False, changing nothing, when :meth:`record_deliveries` would leave the delivery out.
         """
         now = time.time() if now is None else now
         with self._write() as tx:

@@ -10,7 +10,6 @@ duplicate, can make these tables out of date but cannot start or stop a review.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from reviewbot.store.base import StoreBase
@@ -21,22 +20,12 @@ from reviewbot.store.records import Installation, InstallationChange
 class InstallationsMixin(StoreBase):
     """The installations' side of :class:`reviewbot.store.store.Store`."""
 
-    def upsert_installation(self, installation_id: int, account: str, repos: Iterable[str] = ()) -> None:
-        """Record an installation as ``installation.created`` does: its account and repositories."""
-        with self._write() as tx:
-            apply_change(tx, InstallationChange(installation_id, "created", account, tuple(repos)), time.time())
-
     def installation(self, installation_id: int) -> Installation | None:
         with self._read() as tx:
             row = tx.one("SELECT id, account, suspended FROM installations WHERE id = ?", (installation_id,))
         if row is None:
             return None
         return Installation(int(row["id"]), str(row["account"]), bool(row["suspended"]))
-
-    def installation_repos(self, installation_id: int) -> set[str]:
-        with self._read() as tx:
-            rows = tx.all("SELECT repo FROM installation_repos WHERE installation_id = ?", (installation_id,))
-        return {str(row["repo"]) for row in rows}
 
 
 def apply_change(tx: Tx, change: InstallationChange, now: float) -> None:
