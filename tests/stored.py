@@ -26,7 +26,7 @@ def record_delivery(
 ) -> bool:
     """Record one delivery as a group of its own (:meth:`Store.record_deliveries`): whether it was new."""
     delivery = Delivery(delivery_id, event, action, installation_id, repo, job, body_sha256)
-    return store.record_deliveries([delivery], now=now)[0]
+    return store.record_deliveries([delivery], now=now) == ["recorded"]
 
 
 def has_delivery(store: Store, delivery_id: str) -> bool:
@@ -44,4 +44,4 @@ def install(store: Store, installation_id: int, account: str, repos: Iterable[st
     """Record an installation as its ``installation.created`` event does, under a delivery id of its own."""
     delivery = Delivery(f"installed-{next(_installation_deliveries)}", "installation", "created", installation_id, None)
     change = InstallationChange(installation_id, "created", account, tuple(repos))
-    assert store.record_installation_delivery(delivery, change)
+    assert store.record_installation_delivery(delivery, change) == "recorded"

@@ -32,13 +32,15 @@ from reviewbot.service.committer import DeliveryCommitter
 from reviewbot.service.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
 from reviewbot.service.retention import Pruner
 from reviewbot.service.webhooks import WebhookOptions, router
-from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.records import Delivery, JobRequest, Recorded
 from reviewbot.store.store import Store, open_store
 from test_app import REPO, headers, load, opened_payload
 from test_command_replay import duplicate, run_queued_jobs, send_at_once
 from test_intake import watch_transactions
 from test_metrics import deltas, process_samples
 
+REPLAY = "replay: a signed body sent again under a delivery id that is not its own, nothing done"
+REDELIVERY = "duplicate: this delivery was recorded before (GitHub's redelivery), nothing done"
 INSTALLATION_ID = 957387  # the installation of GitHub's example payloads
 SUSPENDED_AT = "2021-04-29T02:32:50Z"
 
@@ -86,19 +88,22 @@ def test_a_pull_request_body_replayed_under_new_delivery_ids_is_answered_as_a_re
     run_queued_jobs(app_server.store)  # reviewed: a replay let through would queue a job of its own
     before = process_samples()
 
+    names = ["replay-1", "opened", "replay-2", "opened", "replay-3"]
     with caplog.at_level(logging.INFO, "reviewbot.app"):
-        answers = [send(app_server, "pull_request", body, name) for name in ("replay-1", "replay-2", "opened")]
+        answers = [send(app_server, "pull_request", body, name) for name in names]
 
-    assert [answer.status_code for answer in answers] == [200, 200, 200]  # the last is GitHub's redelivery
+    assert [answer.status_code for answer in answers] == [200] * 5  # "opened" again is GitHub's redelivery
     assert [answer.json() for answer in answers] == [duplicate(answer) for answer in answers]
     assert recorded(app_server.store) == [guid("opened")]
     assert [job.state for job in app_server.store.list_jobs(repo=REPO, pr_number=number)] == ["done"]
-    assert [record.getMessage() for record in caplog.records if record.name == "reviewbot.app"] == [
-        f"delivery {guid(name)} pull_request.opened: duplicate, nothing done"
-        for name in ("replay-1", "replay-2", "opened")
+    # One line of each kind a minute at most: each one a stranger can send again at will.
+    logged = [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "reviewbot.app"]
+    assert logged == [
+        ("WARNING", f"delivery {guid('replay-1')} pull_request.opened: {REPLAY}"),
+        ("INFO", f"delivery {guid('opened')} pull_request.opened: {REDELIVERY}"),
     ]
     delivered = ("reviewbot_webhook_deliveries_total", (("event", "pull_request"), ("outcome", "duplicate")))
-    assert deltas(before, process_samples(), "reviewbot_webhook_") == {delivered: 3}
+    assert deltas(before, process_samples(), "reviewbot_webhook_") == {delivered: 5}
 
 
 def test_two_copies_of_a_body_sent_at_once_under_new_delivery_ids_are_recorded_once(
@@ -119,7 +124,7 @@ def test_two_copies_of_a_body_sent_at_once_under_new_delivery_ids_are_recorded_o
             both_arrived.set()
         return await accept(committer, delivery, event, body)
 
-    def held(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
+    def held(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[Recorded]:
         waited.append(both_arrived.wait(10))
         return record(deliveries, now=now)
 
@@ -216,9 +221,28 @@ def test_the_store_records_one_delivery_per_body(store: Store) -> None:
         Delivery("d-5", "push", None, 1, REPO),
     ]
 
-    assert store.record_deliveries(deliveries) == [True, False, True, True, True]
-    assert store.record_deliveries([Delivery("d-6", "push", None, 1, REPO, body_sha256=other)]) == [False]
+    assert store.record_deliveries(deliveries) == ["recorded", "replay", "recorded", "recorded", "recorded"]
+    assert store.record_deliveries([Delivery("d-6", "push", None, 1, REPO, body_sha256=other)]) == ["replay"]
     assert recorded(store) == ["d-1", "d-3", "d-4", "d-5"]
+
+
+def test_the_store_tells_githubs_redelivery_from_a_replay(store: Store) -> None:
+    body, other = "a" * 64, "b" * 64
+    assert store.record_deliveries([Delivery("d-1", "push", None, 1, REPO, body_sha256=body)]) == ["recorded"]
+
+    outcomes = store.record_deliveries(
+        [
+            Delivery("d-1", "push", None, 1, REPO, body_sha256=body),  # its id and body again: GitHub redelivers
+            Delivery("d-2", "push", None, 1, REPO, body_sha256=body),  # its body under a new id
+            Delivery("d-1", "push", None, 1, REPO, body_sha256=other),  # another body under its id
+            Delivery("d-3", "push", None, 1, REPO, body_sha256=other),
+            Delivery("d-3", "push", None, 1, REPO, body_sha256=other),  # as above, in one transaction
+            Delivery("d-4", "push", None, 1, REPO, body_sha256=other),
+        ]
+    )
+
+    assert outcomes == ["redelivery", "replay", "replay", "recorded", "redelivery", "replay"]
+    assert recorded(store) == ["d-1", "d-3"]
 
 
 def test_a_database_of_the_release_before_keeps_its_deliveries_and_takes_each_body_once(
@@ -239,9 +263,10 @@ def test_a_database_of_the_release_before_keeps_its_deliveries_and_takes_each_bo
     upgraded = open_store(database_url)
     try:
         assert upgraded.migrated_from == 7
-        assert upgraded.record_deliveries([Delivery("old-1", "push", None, 1, REPO, body_sha256="c" * 64)]) == [False]
+        again = Delivery("old-1", "push", None, 1, REPO, body_sha256="c" * 64)
+        assert upgraded.record_deliveries([again]) == ["redelivery"]  # its body was not kept: held to its id
         new = [Delivery(f"new-{n}", "push", None, 1, REPO, body_sha256="c" * 64) for n in range(2)]
-        assert upgraded.record_deliveries(new) == [True, False]
+        assert upgraded.record_deliveries(new) == ["recorded", "replay"]
         assert recorded(upgraded) == ["new-0", "old-0", "old-1", "old-2"]
     finally:
         upgraded.close()
@@ -273,7 +298,7 @@ def sha(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-Results = list[list[bool] | StoreError]
+Results = list[list[Recorded] | StoreError]
 
 
 def start_recording(
@@ -332,7 +357,7 @@ def test_two_replicas_recording_two_replayed_bodies_in_crossed_orders_record_bot
             store.close()
 
     assert holds_x.is_set()  # the two transactions overlapped
-    assert results == [[True, True, True], [True, False, False]]
+    assert results == [["recorded"] * 3, ["recorded", "replay", "replay"]]
     assert recorded_by_body(postgres_url) == {sha("genuine-0"): 1, sha("genuine-1"): 1, x: 1, y: 1}
 
 
@@ -355,7 +380,7 @@ def test_two_replicas_recording_crossed_groups_many_times_record_every_genuine_d
             joined([start_recording(results, n, stores[n], groups[n], after=together) for n in range(2)])
 
             assert not [result for result in results if isinstance(result, StoreError)], f"turn {turn}"
-            assert [result[0] for result in results if not isinstance(result, StoreError)] == [True, True]
+            assert [result[0] for result in results if not isinstance(result, StoreError)] == ["recorded"] * 2
     finally:
         for store in stores:
             store.close()

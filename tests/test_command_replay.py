@@ -75,9 +75,9 @@ def test_a_command_replayed_under_new_delivery_ids_queues_one_review(
     assert [response.json() for response in replays] == [duplicate(response) for response in replays]
     assert [job.state for job in app_server.store.list_jobs(repo=REPO, pr_number=7)] == ["done"]
     assert [record.getMessage() for record in caplog.records if record.name == "reviewbot.app"] == [
-        f"delivery {response.request.headers['X-GitHub-Delivery']} issue_comment.created: duplicate:"
-        f" comment {comment_id}'s command was already taken, nothing done"
-        for response in replays
+        f"delivery {replays[0].request.headers['X-GitHub-Delivery']} issue_comment.created: replay: a signed body"
+        f" sent again under a delivery id that is not its own (comment {comment_id}'s review command was already"
+        " taken), nothing done"
     ]
 
 

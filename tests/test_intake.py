@@ -19,7 +19,7 @@ from reviewbot.service.committer import MAX_GROUP, DeliveryCommitter
 from reviewbot.service.intake import DeliveryIntake, IntakeAnswer, IntakeRequest
 from reviewbot.service.webhooks import WebhookOptions, router
 from reviewbot.settings import Settings
-from reviewbot.store.records import Delivery
+from reviewbot.store.records import Delivery, Recorded
 from reviewbot.store.store import Store, open_store
 from stored import has_delivery, installation_repos
 from test_app import REPO, opened_payload
@@ -48,7 +48,7 @@ def watch_transactions(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[li
     transactions: list[list[str]] = []
     record = store.record_deliveries
 
-    def watched(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
+    def watched(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[Recorded]:
         transactions.append([delivery.id for delivery in deliveries])
         return record(deliveries, now=now)
 
@@ -217,7 +217,7 @@ def test_a_store_that_fails_answers_503_and_the_next_group_is_written_once_it_is
     record = store.record_deliveries
     failing = iter([True, False])  # the first group fails, the second is written
 
-    def flaky(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
+    def flaky(deliveries: Sequence[Delivery], *, now: float | None = None) -> list[Recorded]:
         if next(failing):
             raise StoreError("disk I/O error")
         return record(deliveries, now=now)

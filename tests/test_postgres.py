@@ -22,7 +22,7 @@ import pytest
 
 from databases import hold_open, query
 from reviewbot.errors import ConfigError, StoreError
-from reviewbot.store.records import Delivery, InstallationChange, JobRequest
+from reviewbot.store.records import Delivery, InstallationChange, JobRequest, Recorded
 from reviewbot.store.schema import SCHEMA_VERSION
 from reviewbot.store.store import Store, open_store
 from stored import has_delivery, record_delivery
@@ -273,7 +273,7 @@ def test_two_replicas_changing_one_installations_repositories_at_once_take_turns
         InstallationChange(5, "repositories", "octo", added=("octo/a",), removed=("octo/b",)),
         InstallationChange(5, "deleted", "octo"),
     ]
-    results: list[bool | StoreError] = [StoreError("never ran")] * 2
+    results: list[Recorded | StoreError] = [StoreError("never ran")] * 2
 
     def record(n: int) -> None:
         if n == 1:
@@ -296,7 +296,7 @@ def test_two_replicas_changing_one_installations_repositories_at_once_take_turns
             store.close()
 
     assert stopped.is_set()  # the two transactions overlapped
-    assert results == [True, True]
+    assert results == ["recorded", "recorded"]
     assert query(postgres_url, "SELECT COUNT(*) FROM installation_repos") == [(0,)]
 
 

@@ -272,7 +272,7 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
             assert store.retry_job(running.id, "w1", "boom", 0, 5)
     for repo in (a, b):
         assert record_delivery(store, f"{repo}-setup-3", "pull_request", "opened", 42, repo, job(repo, 3, "3" * 40))
-        assert store.record_deliveries([command(repo, "setup-7", 7, 1)]) == [True]
+        assert store.record_deliveries([command(repo, "setup-7", 7, 1)]) == ["recorded"]
 
     def deliveries(repo: str) -> list[Delivery]:
         def push(n: str, pr: int, head: str) -> Delivery:
@@ -311,8 +311,12 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
         all_at_once
         == one_by_one
         == [
-            *(True, True, True, True, False, True, True, True, True, True, False, True, True),
-            *(False, True, False, False),
+            *["recorded"] * 4,
+            "redelivery",
+            *["recorded"] * 5,
+            "redelivery",
+            *["recorded"] * 2,
+            *("replay", "recorded", "replay", "redelivery"),
         ]
     )
     assert jobs(b) == jobs(a)
@@ -529,7 +533,7 @@ def test_installations_and_their_repositories_are_tracked(store: Store) -> None:
 
     def change(kind: Any, **fields: Any) -> bool:
         delivery = Delivery(f"i-{next(ids)}", "installation", None, 5, None)
-        return store.record_installation_delivery(delivery, InstallationChange(5, kind, "octo", **fields))
+        return store.record_installation_delivery(delivery, InstallationChange(5, kind, "octo", **fields)) == "recorded"
 
     install(store, 5, "octo", ["octo/a", "octo/b"])
     assert change("repositories", added=("octo/c",), removed=("octo/a",))

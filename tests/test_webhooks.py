@@ -456,7 +456,7 @@ def test_a_new_installation_is_recorded_with_its_repositories(tmp_path: Path) ->
     def record(change: object) -> bool:
         assert isinstance(change, InstallationChange)
         delivery = Delivery(f"delivery-{next(ids)}", "installation", None, change.installation_id, None)
-        return store.record_installation_delivery(delivery, change)
+        return store.record_installation_delivery(delivery, change) == "recorded"
 
     assert record(outcome)
     assert record(outcome)  # the same event again does no harm

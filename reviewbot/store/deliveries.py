@@ -3,7 +3,8 @@
 GitHub redelivers with the same id; and it signs a delivery's body but not its id, so the same signed
 body can come again under any id. So no two deliveries share an id, a body (its SHA-256), or the
 review command of one comment: whichever comes second is a duplicate, checked in the transaction that
-records the first, even when both are in it. A body is known as long as its delivery is kept
+records the first, even when both are in it, and told apart as GitHub's redelivery or someone's
+replay (:data:`~reviewbot.store.records.Recorded`). A body is known as long as its delivery is kept
 (:mod:`reviewbot.store.retention`); a delivery that took a command is kept for good.
 """
 
@@ -18,7 +19,7 @@ from reviewbot.store.bulk import MAX_PARAMS, chunks, insert_rows, marks, select_
 from reviewbot.store.database import Tx
 from reviewbot.store.installations import apply_change
 from reviewbot.store.queue import enqueue, enqueue_together
-from reviewbot.store.records import Delivery, InstallationChange, JobRequest
+from reviewbot.store.records import Delivery, InstallationChange, JobRequest, Recorded
 from reviewbot.store.schema import LOCK_DELIVERY, LOCK_INSTALLATION, LOCK_PULL_REQUEST
 
 _INSERT: Final = (
@@ -31,10 +32,10 @@ def _command_comment(delivery: Delivery) -> int | None:
     return delivery.job.comment_id if delivery.job is not None else None
 
 
-#: The columns no two deliveries share (each has a unique index): the column, what finds the values
-#: recorded among some (``{}`` for their markers), and a delivery's value (None holds it to nothing there).
-_UNIQUE: Final[tuple[tuple[str, str, Callable[[Delivery], object]], ...]] = (
-    ("id", "SELECT id FROM deliveries WHERE id IN ({})", lambda delivery: delivery.id),
+#: The columns besides the id that no two deliveries share (each has a unique index): the column, what
+#: finds the values recorded among some (``{}`` for their markers), and a delivery's value (None holds it
+#: to nothing there). A delivery that has one of another's is a replay, whatever its id.
+_TAKEN_ONCE: Final[tuple[tuple[str, str, Callable[[Delivery], object]], ...]] = (
     (
         "command_comment_id",
         "SELECT command_comment_id FROM deliveries WHERE command_comment_id IN ({})",
@@ -74,26 +75,40 @@ def _lock_keys(tx: Tx, deliveries: Sequence[Delivery]) -> None:
 
 
 def _keys(delivery: Delivery) -> Iterator[str]:
-    """Names for ``delivery``'s values in the columns no two deliveries share (:data:`_UNIQUE`)."""
-    for column, _, value in _UNIQUE:
+    """Names for ``delivery``'s values in the columns no two deliveries share: its id and :data:`_TAKEN_ONCE`."""
+    yield f"id:{delivery.id}"
+    for column, _, value in _TAKEN_ONCE:
         found = value(delivery)
         if found is not None:
             yield f"{column}:{found}"
 
 
-def _insert(tx: Tx, delivery: Delivery, now: float) -> bool:
+def _insert(tx: Tx, delivery: Delivery, now: float) -> Recorded:
     """Insert ``delivery`` unless it shares an id, a command comment or a body with one recorded;
     on PostgreSQL, only once its keys are locked (:func:`_lock_keys`)."""
     row = _row(delivery, now)
     # No conflict target: a conflict on any of the unique indexes leaves the delivery out.
-    return tx.execute(f"{_INSERT} VALUES {marks(1, len(row))} ON CONFLICT DO NOTHING", row) == 1
+    if tx.execute(f"{_INSERT} VALUES {marks(1, len(row))} ON CONFLICT DO NOTHING", row) == 1:
+        return "recorded"
+    # The delivery it met is committed (its keys were locked until then) or in this transaction: a
+    # read sees it. Only duplicates pay for this read.
+    found = tx.one("SELECT body_sha256 FROM deliveries WHERE id = ?", (delivery.id,))
+    return "replay" if found is None else _same_id(delivery, found["body_sha256"])
+
+
+def _same_id(delivery: Delivery, recorded_body: str | None) -> Recorded:
+    """What ``delivery`` is when a delivery with its id is recorded, with ``recorded_body``: GitHub's
+    redelivery, unless it carries another body (one GitHub signed for another delivery)."""
+    if recorded_body is None or delivery.body_sha256 is None or delivery.body_sha256 == recorded_body:
+        return "redelivery"
+    return "replay"
 
 
 class DeliveriesMixin(StoreBase):
     """The deliveries' side of :class:`reviewbot.store.store.Store`."""
 
-    def record_deliveries(self, deliveries: Sequence[Delivery], *, now: float | None = None) -> list[bool]:
-        """Record deliveries and enqueue their jobs, in one transaction (one fsync for all): whether each was new.
+    def record_deliveries(self, deliveries: Sequence[Delivery], *, now: float | None = None) -> list[Recorded]:
+        """Record deliveries and enqueue their jobs, in one transaction (one fsync for all): what became of each.
 
         The webhook receiver groups the deliveries that arrive together this way, so a burst costs one
         commit instead of one each.
@@ -102,7 +117,8 @@ class DeliveriesMixin(StoreBase):
         when a delivery is redelivered), when its body is (:attr:`Delivery.body_sha256`), or when its
         job is the command of a comment another delivery already took (:attr:`JobRequest.comment_id`):
         GitHub signs a delivery's body but not its id, so the same signed body can come again under
-        any id. The same goes for a delivery like one before it in ``deliveries``.
+        any id. The same goes for a delivery like one before it in ``deliveries``. Each left out is
+        told apart as a ``redelivery`` or a ``replay`` (:data:`~reviewbot.store.records.Recorded`).
 
         A review job coalesces with a *queued* review job of the same pull request: that one takes
         the newer head and base, ``full_review`` becomes the OR of both, a command trigger is kept,
@@ -112,7 +128,7 @@ class DeliveriesMixin(StoreBase):
         one is for another head.
         """
         now = time.time() if now is None else now
-        added: list[bool] = []
+        added: list[Recorded] = []
         with self._write() as tx:
             if tx.dialect.serial_writes:  # SQLite: its write lock already serialises all of this
                 return self._record_together(tx, deliveries, now)
@@ -129,16 +145,16 @@ class DeliveriesMixin(StoreBase):
             _lock_keys(tx, deliveries)
             for delivery in deliveries:
                 added.append(_insert(tx, delivery, now))
-                if added[-1] and delivery.job is not None:
+                if added[-1] == "recorded" and delivery.job is not None:
                     enqueue(tx, delivery.job, now)
         return added
 
     def record_installation_delivery(
         self, delivery: Delivery, change: InstallationChange, *, now: float | None = None
-    ) -> bool:
+    ) -> Recorded:
         """Record a delivery and make the installation change it carries, in one transaction.
 
-        False, changing nothing, when :meth:`record_deliveries` would leave the delivery out.
+        A duplicate changes nothing, as in :meth:`record_deliveries`.
         """
         now = time.time() if now is None else now
         with self._write() as tx:
@@ -148,28 +164,34 @@ class DeliveriesMixin(StoreBase):
             # transaction takes its advisory locks in the order of their namespaces.
             tx.lock(LOCK_INSTALLATION, str(change.installation_id))
             _lock_keys(tx, [delivery])
-            if not _insert(tx, delivery, now):
-                return False
-            apply_change(tx, change, now)
-            return True
+            recorded = _insert(tx, delivery, now)
+            if recorded == "recorded":
+                apply_change(tx, change, now)
+            return recorded
 
-    def _record_together(self, tx: Tx, deliveries: Sequence[Delivery], now: float) -> list[bool]:
+    def _record_together(self, tx: Tx, deliveries: Sequence[Delivery], now: float) -> list[Recorded]:
         """:meth:`record_deliveries` in a few statements for the whole group, whatever its size.
 
         Only where a write transaction excludes every other writer (SQLite): what the SELECTs find
         cannot change before the INSERTs. A group then costs one statement per table read or
         written instead of two or three per delivery, and the write lock is held that much shorter.
         """
-        taken = {column: _taken(tx, column, sql, map(value, deliveries)) for column, sql, value in _UNIQUE}
-        added: list[bool] = []
+        ids = list(dict.fromkeys(delivery.id for delivery in deliveries))
+        known = {row["id"]: row["body_sha256"] for row in select_in(tx, _BODIES_OF, ids)}
+        taken = {column: _taken(tx, column, sql, map(value, deliveries)) for column, sql, value in _TAKEN_ONCE}
+        added: list[Recorded] = []
         rows: list[tuple[Any, ...]] = []
         jobs: list[JobRequest] = []
         for delivery in deliveries:
-            values = [(column, value(delivery)) for column, _, value in _UNIQUE]
-            new = all(found is None or found not in taken[column] for column, found in values)
-            added.append(new)
-            if new:
+            values = [(column, value(delivery)) for column, _, value in _TAKEN_ONCE]
+            if delivery.id in known:
+                added.append(_same_id(delivery, known[delivery.id]))
+            elif any(found is not None and found in taken[column] for column, found in values):
+                added.append("replay")
+            else:
+                added.append("recorded")
                 # The same id, command comment or body twice in one group: the second is a duplicate.
+                known[delivery.id] = delivery.body_sha256
                 for column, found in values:
                     taken[column].add(found)
                 rows.append(_row(delivery, now))
@@ -181,7 +203,10 @@ class DeliveriesMixin(StoreBase):
         return added
 
 
+_BODIES_OF: Final = "SELECT id, body_sha256 FROM deliveries WHERE id IN ({})"
+
+
 def _taken(tx: Tx, column: str, sql: str, values: Iterable[object]) -> set[object]:
-    """Which of ``values`` a recorded delivery has in ``column``, found with ``sql`` (see :data:`_UNIQUE`)."""
+    """Which of ``values`` a recorded delivery has in ``column``, found with ``sql`` (see :data:`_TAKEN_ONCE`)."""
     wanted = list(dict.fromkeys(value for value in values if value is not None))
     return {row[column] for row in select_in(tx, sql, wanted)}

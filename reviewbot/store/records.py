@@ -43,6 +43,14 @@ class InstallationChange:
     removed: tuple[str, ...] = ()
 
 
+#: What became of a delivery the store was asked to record: ``recorded``, or left out as a duplicate.
+#: A ``redelivery`` has the id of a delivery recorded before and its body (GitHub redelivers under the
+#: same id); a ``replay`` carries a signed body, or the review command of a comment, recorded before
+#: with another delivery (GitHub signs the body, not the id: someone sent a copy under an id of their
+#: own). A delivery recorded without its body's hash (before schema 8) is held to its id alone.
+Recorded = Literal["recorded", "redelivery", "replay"]
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """A webhook delivery to record, with the job it asks for, if any."""
