@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Final
 
 # First keys of the PostgreSQL advisory locks the store takes ("rb" and a number), so that another
-# application's advisory locks in the same database are unlikely to collide with ours.
+# application's advisory locks in the same database are unlikely to collide with ours. A transaction
+# that takes locks of several kinds takes them in the order of these numbers, so that two cannot cross.
 LOCK_MIGRATIONS: Final = 0x7262_0001
 LOCK_PULL_REQUEST: Final = 0x7262_0002
 LOCK_CLAIM: Final = 0x7262_0003
