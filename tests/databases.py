@@ -10,14 +10,20 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
+import pytest
 from psycopg import sql
+
+from reviewbot.store import postgres
+from reviewbot.store.database import Tx
 
 POSTGRES_URL = os.environ.get("REVIEWBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("REVIEWBOT_REQUIRE_POSTGRES") == "1"
@@ -64,3 +70,33 @@ def query(database_url: str, statement: str, params: tuple[Any, ...] = ()) -> li
     with psycopg.connect(database_url, autocommit=True) as conn:
         cursor = conn.execute(statement.replace("?", "%s"), params)
         return list(cursor.fetchall()) if cursor.description is not None else []
+
+
+def hold_open(
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+    *,
+    thread: str,
+    after: Callable[[str, tuple[Any, ...]], bool],
+    until_waiting: str,
+) -> threading.Event:
+    """Hold a store transaction open while another one starts: the transaction of the thread named
+    ``thread`` stops after its first statement ``after(sql, params)`` picks, until a connection whose
+    ``application_name`` is ``until_waiting`` waits for a lock (at most 10 s). The event it returns is
+    set when it stops, for the other side to start on."""
+    stopped = threading.Event()
+    waits = "SELECT COUNT(*) FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE NOT granted AND application_name = ?"
+
+    class HeldOpen(Tx):
+        def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+            changed = super().execute(sql, params)
+            if threading.current_thread().name == thread and not stopped.is_set() and after(sql, params):
+                stopped.set()
+                deadline = time.monotonic() + 10
+                while query(postgres_url, waits, (until_waiting,)) == [(0,)]:
+                    assert time.monotonic() < deadline, f"{until_waiting} never waited for {thread}"
+                    time.sleep(0.01)
+            return changed
+
+    monkeypatch.setattr(postgres, "Tx", HeldOpen)
+    return stopped

@@ -21,6 +21,7 @@ import threading
 
 from reviewbot.store.records import JobRequest
 from reviewbot.store.store import Store, open_store
+from stored import record_delivery
 
 
 def main(mode: str, url: str, *args: str) -> None:
@@ -76,7 +77,7 @@ def deliver(store: Store, prefix: str, pulls: int) -> int:
             full_review=False,
             trigger="pull_request.synchronize",
         )
-        new += store.record_delivery(f"{prefix}-{pr}", "pull_request", "synchronize", 42, "octo/widgets", job)
+        new += record_delivery(store, f"{prefix}-{pr}", "pull_request", "synchronize", 42, "octo/widgets", job)
     return new
 
 

@@ -22,6 +22,7 @@ from reviewbot.money import ledger
 from reviewbot.service.job import ReviewService
 from reviewbot.store.records import JobRequest
 from reviewbot.store.store import Store, open_store
+from stored import record_delivery
 from test_cli_context import AFTER as CALC_AFTER
 from test_cli_context import BEFORE as CALC_BEFORE
 from test_service import make_service, make_settings
@@ -91,7 +92,9 @@ class AppService:
             full_review=False,
             trigger="pull_request.synchronize",
         )
-        self.store.record_delivery(f"d-{number}-{head}", "pull_request", "synchronize", INSTALLATION, REPO, job=request)
+        record_delivery(
+            self.store, f"d-{number}-{head}", "pull_request", "synchronize", INSTALLATION, REPO, job=request
+        )
         job = self.store.claim_job("w", 60)
         assert job is not None
         outcome = asyncio.run(self.service.handle(job))

@@ -21,6 +21,7 @@ from conftest import WebhookServer
 from reviewbot.service.retention import Pruner
 from reviewbot.store.records import COMMAND_TRIGGER, JobRequest
 from reviewbot.store.store import Store, open_store
+from stored import has_delivery, record_delivery
 from test_app import REPO, headers, load, post
 
 _comment_ids = itertools.count(2_000_000_001)  # past 2**31, as GitHub's comment ids are now
@@ -74,9 +75,9 @@ def test_a_command_replayed_under_new_delivery_ids_queues_one_review(
     assert [response.json() for response in replays] == [duplicate(response) for response in replays]
     assert [job.state for job in app_server.store.list_jobs(repo=REPO, pr_number=7)] == ["done"]
     assert [record.getMessage() for record in caplog.records if record.name == "reviewbot.app"] == [
-        f"delivery {response.request.headers['X-GitHub-Delivery']} issue_comment.created: duplicate:"
-        f" comment {comment_id}'s command was already taken, nothing done"
-        for response in replays
+        f"delivery {replays[0].request.headers['X-GitHub-Delivery']} issue_comment.created: replay: a signed body"
+        f" sent again under a delivery id that is not its own (comment {comment_id}'s review command was already"
+        " taken), nothing done"
     ]
 
 
@@ -165,13 +166,13 @@ def test_a_database_of_the_release_before_keeps_its_deliveries_and_takes_each_co
     upgraded = open_store(database_url)
     try:
         assert upgraded.migrated_from == 5
-        assert upgraded.has_delivery("old")
+        assert has_delivery(upgraded, "old")
         largest = 2**63 - 1  # GitHub's ids are 64-bit
         taken = [
-            upgraded.record_delivery(delivery, "issue_comment", "created", 1, REPO, command_request(comment_id))
+            record_delivery(upgraded, delivery, "issue_comment", "created", 1, REPO, command_request(comment_id))
             for delivery, comment_id in [("a", largest), ("b", largest), ("c", None), ("d", None), ("old", 5)]
         ]
         assert taken == [True, False, True, True, False]  # a job without a comment id is not held to one
-        assert not upgraded.has_delivery("b")
+        assert not has_delivery(upgraded, "b")
     finally:
         upgraded.close()

@@ -18,6 +18,7 @@ from reviewbot.engine.usage import Usage
 from reviewbot.money import ledger
 from reviewbot.money.ledger import Origin
 from reviewbot.store.store import open_store
+from stored import install
 
 JUNE = datetime(2024, 6, 10, tzinfo=UTC).timestamp()
 JULY = datetime(2024, 7, 10, tzinfo=UTC).timestamp()
@@ -47,7 +48,7 @@ def database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str)
     monkeypatch.setenv("REVIEWBOT_DATABASE_URL", database_url)
     store = open_store(database_url)
     try:
-        store.upsert_installation(4242, "octo-org")
+        install(store, 4242, "octo-org")
         prices = Prices()
         # deepseek-v4-flash is $0.18 / $0.25: 10,000 + 1,000 tokens cost $0.00205.
         ledger.record_calls(store, APP, [priced("deepseek-v4-flash", 10_000, 1_000)], prices, now=JUNE)

@@ -16,6 +16,7 @@ from reviewbot.money import ledger
 from reviewbot.money.costs import parse_group_by, parse_since
 from reviewbot.money.ledger import Origin, Spend
 from reviewbot.store.store import Store, open_store
+from stored import record_delivery
 
 PRICES = Prices().with_overrides({"cheap-coder": (0.5, 2.0)})
 APP = Origin(installation_id=1, repo="octo/app", pr_number=7, head_sha="a" * 40, id=11)
@@ -217,7 +218,7 @@ def test_a_job_row_is_an_origin(store: Store) -> None:
     request = JobRequest(
         installation_id=5, repo="o/r", pr_number=9, head_sha="d" * 40, base_sha="e" * 40, full_review=True, trigger="t"
     )
-    store.record_delivery("delivery-1", "pull_request", "opened", 5, "o/r", job=request)
+    record_delivery(store, "delivery-1", "pull_request", "opened", 5, "o/r", job=request)
     job = store.claim_job("w", 60)
     assert job is not None
 

@@ -35,6 +35,7 @@ from reviewbot.service.worker import JobOutcome, TransientJobError
 from reviewbot.settings import Settings
 from reviewbot.store.records import JOB_STATES, Delivery, Job, JobRequest, JobState
 from reviewbot.store.store import Store, open_store
+from stored import has_delivery, record_delivery
 from test_app import TOO_BIG, headers, opened_payload
 from test_service import BASE as SERVICE_BASE
 from test_service import BUG, LEEWAY, NUMBER, answer_with, make_service, make_settings
@@ -166,7 +167,7 @@ def test_a_delivery_the_store_cannot_take_is_a_503_counted_as_store_unavailable(
         after = scrape(url)
     assert (response.status_code, response.json()) == (503, {"error": "store unavailable"})
     assert value(after, "reviewbot_webhook_rejected_total", reason="store_unavailable") == before + 1
-    assert not store.has_delivery(sent["X-GitHub-Delivery"])
+    assert not has_delivery(store, sent["X-GitHub-Delivery"])
 
 
 def test_the_metrics_listener_serves_the_metrics_with_the_jobs_gauge_at_metrics_alone(store: Store) -> None:
@@ -254,7 +255,7 @@ def test_a_review_counts_its_model_requests_tokens_and_unknown_cost(
         full_review=True,
         trigger="pull_request.opened",
     )
-    store.record_delivery(str(uuid.uuid4()), "pull_request", "opened", 4242, SERVICE_REPO, job=request)
+    record_delivery(store, str(uuid.uuid4()), "pull_request", "opened", 4242, SERVICE_REPO, job=request)
     job = store.claim_job("w", 60)
     assert job is not None
 

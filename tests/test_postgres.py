@@ -20,11 +20,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from databases import query
+from databases import hold_open, query
 from reviewbot.errors import ConfigError, StoreError
-from reviewbot.store.records import Delivery, JobRequest
+from reviewbot.store.records import Delivery, InstallationChange, JobRequest, Recorded
 from reviewbot.store.schema import SCHEMA_VERSION
 from reviewbot.store.store import Store, open_store
+from stored import has_delivery, record_delivery
 
 REPO = "octo/widgets"
 CHILD = Path(__file__).with_name("store_child.py")
@@ -184,7 +185,7 @@ def test_identical_deliveries_from_many_connections_make_one_delivery_and_one_jo
                 results: list[bool] = results,
             ) -> None:
                 start.wait(10)
-                results.append(on.record_delivery(delivery_id, "pull_request", "opened", 42, REPO, request(pr)))
+                results.append(record_delivery(on, delivery_id, "pull_request", "opened", 42, REPO, request(pr)))
 
             threads = [
                 # Half send one delivery id (a redelivery racing the original), half their own id
@@ -221,11 +222,11 @@ def test_a_push_racing_a_claim_queues_a_new_job_instead_of_changing_the_claimed_
     the lock, sees the job running, and queues a new one."""
     name = f"reviewbot-test-{uuid.uuid4().hex[:8]}"
     store = open_store(f"{postgres_url}&application_name={name}")
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(1, "a" * 40))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(1, "a" * 40))
     pushed: list[bool] = []
 
     def push() -> None:
-        pushed.append(store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request(1, "c" * 40)))
+        pushed.append(record_delivery(store, "d2", "pull_request", "synchronize", 42, REPO, request(1, "c" * 40)))
 
     pusher = threading.Thread(target=push)
     waiting = (
@@ -245,6 +246,58 @@ def test_a_push_racing_a_claim_queues_a_new_job_instead_of_changing_the_claimed_
     jobs = [(job.head_sha[0], job.state, job.lease_owner) for job in store.list_jobs()]
     store.close()
     assert jobs == [("a", "running", "w1"), ("c", "queued", None)]
+
+
+def test_two_replicas_changing_one_installations_repositories_at_once_take_turns(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica 0 records an ``installation_repositories`` event (octo/b removed, octo/a added) and holds
+    its transaction open once octo/b is deleted, until replica 1, recording the installation's
+    ``deleted``, waits on it. Without turns, replica 1's DELETE of every repository would lock octo/a
+    and wait for octo/b, and replica 0's insert of octo/a then wait for replica 1: a deadlock, and a
+    genuine delivery lost with the transaction PostgreSQL aborts."""
+    name = f"reviewbot-test-{uuid.uuid4().hex[:8]}"
+    stores = [open_store(f"{postgres_url}&application_name={name}-{n}") for n in range(2)]
+    with stores[0].write() as tx:  # in this order, so the DELETE of every repository meets octo/a first
+        tx.execute("INSERT INTO installations (id, account, suspended, updated_at) VALUES (5, 'octo', FALSE, 0)")
+        for repo in ("octo/a", "octo/b"):
+            tx.execute("INSERT INTO installation_repos (installation_id, repo) VALUES (5, ?)", (repo,))
+    stopped = hold_open(
+        monkeypatch,
+        postgres_url,
+        thread="replica-0",
+        after=lambda sql, params: sql.startswith("DELETE FROM installation_repos"),
+        until_waiting=f"{name}-1",
+    )
+    changes = [
+        InstallationChange(5, "repositories", "octo", added=("octo/a",), removed=("octo/b",)),
+        InstallationChange(5, "deleted", "octo"),
+    ]
+    results: list[Recorded | StoreError] = [StoreError("never ran")] * 2
+
+    def record(n: int) -> None:
+        if n == 1:
+            stopped.wait(10)
+        try:
+            results[n] = stores[n].record_installation_delivery(
+                Delivery(f"i-{n}", "installation", None, 5, None), changes[n]
+            )
+        except StoreError as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=record, args=(n,), name=f"replica-{n}") for n in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        for store in stores:
+            store.close()
+
+    assert stopped.is_set()  # the two transactions overlapped
+    assert results == ["recorded", "recorded"]
+    assert query(postgres_url, "SELECT COUNT(*) FROM installation_repos") == [(0,)]
 
 
 # -- migrations --------------------------------------------------------------------------------
@@ -303,14 +356,14 @@ def test_a_malformed_url_is_a_config_error() -> None:
 def test_connections_the_server_dropped_are_replaced_without_an_error(postgres_url: str) -> None:
     name = f"reviewbot-test-{uuid.uuid4().hex[:8]}"
     store = open_store(f"{postgres_url}&application_name={name}")
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(1))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(1))
     killed = query(
         postgres_url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?",
         (name,),
     )
     assert killed
-    assert store.has_delivery("d1")  # the pool checked the connection and made a new one
+    assert has_delivery(store, "d1")  # the pool checked the connection and made a new one
     store.close()
 
 
@@ -325,8 +378,8 @@ def test_a_failed_statement_is_a_store_error_and_the_transaction_is_rolled_back(
                 Delivery("d13", "pull_request", "opened", 42, REPO, request(13)),
             ]
         )
-    assert not store.has_delivery("d1")
-    assert store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(2))
+    assert not has_delivery(store, "d1")
+    assert record_delivery(store, "d2", "pull_request", "opened", 42, REPO, request(2))
     assert [job.pr_number for job in store.list_jobs()] == [2]
 
 

@@ -29,6 +29,7 @@ from reviewbot.settings import Settings, load_settings
 from reviewbot.store.records import Job, JobRequest, JobState, Pruned, Turn
 from reviewbot.store.retention import PRUNE_DELIVERIES, PRUNE_JOBS
 from reviewbot.store.store import Store, open_store
+from stored import has_delivery, record_delivery
 
 REPO = "octo/widgets"
 DAY = 86_400.0
@@ -62,7 +63,7 @@ def request(pr: int, *, comment_id: int | None = None) -> JobRequest:
 def add_job(store: Store, pr: int, state: JobState, at: float) -> int:
     """A job of pull request ``pr``, from a delivery received at ``at``, that reached ``state`` then.
     Jobs are added one after another: no other job may be queued when one is added."""
-    assert store.record_delivery(f"delivery-{pr}", "pull_request", "opened", 42, REPO, request(pr), now=at)
+    assert record_delivery(store, f"delivery-{pr}", "pull_request", "opened", 42, REPO, request(pr), now=at)
     if state != "queued":
         job = store.claim_job("worker", 60, now=at)
         assert job is not None
@@ -90,9 +91,9 @@ def test_a_prune_deletes_old_deliveries_and_old_finished_jobs_and_nothing_else(s
     recent = add_job(store, 4, "done", RECENT)
     running = add_job(store, 5, "running", OLD)  # its lease ran out long ago: the sweep's to fail, not ours
     queued = add_job(store, 6, "queued", OLD)
-    assert store.record_delivery("ping-old", "ping", None, None, None, now=OLD)
-    assert store.record_delivery("ping-recent", "ping", None, None, None, now=RECENT)
-    assert store.record_delivery("command", "issue_comment", "created", 42, REPO, request(7, comment_id=99), now=OLD)
+    assert record_delivery(store, "ping-old", "ping", None, None, None, now=OLD)
+    assert record_delivery(store, "ping-recent", "ping", None, None, None, now=RECENT)
+    assert record_delivery(store, "command", "issue_comment", "created", 42, REPO, request(7, comment_id=99), now=OLD)
     command_job = store.list_jobs(pr_number=7)[-1].id
     store.record_review(REPO, 1, f"{1:040x}", 501, ["fingerprint"], now=OLD)
     usage = Usage(1_000, 100, 0, 1, 0.25, 0)
@@ -109,24 +110,24 @@ def test_a_prune_deletes_old_deliveries_and_old_finished_jobs_and_nothing_else(s
     for gone in (done, dropped, failed):
         assert store.get_job(gone) is None
     kept = ["delivery-4", "ping-recent", "command"]
-    assert [d for d in ["delivery-1", "delivery-5", "delivery-6", "ping-old", *kept] if store.has_delivery(d)] == kept
+    assert [d for d in ["delivery-1", "delivery-5", "delivery-6", "ping-old", *kept] if has_delivery(store, d)] == kept
     assert store.review_for(REPO, 1, f"{1:040x}") == 501
     assert store.known_fingerprints(REPO, 1) == {"fingerprint"}
     assert [(entry.job_id, entry.cost_usd) for entry in ledger.entries(store)] == [(done, 0.25)]  # a plain number now
     assert store.kept_result(done, f"{1:040x}") is None
     # The command's comment is still taken: its body, replayed under a new id, queues nothing.
-    assert not store.record_delivery("replay", "issue_comment", "created", 42, REPO, request(7, comment_id=99), now=T0)
+    assert not record_delivery(store, "replay", "issue_comment", "created", 42, REPO, request(7, comment_id=99), now=T0)
     assert store.prune_batch(CUTOFF, 100, now=T0) == Pruned()
 
 
 def test_a_redelivery_within_the_retention_is_still_a_duplicate(store: Store) -> None:
-    assert store.record_delivery("inside", "pull_request", "opened", 42, REPO, request(1), now=CUTOFF + 1)
-    assert store.record_delivery("outside", "pull_request", "opened", 42, REPO, request(2), now=CUTOFF - 1)
+    assert record_delivery(store, "inside", "pull_request", "opened", 42, REPO, request(1), now=CUTOFF + 1)
+    assert record_delivery(store, "outside", "pull_request", "opened", 42, REPO, request(2), now=CUTOFF - 1)
 
     assert store.prune_batch(CUTOFF, 100, now=T0) == Pruned(deliveries=1)
 
-    assert not store.record_delivery("inside", "pull_request", "opened", 42, REPO, request(1), now=T0)
-    assert not store.has_delivery("outside")
+    assert not record_delivery(store, "inside", "pull_request", "opened", 42, REPO, request(1), now=T0)
+    assert not has_delivery(store, "outside")
     assert [job.pr_number for job in store.list_jobs()] == [1, 2]  # queued jobs stay, however old
 
 
@@ -138,7 +139,7 @@ def test_the_newest_job_is_kept_so_that_its_id_is_never_given_again(store: Store
     assert store.prune_batch(CUTOFF, 100, now=T0).jobs == 1
 
     assert job_ids(store) == [newest]
-    store.record_delivery("next", "pull_request", "opened", 42, REPO, request(3), now=T0)
+    record_delivery(store, "next", "pull_request", "opened", 42, REPO, request(3), now=T0)
     assert job_ids(store)[-1] > newest
 
 
@@ -283,11 +284,11 @@ def test_the_pruner_runs_once_an_hour_by_its_clock(store: Store) -> None:
     add_job(store, 2, "queued", T0)
 
     assert asyncio.run(hourly.run_if_due()) == Pruned(deliveries=1, jobs=1)
-    assert store.record_delivery("late", "ping", None, None, None, now=OLD)
+    assert record_delivery(store, "late", "ping", None, None, None, now=OLD)
     clock.now = T0 + 3599
     assert not hourly.due()
     assert asyncio.run(hourly.run_if_due()) is None
-    assert store.has_delivery("late")
+    assert has_delivery(store, "late")
     clock.now = T0 + 3600
     assert hourly.due()
     assert asyncio.run(hourly.run_if_due()) == Pruned(deliveries=1)
@@ -327,7 +328,7 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def test_the_worker_prunes_when_it_starts_and_again_an_hour_later(store: Store) -> None:
     clock = Clock()
-    assert store.record_delivery("first", "ping", None, None, None, now=OLD)
+    assert record_delivery(store, "first", "ping", None, None, None, now=OLD)
 
     async def handler(job: Job) -> JobOutcome:
         return JobOutcome.done()
@@ -345,11 +346,11 @@ def test_the_worker_prunes_when_it_starts_and_again_an_hour_later(store: Store) 
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         try:
-            await until(lambda: not store.has_delivery("first"))
-            assert store.record_delivery("second", "ping", None, None, None, now=OLD)
+            await until(lambda: not has_delivery(store, "first"))
+            assert record_delivery(store, "second", "ping", None, None, None, now=OLD)
             clock.now = T0 + 3600
             worker.wake()
-            await until(lambda: not store.has_delivery("second"))
+            await until(lambda: not has_delivery(store, "second"))
         finally:
             stop.set()
             await asyncio.wait_for(task, 5)

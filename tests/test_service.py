@@ -29,6 +29,7 @@ from reviewbot.service.worker import JobOutcome, PermanentJobError, TransientJob
 from reviewbot.settings import Settings
 from reviewbot.store.records import Job, JobRequest
 from reviewbot.store.store import Store, open_store
+from stored import record_delivery
 
 REPO = "Codertocat/Hello-World"
 NUMBER = 2
@@ -89,7 +90,7 @@ class Harness:
             full_review=full_review,
             trigger=trigger,
         )
-        self.store.record_delivery(str(uuid.uuid4()), "pull_request", "opened", INSTALLATION, REPO, job=request)
+        record_delivery(self.store, str(uuid.uuid4()), "pull_request", "opened", INSTALLATION, REPO, job=request)
         return max(job.id for job in self.store.list_jobs(repo=REPO, pr_number=number))
 
     def job(self, *, head_sha: str = HEAD, trigger: str = "pull_request.opened", full_review: bool = True) -> Job:
@@ -238,7 +239,7 @@ def test_a_job_for_a_head_that_moved_on_is_dropped_when_the_newer_head_has_its_j
         full_review=False,
         trigger="pull_request.synchronize",
     )
-    harness.store.record_delivery("d-newer", "pull_request", "synchronize", INSTALLATION, REPO, job=newer)
+    record_delivery(harness.store, "d-newer", "pull_request", "synchronize", INSTALLATION, REPO, job=newer)
 
     outcome = harness.run(stale)
 
@@ -574,7 +575,7 @@ def test_a_push_while_the_diff_is_fetched_drops_the_job_before_the_model_is_paid
     )
 
     def push() -> None:
-        harness.store.record_delivery("d-push", "pull_request", "synchronize", INSTALLATION, REPO, job=newer)
+        record_delivery(harness.store, "d-push", "pull_request", "synchronize", INSTALLATION, REPO, job=newer)
 
     harness.github.push(Fault.while_answering("GET", f"/repos/{REPO}/pulls/{NUMBER}", push, accept="diff"))
 

@@ -18,9 +18,10 @@ import pytest
 from databases import query
 from reviewbot.errors import ConfigError, StoreError
 from reviewbot.store import sqlite
-from reviewbot.store.records import Delivery, Installation, InstallationChange, InstallationOutcome, JobRequest
+from reviewbot.store.records import Delivery, Installation, InstallationChange, JobRequest
 from reviewbot.store.schema import SCHEMA_VERSION
 from reviewbot.store.store import Store, open_store
+from stored import has_delivery, install, installation_repos, record_delivery
 
 REPO = "octo/widgets"
 
@@ -71,7 +72,7 @@ def test_an_absolute_url_has_four_slashes(db_path: Path) -> None:
 def test_an_in_memory_store_works_from_several_threads() -> None:
     store = open_store("sqlite://:memory:")
     threads = [
-        threading.Thread(target=store.record_delivery, args=(f"d{n}", "pull_request", "opened", 42, REPO, request()))
+        threading.Thread(target=record_delivery, args=(store, f"d{n}", "pull_request", "opened", 42, REPO, request()))
         for n in range(4)
     ]
     for thread in threads:
@@ -96,11 +97,11 @@ def test_a_file_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None
 def test_migrations_run_once_and_reopening_keeps_the_data(database_url: str) -> None:
     first = open_store(database_url)
     assert (first.schema_version(), first.migrated_from) == (SCHEMA_VERSION, 0)
-    first.record_delivery("d1", "pull_request", "opened", 42, REPO, request())
+    record_delivery(first, "d1", "pull_request", "opened", 42, REPO, request())
     first.close()
     second = open_store(database_url)
     assert (second.schema_version(), second.migrated_from) == (SCHEMA_VERSION, SCHEMA_VERSION)
-    assert second.has_delivery("d1")
+    assert has_delivery(second, "d1")
     assert len(second.list_jobs()) == 1
     second.close()
     versions = query(database_url, "SELECT version FROM schema_version ORDER BY version")
@@ -126,28 +127,28 @@ def test_a_closed_store_raises_store_error(store: Store) -> None:
     with pytest.raises(StoreError):
         store.ping()
     with pytest.raises(StoreError):
-        store.record_delivery("d1", "ping", None, None, None)
+        record_delivery(store, "d1", "ping", None, None, None)
 
 
 # -- deliveries and coalescing ---------------------------------------------------------------
 
 
 def test_a_redelivered_id_is_recognised_and_queues_nothing(store: Store) -> None:
-    assert store.record_delivery("d1", "pull_request", "opened", 42, REPO, request())
-    assert not store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("c" * 40))
+    assert record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request())
+    assert not record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request("c" * 40))
     jobs = store.list_jobs()
     assert [job.head_sha for job in jobs] == ["a" * 40]
 
 
 def test_a_delivery_without_a_job_is_still_recorded(store: Store) -> None:
-    assert store.record_delivery("d1", "star", "created", None, REPO)
-    assert store.has_delivery("d1")
+    assert record_delivery(store, "d1", "star", "created", None, REPO)
+    assert has_delivery(store, "d1")
     assert store.list_jobs() == []
 
 
 def test_a_newer_push_updates_the_queued_job_instead_of_adding_one(store: Store) -> None:
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("a" * 40, full=True))
-    store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request("c" * 40, full=False))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request("a" * 40, full=True))
+    record_delivery(store, "d2", "pull_request", "synchronize", 42, REPO, request("c" * 40, full=False))
     [job] = store.list_jobs()
     assert job.head_sha == "c" * 40
     assert job.full_review is True
@@ -156,23 +157,23 @@ def test_a_newer_push_updates_the_queued_job_instead_of_adding_one(store: Store)
 
 
 def test_a_command_stays_a_command_when_a_push_coalesces_into_it(store: Store) -> None:
-    store.record_delivery("d1", "issue_comment", "created", 42, REPO, request("", full=True, trigger="command"))
-    store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
+    record_delivery(store, "d1", "issue_comment", "created", 42, REPO, request("", full=True, trigger="command"))
+    record_delivery(store, "d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
     [job] = store.list_jobs()
     assert (job.trigger, job.head_sha, job.full_review) == ("command", "c" * 40, True)
 
 
 def test_other_pull_requests_get_their_own_jobs(store: Store) -> None:
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(pr=1))
-    store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(pr=2))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(pr=1))
+    record_delivery(store, "d2", "pull_request", "opened", 42, REPO, request(pr=2))
     assert sorted(job.pr_number for job in store.list_jobs()) == [1, 2]
 
 
 def test_a_push_while_a_job_runs_queues_a_second_job(store: Store) -> None:
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("a" * 40))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request("a" * 40))
     running = store.claim_job("w1", 60)
     assert running is not None
-    store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
+    record_delivery(store, "d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
     states = [(job.head_sha[0], job.state) for job in store.list_jobs()]
     assert states == [("a", "running"), ("c", "queued")]
     queued = store.list_jobs()[-1]
@@ -181,10 +182,10 @@ def test_a_push_while_a_job_runs_queues_a_second_job(store: Store) -> None:
 
 
 def test_an_older_job_sent_back_to_the_queue_is_not_newer_work(store: Store) -> None:
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("a" * 40))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request("a" * 40))
     old = store.claim_job("w1", 60)
     assert old is not None
-    store.record_delivery("d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
+    record_delivery(store, "d2", "pull_request", "synchronize", 42, REPO, request("c" * 40))
     store.retry_job(old.id, "w1", "boom", 0, 5)
     new = store.list_jobs()[-1]
     assert not store.newer_job_exists(REPO, 7, "c" * 40, after_job_id=new.id)
@@ -198,7 +199,7 @@ def test_eight_threads_recording_the_same_delivery_make_one_delivery_and_one_job
 
     def deliver(store: Store) -> None:
         start.wait(5)
-        results.append(store.record_delivery("same", "pull_request", "opened", 42, REPO, request()))
+        results.append(record_delivery(store, "same", "pull_request", "opened", 42, REPO, request()))
 
     threads = [threading.Thread(target=deliver, args=(stores[n % 2],)) for n in range(8)]
     for thread in threads:
@@ -216,7 +217,7 @@ def test_concurrent_pushes_to_one_pull_request_coalesce_into_one_job(store: Stor
 
     def deliver(n: int) -> None:
         start.wait(5)
-        store.record_delivery(f"d{n}", "pull_request", "synchronize", 42, REPO, request(f"{n}" * 40))
+        record_delivery(store, f"d{n}", "pull_request", "synchronize", 42, REPO, request(f"{n}" * 40))
 
     threads = [threading.Thread(target=deliver, args=(n,)) for n in range(6)]
     for thread in threads:
@@ -261,8 +262,8 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
     # Before: PR 4's job is running, PR 5's was sent back once (attempts 1, an error), PR 3's is queued.
     for pr in (4, 5):
         for repo in (a, b):
-            assert store.record_delivery(
-                f"{repo}-setup-{pr}", "pull_request", "opened", 42, repo, job(repo, pr, f"{pr}" * 40)
+            assert record_delivery(
+                store, f"{repo}-setup-{pr}", "pull_request", "opened", 42, repo, job(repo, pr, f"{pr}" * 40)
             )
     claimed = [store.claim_job("w1", 60) for _ in range(4)]
     for running in claimed:
@@ -270,8 +271,8 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
         if running.pr_number == 5:
             assert store.retry_job(running.id, "w1", "boom", 0, 5)
     for repo in (a, b):
-        assert store.record_delivery(f"{repo}-setup-3", "pull_request", "opened", 42, repo, job(repo, 3, "3" * 40))
-        assert store.record_deliveries([command(repo, "setup-7", 7, 1)]) == [True]
+        assert record_delivery(store, f"{repo}-setup-3", "pull_request", "opened", 42, repo, job(repo, 3, "3" * 40))
+        assert store.record_deliveries([command(repo, "setup-7", 7, 1)]) == ["recorded"]
 
     def deliveries(repo: str) -> list[Delivery]:
         def push(n: str, pr: int, head: str) -> Delivery:
@@ -310,8 +311,12 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
         all_at_once
         == one_by_one
         == [
-            *(True, True, True, True, False, True, True, True, True, True, False, True, True),
-            *(False, True, False, False),
+            *["recorded"] * 4,
+            "redelivery",
+            *["recorded"] * 5,
+            "redelivery",
+            *["recorded"] * 2,
+            *("replay", "recorded", "replay", "redelivery"),
         ]
     )
     assert jobs(b) == jobs(a)
@@ -327,11 +332,11 @@ def test_a_group_is_recorded_and_coalesced_as_the_same_deliveries_one_at_a_time(
         (8, "", "", True, "command", "queued", 0, None),
     ]
     replays = {f"{repo}-{n}" for repo in (a, b) for n in ("12", "14")}  # no record: their comment's was taken
-    assert all(store.has_delivery(d.id) != (d.id in replays) for repo in (a, b) for d in deliveries(repo))
+    assert all(has_delivery(store, d.id) != (d.id in replays) for repo in (a, b) for d in deliveries(repo))
 
 
 def test_a_push_of_the_same_head_keeps_the_attempts_of_a_job_sent_back(store: Store) -> None:
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request("a" * 40))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request("a" * 40))
     running = store.claim_job("w1", 60)
     assert running is not None
     assert store.retry_job(running.id, "w1", "boom", 0, 5)
@@ -345,8 +350,8 @@ def test_a_push_of_the_same_head_keeps_the_attempts_of_a_job_sent_back(store: St
 
 def test_claiming_takes_the_oldest_due_job_and_counts_an_attempt(store: Store) -> None:
     now = time.time()
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(pr=1), now=now)
-    store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(pr=2), now=now)
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(pr=1), now=now)
+    record_delivery(store, "d2", "pull_request", "opened", 42, REPO, request(pr=2), now=now)
     job = store.claim_job("w1", 60, now=now)
     assert job is not None
     assert (job.pr_number, job.state, job.attempts, job.lease_owner) == (1, "running", 1, "w1")
@@ -359,7 +364,7 @@ def test_claiming_takes_the_oldest_due_job_and_counts_an_attempt(store: Store) -
 
 def test_a_job_whose_lease_expired_is_taken_over(store: Store) -> None:
     now = time.time()
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(), now=now)
     first = store.claim_job("dead-worker", 60, now=now)
     assert first is not None
     assert store.claim_job("w2", 60, now=now + 59) is None
@@ -373,7 +378,7 @@ def test_a_job_whose_lease_expired_is_taken_over(store: Store) -> None:
 
 def test_a_heartbeat_extends_the_lease(store: Store) -> None:
     now = time.time()
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(), now=now)
     job = store.claim_job("w1", 60, now=now)
     assert job is not None
     assert store.heartbeat(job.id, "w1", 60, now=now + 50)
@@ -383,7 +388,7 @@ def test_a_heartbeat_extends_the_lease(store: Store) -> None:
 
 def test_an_expired_job_out_of_attempts_is_not_run_again_but_failed_by_the_sweep_that_returns_it(store: Store) -> None:
     now = time.time()
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(), now=now)
     job = store.claim_job("w1", 60, now=now, max_attempts=2)
     assert job is not None
     assert store.fail_abandoned(2, now=now + 61) == []  # one attempt left: taken over instead
@@ -405,7 +410,7 @@ def test_a_lease_that_expires_after_the_sweep_leaves_its_job_to_the_next_sweep_n
     # The worker sweeps, then claims: a last attempt whose lease runs out in between is not the
     # claim's to fail (no one would say so), but the next sweep's, which returns it to be told.
     now = time.time()
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(), now=now)
     job = store.claim_job("dead", 60, now=now, max_attempts=1)
     assert job is not None
     assert store.fail_abandoned(1, now=now + 59) == []
@@ -419,7 +424,7 @@ def test_a_lease_that_expires_after_the_sweep_leaves_its_job_to_the_next_sweep_n
 
 def test_a_retried_job_waits_for_its_backoff_and_then_fails_after_max_attempts(store: Store) -> None:
     now = time.time()
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(), now=now)
     job = store.claim_job("w1", 60, now=now)
     assert job is not None
     assert store.retry_job(job.id, "w1", "rate limited", 30, 2, now=now) == "queued"
@@ -436,7 +441,7 @@ def test_a_retried_job_waits_for_its_backoff_and_then_fails_after_max_attempts(s
 
 def test_retrying_a_job_whose_lease_was_lost_changes_nothing(store: Store) -> None:
     now = time.time()
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(), now=now)
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(), now=now)
     job = store.claim_job("w1", 60, now=now)
     assert job is not None
     assert store.claim_job("w2", 60, now=now + 61) is not None
@@ -447,8 +452,8 @@ def test_retrying_a_job_whose_lease_was_lost_changes_nothing(store: Store) -> No
 
 
 def test_a_dropped_job_keeps_its_reason_and_counts_are_by_state(store: Store) -> None:
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(pr=1))
-    store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(pr=2))
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(pr=1))
+    record_delivery(store, "d2", "pull_request", "opened", 42, REPO, request(pr=2))
     job = store.claim_job("w1", 60)
     assert job is not None
     assert store.finish_job(job.id, "w1", "dropped", "head is stale")
@@ -460,8 +465,8 @@ def test_a_dropped_job_keeps_its_reason_and_counts_are_by_state(store: Store) ->
 
 def test_released_jobs_are_claimable_at_once_without_losing_an_attempt(store: Store) -> None:
     now = time.time()
-    store.record_delivery("d1", "pull_request", "opened", 42, REPO, request(pr=1), now=now)
-    store.record_delivery("d2", "pull_request", "opened", 42, REPO, request(pr=2), now=now)
+    record_delivery(store, "d1", "pull_request", "opened", 42, REPO, request(pr=1), now=now)
+    record_delivery(store, "d2", "pull_request", "opened", 42, REPO, request(pr=2), now=now)
     mine = store.claim_job("stopping", 600, now=now)
     other = store.claim_job("w2", 600, now=now)
     assert mine is not None
@@ -526,28 +531,20 @@ def test_a_result_left_behind_by_a_job_that_never_ended_goes_after_a_day(store: 
 def test_installations_and_their_repositories_are_tracked(store: Store) -> None:
     ids = iter(range(100))
 
-    def change(kind: Any, **fields: Any) -> InstallationOutcome:
+    def change(kind: Any, **fields: Any) -> bool:
         delivery = Delivery(f"i-{next(ids)}", "installation", None, 5, None)
-        return store.record_installation_delivery(delivery, InstallationChange(5, kind, "octo", **fields))
+        return store.record_installation_delivery(delivery, InstallationChange(5, kind, "octo", **fields)) == "recorded"
 
-    store.upsert_installation(5, "octo", ["octo/a", "octo/b"])
-    assert change("repositories", added=("octo/c",), removed=("octo/a",)) == "applied"
-    assert store.installation_repos(5) == {"octo/b", "octo/c"}
-    assert change("suspend", suspended_at=100.0) == "applied"
-    installation = store.installation(5)
-    assert installation is not None
-    assert (installation.account, installation.suspended) == ("octo", True)
-    assert change("unsuspend") == "applied"
-    assert change("suspend", suspended_at=100.0) == "outdated"  # that suspension has ended
-    assert change("suspend", suspended_at=99.0) == "outdated"
-    assert store.installation(5) == Installation(5, "octo", suspended=False)
-    assert change("suspend") == "applied"  # no time to order it by
-    assert change("unsuspend") == "applied"
-    assert change("suspend", suspended_at=101.0) == "applied"
+    install(store, 5, "octo", ["octo/a", "octo/b"])
+    assert change("repositories", added=("octo/c",), removed=("octo/a",))
+    assert installation_repos(store, 5) == {"octo/b", "octo/c"}
+    assert change("suspend")
     assert store.installation(5) == Installation(5, "octo", suspended=True)
-    assert change("deleted") == "applied"
+    assert change("unsuspend")
+    assert store.installation(5) == Installation(5, "octo", suspended=False)
+    assert change("deleted")
     assert store.installation(5) is None
-    assert store.installation_repos(5) == set()
+    assert installation_repos(store, 5) == set()
 
 
 # -- writers in several processes (SQLite) -------------------------------------------------------
@@ -576,7 +573,7 @@ def test_a_writer_waits_while_another_process_writes_and_goes_on_once_it_is_done
     assert done.wait(5)
     writer.join()
     other.close()
-    assert store.has_delivery("turns-1")
+    assert has_delivery(store, "turns-1")
     store.close()
 
 
@@ -592,5 +589,5 @@ def test_a_writer_gives_up_with_a_store_error_when_another_process_never_finishe
     finally:
         other.close()
     store.record_deliveries([Delivery("stuck-1", "ping", None, None, None)])  # its turn came
-    assert store.has_delivery("stuck-1")
+    assert has_delivery(store, "stuck-1")
     store.close()

@@ -24,8 +24,9 @@ from reviewbot.service.webhooks import (
     router,
     sign,
 )
-from reviewbot.store.records import Delivery, InstallationChange, InstallationOutcome, JobRequest
+from reviewbot.store.records import Delivery, InstallationChange, JobRequest
 from reviewbot.store.store import open_store
+from stored import installation_repos
 
 # GitHub's documented test vector ("Validating webhook deliveries").
 DOCS_SECRET = b"It's a Secret to Everybody"
@@ -452,19 +453,19 @@ def test_a_new_installation_is_recorded_with_its_repositories(tmp_path: Path) ->
     store = open_store(f"sqlite:///{tmp_path / 'i.db'}")
     ids = itertools.count()
 
-    def record(change: object) -> InstallationOutcome:
+    def record(change: object) -> bool:
         assert isinstance(change, InstallationChange)
         delivery = Delivery(f"delivery-{next(ids)}", "installation", None, change.installation_id, None)
-        return store.record_installation_delivery(delivery, change)
+        return store.record_installation_delivery(delivery, change) == "recorded"
 
-    assert record(outcome) == "applied"
-    assert record(outcome) == "applied"  # the same event again does no harm
-    assert store.installation_repos(957387) == {"Codertocat/Hello-World"}
+    assert record(outcome)
+    assert record(outcome)  # the same event again does no harm
+    assert installation_repos(store, 957387) == {"Codertocat/Hello-World"}
 
     for action, suspended in (("suspend", True), ("unsuspend", False)):
         payload = load("installation/created.payload.json")
         payload["action"] = action
-        assert record(router.dispatch("installation", payload, OPTIONS)) == "applied"
+        assert record(router.dispatch("installation", payload, OPTIONS))
         installation = store.installation(957387)
         assert installation is not None
         assert installation.suspended is suspended
@@ -475,45 +476,13 @@ def test_a_new_installation_is_recorded_with_its_repositories(tmp_path: Path) ->
         repositories_added=[{"full_name": "Codertocat/Other"}],
         repositories_removed=[{"full_name": "Codertocat/Hello-World"}],
     )
-    assert record(router.dispatch("installation_repositories", payload, OPTIONS)) == "applied"
-    assert store.installation_repos(957387) == {"Codertocat/Other"}
+    assert record(router.dispatch("installation_repositories", payload, OPTIONS))
+    assert installation_repos(store, 957387) == {"Codertocat/Other"}
 
     payload["action"] = "deleted"
-    assert record(router.dispatch("installation", payload, OPTIONS)) == "applied"
+    assert record(router.dispatch("installation", payload, OPTIONS))
     assert store.installation(957387) is None
     store.close()
-
-
-@pytest.mark.parametrize(
-    ("suspended_at", "expected"),
-    [
-        ("2021-04-29T02:32:50Z", 1619663570.0),
-        ("2021-04-28T22:32:50.000-04:00", 1619663570.0),  # as GitHub's example suspend payload has it
-        ("2021-04-29T02:32:50", 1619663570.0),  # no offset: UTC, as GitHub's times are
-        (1619663570, 1619663570.0),
-        ("yesterday", None),  # no time to order it by: applied as it comes
-        (None, None),
-    ],
-)
-def test_a_suspension_carries_when_it_began(suspended_at: object, expected: float | None) -> None:
-    payload = load("installation/created.payload.json")
-    payload["action"] = "suspend"
-    payload["installation"]["suspended_at"] = suspended_at
-
-    change = router.dispatch("installation", router.decode(json.dumps(payload).encode()), OPTIONS)
-
-    assert isinstance(change, InstallationChange)
-    assert change.suspended_at == expected
-
-
-def test_only_a_suspension_carries_a_time() -> None:
-    payload = load("installation/created.payload.json")
-    payload["installation"]["suspended_at"] = "2021-04-29T02:32:50Z"
-    for action in ("created", "unsuspend", "deleted"):
-        payload["action"] = action
-        change = router.dispatch("installation", payload, OPTIONS)
-        assert isinstance(change, InstallationChange)
-        assert change.suspended_at is None
 
 
 def test_ping_is_handled_with_nothing_to_do() -> None:

@@ -22,6 +22,7 @@ from reviewbot.service.worker import (
 )
 from reviewbot.store.records import Job, JobRequest
 from reviewbot.store.store import Store, open_store
+from stored import record_delivery
 
 REPO = "octo/widgets"
 
@@ -48,7 +49,7 @@ def enqueue(store: Store, pr: int = 1) -> int:
         full_review=True,
         trigger="pull_request.opened",
     )
-    store.record_delivery(str(uuid.uuid4()), "pull_request", "opened", 42, REPO, job)
+    record_delivery(store, str(uuid.uuid4()), "pull_request", "opened", 42, REPO, job)
     return store.list_jobs(pr_number=pr)[-1].id
 
 

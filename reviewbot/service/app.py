@@ -220,7 +220,7 @@ class _Routes:
     ) -> _Answer:
         # First what needs no body: an answer before the body is read costs no memory and no wait.
         if not self._allowlist.allows(peer.host):
-            self._not_allowed.warning(
+            self._not_allowed.log(
                 "delivery %s from %s refused: not in REVIEWBOT_WEBHOOK_ALLOWED_IPS", named, peer.named
             )
             return _Answer(403, error_body("source address not allowed"), "not_allowed")

@@ -8,17 +8,18 @@ thread (:mod:`reviewbot.service.committer`); an answer is only sent once its del
 
 A delivery is recorded with the SHA-256 of its body: GitHub signs the body but not the delivery id,
 so a body already recorded is a duplicate whatever id it comes under, answered as GitHub's own
-redelivery (same id, same body) is.
+redelivery (same id, same body) is. Their log lines tell them apart, so that an operator sees
+whether GitHub redelivered or someone replayed a signed body; and as a stranger holding a signed
+delivery can send either again at will, each kind is logged at most once a minute
+(:mod:`reviewbot.service.refusal_log`), the rest counted in the next line.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -26,6 +27,7 @@ import msgspec
 from reviewbot import logs
 from reviewbot.errors import StoreError
 from reviewbot.service import metrics
+from reviewbot.service.refusal_log import RefusalLog
 from reviewbot.service.webhooks import (
     Ignored,
     Outcome,
@@ -36,7 +38,7 @@ from reviewbot.service.webhooks import (
 )
 from reviewbot.service.webhooks import router as default_router
 from reviewbot.settings import Settings
-from reviewbot.store.records import Delivery, InstallationChange, JobRequest
+from reviewbot.store.records import Delivery, InstallationChange, JobRequest, Recorded
 from reviewbot.store.store import Store
 
 log = logging.getLogger("reviewbot.app")
@@ -87,6 +89,8 @@ class DeliveryIntake:
         self._store = store
         self._router = router
         self._options = options
+        self._redeliveries = RefusalLog(log, level=logging.INFO, kind="duplicate")
+        self._replays = RefusalLog(log, kind="replay")
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store) -> DeliveryIntake:
@@ -143,32 +147,24 @@ class DeliveryIntake:
         """Commit the group, then answer each delivery. Installation changes are committed one at a
         time, each with its delivery: rare, and they touch other tables."""
         grouped = [item for item in accepted if not isinstance(item.outcome, InstallationChange)]
-        outcomes: dict[int, bool | StoreError] = {}
+        outcomes: dict[int, Recorded | StoreError] = {}
         if grouped:
             try:
-                added: Sequence[bool | StoreError] = self._store.record_deliveries([item.record for item in grouped])
+                added: Sequence[Recorded | StoreError] = self._store.record_deliveries(
+                    [item.record for item in grouped]
+                )
             except StoreError as exc:
                 added = [exc] * len(grouped)
             outcomes.update((item.request.id, outcome) for item, outcome in zip(grouped, added, strict=True))
-        answered: list[_Accepted] = []
         for item in accepted:
             if isinstance(item.outcome, InstallationChange):
-                item, outcomes[item.request.id] = self._record_installation(item, item.outcome)
-            answered.append(item)
-        return [self._answer(item, outcomes[item.request.id]) for item in answered]
+                try:
+                    outcomes[item.request.id] = self._store.record_installation_delivery(item.record, item.outcome)
+                except StoreError as exc:
+                    outcomes[item.request.id] = exc
+        return [self._answer(item, outcomes[item.request.id]) for item in accepted]
 
-    def _record_installation(self, item: _Accepted, change: InstallationChange) -> tuple[_Accepted, bool | StoreError]:
-        """Commit an installation delivery with its change: the delivery as it is to be answered (an
-        outdated change is answered as ignored, saying why), and whether it was recorded."""
-        try:
-            done = self._store.record_installation_delivery(item.record, change)
-        except StoreError as exc:
-            return item, exc
-        if done == "outdated":
-            return dataclasses.replace(item, outcome=Ignored(_outdated(change))), True
-        return item, done == "applied"
-
-    def _answer(self, item: _Accepted, added: bool | StoreError) -> IntakeAnswer:
+    def _answer(self, item: _Accepted, added: Recorded | StoreError) -> IntakeAnswer:
         """The answer once the delivery is committed (or could not be), and its log line."""
         request, name, outcome = item.request, item.name, item.outcome
         delivery = request.delivery
@@ -180,16 +176,8 @@ class DeliveryIntake:
             if isinstance(added, StoreError):
                 log.error("delivery %s: store unavailable: %s", delivery, added)
                 return IntakeAnswer(request.id, 503, error_body("store unavailable"))
-            if not added:
-                if job is not None and job.comment_id is not None:  # a redelivery, or the body replayed
-                    log.info(
-                        "delivery %s %s: duplicate: comment %d's command was already taken, nothing done",
-                        delivery,
-                        name,
-                        job.comment_id,
-                    )
-                else:
-                    log.info("delivery %s %s: duplicate, nothing done", delivery, name)
+            if added != "recorded":
+                self._log_duplicate(added, delivery, name, job)
                 body = {"duplicate": True, "queued": False, "delivery": delivery}
                 return IntakeAnswer(request.id, 200, _JSON.encode(body), counted="duplicate")
             if isinstance(outcome, Ignored):
@@ -207,10 +195,20 @@ class DeliveryIntake:
             body = {"queued": False, "delivery": delivery}
             return IntakeAnswer(request.id, 202, _JSON.encode(body), counted="installation")
 
-
-def _outdated(change: InstallationChange) -> str:
-    """Why an installation change that is older than what the store knows was left out (a suspension)."""
-    began = datetime.fromtimestamp(change.suspended_at or 0.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
-        f"installation {change.installation_id} was suspended at {began}, no later than the suspension already recorded"
-    )
+    def _log_duplicate(self, added: Recorded, delivery: str, name: str, job: JobRequest | None) -> None:
+        """The line for a delivery left out: GitHub's redelivery, or a signed body someone sent again."""
+        if added == "redelivery":
+            self._redeliveries.log(
+                "delivery %s %s: duplicate: this delivery was recorded before (GitHub's redelivery), nothing done",
+                delivery,
+                name,
+            )
+            return
+        comment = job.comment_id if job is not None else None
+        taken = f" (comment {comment}'s review command was already taken)" if comment is not None else ""
+        self._replays.log(
+            "delivery %s %s: replay: a signed body sent again under a delivery id that is not its own%s, nothing done",
+            delivery,
+            name,
+            taken,
+        )

@@ -23,8 +23,6 @@ from reviewbot.repos import REPO_FULL_NAME
 Number: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 #: A database id (an installation's, a comment's): GitHub's ids are 64-bit, as is the store's BIGINT.
 DatabaseId: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
-#: A time as epoch seconds, within what a float holds exactly.
-EpochSeconds: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 #: A commit: 40 hex digits, or 64 in a SHA-256 repository, in lower case as git and GitHub write them.
 COMMIT_SHA: Final = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 CommitSha: TypeAlias = Annotated[str, msgspec.Meta(pattern=COMMIT_SHA.pattern)]
@@ -45,9 +43,6 @@ class _Account(TypedDict, total=False):
 class _Installation(TypedDict, total=False):
     id: DatabaseId
     account: _Account | None
-    # A date-time as GitHub documents it; an integer in case it comes as the epoch seconds that some
-    # older payloads give for the installation's other times (read by reviewbot.service.webhooks.github_time).
-    suspended_at: str | EpochSeconds | None
 
 
 class _Repository(TypedDict, total=False):

@@ -33,7 +33,6 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
 import msgspec
@@ -335,20 +334,13 @@ def review_on_command(payload: Payload, options: WebhookOptions) -> Outcome:
 @router.register("installation", action="suspend")
 @router.register("installation", action="unsuspend")
 def installation_changed(payload: Payload, options: WebhookOptions) -> Outcome:
-    """An installation created, deleted, suspended or unsuspended.
-
-    A suspension carries when it began (``installation.suspended_at``), so that one replayed after
-    the installation was unsuspended, once its delivery is forgotten, is known to be old.
-    """
     installation = payload["installation"]
     repos = tuple(repo["full_name"] for repo in payload.get("repositories") or ())
-    suspended_at = github_time(installation.get("suspended_at")) if payload["action"] == "suspend" else None
     return InstallationChange(
         installation_id=int(installation["id"]),
         change=payload["action"],
         account=_account(installation),
         added=repos,
-        suspended_at=suspended_at,
     )
 
 
@@ -383,20 +375,6 @@ def _installation_id(payload: Payload) -> int | None:
     installation = payload.get("installation")
     value = installation.get("id") if isinstance(installation, Mapping) else None
     return value if isinstance(value, int) else None
-
-
-def github_time(value: object) -> float | None:
-    """Epoch seconds of a time in a payload: GitHub writes ISO 8601 (``2021-04-29T02:32:50Z``), and
-    epoch seconds in some older payloads; None for anything else (no time, or one that does not parse)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _account(installation: Mapping[str, Any]) -> str:

@@ -4,7 +4,8 @@ What differs between the two backends lives in :class:`reviewbot.store.database.
 check-then-write step of the store runs in a write transaction that is safe across threads *and*
 processes: SQLite's ``BEGIN IMMEDIATE`` takes the database write lock up front, and on PostgreSQL
 the rows read are locked with ``FOR UPDATE`` (``SKIP LOCKED`` for the queue's claim), and a pull
-request without a queued job yet, or whose job a claim is about to start, with an advisory lock.
+request without a queued job yet, or whose job a claim is about to start, and the unique keys of the
+deliveries a transaction records, with advisory locks.
 """
 
 from __future__ import annotations

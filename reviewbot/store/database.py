@@ -43,15 +43,16 @@ class Dialect:
     #: ``{skip_locked}`` at the end of a SELECT in a write transaction: lock the rows read,
     #: passing over rows another transaction holds (a queue's claim).
     skip_locked: str
-    #: Takes a lock on two 32-bit keys until the transaction ends; None when the write lock of
-    #: :attr:`begin_write` already excludes every other writer.
-    advisory_lock: str | None
+    #: Takes a lock on a 32-bit namespace and each 32-bit key of an array, one after the other in the
+    #: array's order, until the transaction ends; None when the write lock of :attr:`begin_write`
+    #: already excludes every other writer.
+    advisory_locks: str | None
 
     @property
     def serial_writes(self) -> bool:
         """Whether a write transaction excludes every other writer, in this process and any other
         (SQLite's database write lock), so that nothing it read can change before it commits."""
-        return self.advisory_lock is None
+        return self.advisory_locks is None
 
 
 SQLITE: Final = Dialect(
@@ -61,7 +62,7 @@ SQLITE: Final = Dialect(
     begin_write="BEGIN IMMEDIATE",
     for_update="",
     skip_locked="",
-    advisory_lock=None,
+    advisory_locks=None,
 )
 POSTGRES: Final = Dialect(
     name="postgresql",
@@ -72,7 +73,11 @@ POSTGRES: Final = Dialect(
     begin_write="BEGIN ISOLATION LEVEL READ COMMITTED",
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
-    advisory_lock="SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), CAST(? AS INTEGER))",
+    # unnest reads an array out in its order, and the scan calls the function on each row as it
+    # reads it: the locks are taken in the array's order, in one round trip however many there are.
+    advisory_locks=(
+        "SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), key) FROM unnest(CAST(? AS INTEGER[])) AS keys(key)"
+    ),
 )
 
 
@@ -130,13 +135,17 @@ class Tx:
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         return list(self._run(self._sql(sql), params).fetchall())
 
-    def lock(self, namespace: int, name: str) -> None:
-        """Hold a lock on ``name`` until this transaction ends, whichever process asks next.
+    def lock(self, namespace: int, *names: str) -> None:
+        """Hold a lock on each of ``names`` until this transaction ends, whichever process asks next.
 
-        A no-op on SQLite, whose write transactions already exclude each other.
+        They are taken in the order of their keys, which every transaction shares: two transactions
+        that lock some of the same names in one call each cannot each hold one the other waits for
+        (in the order of the names, two names whose keys collide could cross). A no-op on SQLite,
+        whose write transactions already exclude each other.
         """
-        if self.dialect.advisory_lock is not None:
-            self.one(self.dialect.advisory_lock, (namespace, lock_key(name)))
+        keys = sorted({lock_key(name) for name in names})
+        if self.dialect.advisory_locks is not None and keys:
+            self.all(self.dialect.advisory_locks, (namespace, keys))
 
 
 class Database(ABC):

@@ -1,33 +1,24 @@
 """GitHub App installations: their account, whether suspended, and the repositories they cover.
 
 They follow GitHub's ``installation`` and ``installation_repositories`` events (:func:`apply_change`,
-in the transaction that records the event's delivery). A body replayed under a new delivery id is a
-duplicate only while its delivery is kept, so where GitHub's payload says when a change happened, a
-change no newer than what the store knows is left out: a ``suspend`` carries ``suspended_at``, when
-its suspension began, and one no later than the last suspension recorded (kept after an unsuspend)
-changes nothing. No other event carries a time that orders it: an ``unsuspend`` says
-``suspended_at: null``, GitHub does not document when ``updated_at`` changes, and the repository
-events say nothing of when; those are applied as they come.
+in the transaction that records the event's delivery), as they come. Only the account is read (by
+``reviewbot costs``, to name an installation); nothing acts on ``suspended`` or the repositories:
+GitHub itself stops sending a suspended installation's webhooks and refuses its tokens. So an old
+event replayed under a new delivery id once its delivery is pruned, when it is no longer known as a
+duplicate, can make these tables out of date but cannot start or stop a review.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from reviewbot.store.base import StoreBase
 from reviewbot.store.database import Tx
 from reviewbot.store.records import Installation, InstallationChange
-from reviewbot.store.schema import LOCK_INSTALLATION
 
 
 class InstallationsMixin(StoreBase):
     """The installations' side of :class:`reviewbot.store.store.Store`."""
-
-    def upsert_installation(self, installation_id: int, account: str, repos: Iterable[str] = ()) -> None:
-        """Record an installation as ``installation.created`` does: its account and repositories."""
-        with self._write() as tx:
-            apply_change(tx, InstallationChange(installation_id, "created", account, tuple(repos)), time.time())
 
     def installation(self, installation_id: int) -> Installation | None:
         with self._read() as tx:
@@ -36,21 +27,14 @@ class InstallationsMixin(StoreBase):
             return None
         return Installation(int(row["id"]), str(row["account"]), bool(row["suspended"]))
 
-    def installation_repos(self, installation_id: int) -> set[str]:
-        with self._read() as tx:
-            rows = tx.all("SELECT repo FROM installation_repos WHERE installation_id = ?", (installation_id,))
-        return {str(row["repo"]) for row in rows}
 
-
-def apply_change(tx: Tx, change: InstallationChange, now: float) -> bool:
+def apply_change(tx: Tx, change: InstallationChange, now: float) -> None:
     """Make the installation what ``change`` says, in ``tx``; idempotent, so a redelivery does no harm.
 
-    False, changing nothing, when ``change`` is a suspension no later than the last one recorded.
+    On PostgreSQL, only under the installation's advisory lock
+    (:meth:`~reviewbot.store.deliveries.DeliveriesMixin.record_installation_delivery`).
     """
     installation_id = change.installation_id
-    # Two events for one installation take turns (PostgreSQL; SQLite's write lock already does this):
-    # the suspension read below must not change before this one is written.
-    tx.lock(LOCK_INSTALLATION, str(installation_id))
     match change.change:
         case "created":
             tx.execute(
@@ -65,15 +49,11 @@ def apply_change(tx: Tx, change: InstallationChange, now: float) -> bool:
             tx.execute("DELETE FROM installation_repos WHERE installation_id = ?", (installation_id,))
             tx.execute("DELETE FROM installations WHERE id = ?", (installation_id,))
         case "suspend" | "unsuspend":
-            if change.change == "suspend" and _suspension_outdated(tx, change):
-                return False
-            # The account is taken only for an installation not known yet, as before.
+            # The account is taken only for an installation not known yet.
             tx.execute(
-                "INSERT INTO installations (id, account, suspended, updated_at, last_suspended_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET suspended = excluded.suspended,"
-                " updated_at = excluded.updated_at,"
-                " last_suspended_at = COALESCE(excluded.last_suspended_at, installations.last_suspended_at)",
-                (installation_id, change.account, change.change == "suspend", now, change.suspended_at),
+                "INSERT INTO installations (id, account, suspended, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET suspended = excluded.suspended, updated_at = excluded.updated_at",
+                (installation_id, change.account, change.change == "suspend", now),
             )
         case "repositories":
             tx.execute(
@@ -86,16 +66,6 @@ def apply_change(tx: Tx, change: InstallationChange, now: float) -> bool:
                     "DELETE FROM installation_repos WHERE installation_id = ? AND repo = ?", (installation_id, repo)
                 )
             _add_repos(tx, installation_id, change.added)
-    return True
-
-
-def _suspension_outdated(tx: Tx, change: InstallationChange) -> bool:
-    """Whether the store recorded a suspension of this installation that began no earlier than ``change``'s."""
-    if change.suspended_at is None:
-        return False
-    row = tx.one("SELECT last_suspended_at FROM installations WHERE id = ?", (change.installation_id,))
-    last = row["last_suspended_at"] if row is not None else None
-    return last is not None and change.suspended_at <= float(last)
 
 
 def _add_repos(tx: Tx, installation_id: int, repos: Iterable[str]) -> None:

@@ -41,14 +41,14 @@ class InstallationChange:
     account: str = ""
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-    #: When GitHub suspended the installation (epoch seconds), for a ``suspend`` that says.
-    suspended_at: float | None = None
 
 
-#: What recording an installation event did: nothing (a ``duplicate`` of a delivery already recorded),
-#: made the installation what it says (``applied``), or recorded it and left the installation as it was
-#: because the store knows a later state (``outdated``: a suspension no later than one recorded before).
-InstallationOutcome = Literal["duplicate", "applied", "outdated"]
+#: What became of a delivery the store was asked to record: ``recorded``, or left out as a duplicate.
+#: A ``redelivery`` has the id of a delivery recorded before and its body (GitHub redelivers under the
+#: same id); a ``replay`` carries a signed body, or the review command of a comment, recorded before
+#: with another delivery (GitHub signs the body, not the id: someone sent a copy under an id of their
+#: own). A delivery recorded without its body's hash (before schema 8) is held to its id alone.
+Recorded = Literal["recorded", "redelivery", "replay"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ What each table keeps, and why:
   recognise a redelivery, which GitHub allows for a few days only (3 on GitHub.com, 7 on GitHub
   Enterprise Server), and its ``body_sha256`` to recognise its signed body replayed under a new
   delivery id. Past the retention such a replay is taken as new: a pull request's head already
-  reviewed is not reviewed again, and a suspension no later than one recorded changes nothing
+  reviewed is not reviewed again, and an installation event changes only what nothing acts on
   (:mod:`reviewbot.store.installations`). A delivery that took a review command is kept for good:
   its ``command_comment_id`` (and its body's hash) is what refuses that signed comment replayed
   under a new delivery id, which would pay for another review, and a replay can come at any time

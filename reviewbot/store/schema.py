@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Final
 
 # First keys of the PostgreSQL advisory locks the store takes ("rb" and a number), so that another
-# application's advisory locks in the same database are unlikely to collide with ours.
+# application's advisory locks in the same database are unlikely to collide with ours. A transaction
+# that takes locks of several kinds takes them in the order of these numbers, so that two cannot cross.
 LOCK_MIGRATIONS: Final = 0x7262_0001
 LOCK_PULL_REQUEST: Final = 0x7262_0002
 LOCK_CLAIM: Final = 0x7262_0003
 LOCK_TURN: Final = 0x7262_0004
 LOCK_PRUNE: Final = 0x7262_0005
 LOCK_INSTALLATION: Final = 0x7262_0006
+LOCK_DELIVERY: Final = 0x7262_0007
 
 # Each entry is one schema version (1, 2, …); never edit an entry once released, append a new one.
 # `{auto_id}` is filled in from the dialect.
@@ -152,12 +154,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # (reviewbot.store.deliveries): GitHub signs the body, not the delivery id, so the same body under
     # a new id is a replay. It is kept as long as its delivery (reviewbot.store.retention). Rows from
     # before have none: NULL, which the index leaves out, so they are held to their id alone.
-    # An installation keeps GitHub's time of the last suspension recorded (reviewbot.store.installations),
-    # after an unsuspend too, so that a suspension no later than it changes nothing.
     (
         "ALTER TABLE deliveries ADD COLUMN body_sha256 TEXT",
         "CREATE UNIQUE INDEX deliveries_one_per_body ON deliveries (body_sha256) WHERE body_sha256 IS NOT NULL",
-        "ALTER TABLE installations ADD COLUMN last_suspended_at DOUBLE PRECISION",
     ),
 )
 
