@@ -208,7 +208,7 @@ class _Routes:
             try:
                 answer = await self._webhook(receive, headers, delivery, named, _Peer(peer))
             except ClientGone as gone:
-                self._bad_bodies.warning("delivery %s: %s; nothing recorded", named, gone)
+                self._bad_bodies.log("delivery %s: %s; nothing recorded", named, gone)
                 return  # no one to answer
         if answer.refused is not None:
             metrics.observe_rejection(answer.refused)
@@ -232,16 +232,16 @@ class _Routes:
             return _Answer(401, error_body("invalid signature"), "signature")
         check = SignatureCheck.from_header(self._secret, headers.get(b"x-hub-signature-256"))
         if check is None:
-            self._unsigned.warning("delivery %s: missing or malformed X-Hub-Signature-256", named)
+            self._unsigned.log("delivery %s: missing or malformed X-Hub-Signature-256", named)
             return _Answer(401, error_body("invalid signature"), "signature")
         event = headers.get(b"x-github-event", "")
         if not event or b"x-github-delivery" not in headers:
             return _Answer(400, error_body("X-GitHub-Event and X-GitHub-Delivery headers are required"), "bad_request")
         if delivery is None:  # it is the store's key and in every log line of the delivery
-            self._bad_headers.warning("delivery from %s refused: X-GitHub-Delivery %s is not a GUID", peer.named, named)
+            self._bad_headers.log("delivery from %s refused: X-GitHub-Delivery %s is not a GUID", peer.named, named)
             return _Answer(400, error_body(NOT_A_GUID), "bad_request")
         if event_name(event) is None:  # it is kept with the delivery and named in its log lines
-            self._bad_headers.warning(
+            self._bad_headers.log(
                 "delivery %s refused: X-GitHub-Event %s is no event name", named, logs.printable(event)
             )
             return _Answer(400, error_body(NOT_AN_EVENT), "bad_request")
@@ -255,7 +255,7 @@ class _Routes:
                 timeout=self._read_timeout,
             )
         except BodyRefused as refused:
-            self._bad_bodies.warning("delivery %s from %s: %s", delivery, peer.named, refused)
+            self._bad_bodies.log("delivery %s from %s: %s", delivery, peer.named, refused)
             return _refusal(refused)
         # A store error is an answer (503), not an exception: the intake logs and counts it.
         answer = await self._committer.accept(delivery, event, body)
